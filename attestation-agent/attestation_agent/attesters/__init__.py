@@ -1,0 +1,83 @@
+"""Evidence collection, one module per TEE.
+
+Each module `attestation_agent.attesters.<tee>` exposes `probe(sysroot: Path) -> Attester | None`, which looks
+for its device under `sysroot` (the real root "/" in a guest; a fake device tree in tests) and returns an
+attester when the TEE is present. Detection tries TDX, then SNP, then TPM; the sample attester is the fallback,
+used only when nothing else is found (with a warning from the CLI).
+
+>>> from pathlib import Path
+>>> attester = detect(Path("/nonexistent"))
+>>> attester.tee
+'sample'
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Protocol
+
+__all__ = ["Attester", "AttesterError", "detect", "get"]
+
+DETECTION_ORDER = ("tdx", "snp", "tpm")
+SYSROOT_ENV = "VERITEE_SYSROOT"
+
+
+class AttesterError(Exception):
+    """The TEE device is there but evidence could not be collected (a clear, operational error)."""
+
+
+class Attester(Protocol):
+    tee: str
+
+    def evidence(self, report_data: bytes) -> dict[str, object]:
+        """The evidence JSON of SPEC section 4 bound to report_data (at most 64 bytes)."""
+        ...
+
+    def bind_init_data(self, digest: bytes) -> None:
+        """Bind the init-data digest where the guest itself must do it (the TPM extends PCR8); TEEs whose
+        field is set at launch (TDX MRCONFIGID, SNP HOST_DATA) do nothing."""
+        ...
+
+
+def sysroot() -> Path:
+    return Path(os.environ.get(SYSROOT_ENV, "/"))
+
+
+def _probe(tee: str, root: Path) -> Attester | None:
+    try:
+        module = importlib.import_module(f"attestation_agent.attesters.{tee}")
+    except ModuleNotFoundError:
+        return None
+    probe = getattr(module, "probe", None)
+    if probe is None:
+        return None
+    found: Attester | None = probe(root)
+    return found
+
+
+def detect(root: Path | None = None) -> Attester:
+    """The first TEE found under root, else the sample attester."""
+    root = sysroot() if root is None else root
+    for tee in DETECTION_ORDER:
+        found = _probe(tee, root)
+        if found is not None:
+            return found
+    from .sample import SampleAttester  # noqa: PLC0415
+
+    return SampleAttester()
+
+
+def get(tee: str, root: Path | None = None) -> Attester:
+    """The attester for a named TEE; AttesterError when that TEE is not present."""
+    if tee == "sample":
+        from .sample import SampleAttester  # noqa: PLC0415
+
+        return SampleAttester()
+    if tee not in DETECTION_ORDER:
+        raise AttesterError(f"unknown TEE {tee!r}; expected one of {[*DETECTION_ORDER, 'sample']}")
+    found = _probe(tee, sysroot() if root is None else root)
+    if found is None:
+        raise AttesterError(f"TEE {tee!r} not found on this machine")
+    return found
