@@ -11,6 +11,7 @@ Layout:
 
 from __future__ import annotations
 
+import re
 from types import MappingProxyType
 from typing import Final
 
@@ -39,9 +40,9 @@ __all__ = ["parse"]
 KINDS: Final = ("tcg2", "ccel")
 # A digest size beyond any registered hash is a corrupt Spec ID table, not a new algorithm.
 MAX_DIGEST_SIZE: Final = 128
-# PFP 10.4.5.1: the signature prefix shared by the legacy SHA-1 log ("Spec ID Event00"), which this
-# library does not parse, and the crypto-agile one.
-_SPEC_ID_PREFIX: Final = b"Spec ID Event"
+# PFP 10.4.5.1: other versions of the Spec ID event (the legacy SHA-1 log's "Spec ID Event00") are
+# unsupported formats rather than malformed ones.
+_SPEC_ID_OTHER_VERSION: Final = re.compile(rb"Spec ID Event\d\d\x00")
 _STARTUP_LOCALITY_SIZE: Final = len(STARTUP_LOCALITY_SIGNATURE) + 1
 _PADDING: Final = (b"\x00", b"\xff")
 
@@ -108,9 +109,8 @@ def _spec_id(data: bytes, kind: Kind) -> SpecId:
     r = Reader(data, f"{kind} event log Spec ID event")
     signature = r.take(len(SPEC_ID_SIGNATURE), "signature")
     if signature != SPEC_ID_SIGNATURE:
-        reason = (
-            Reason.UNSUPPORTED_FORMAT if signature.startswith(_SPEC_ID_PREFIX) else Reason.MALFORMED_EVIDENCE
-        )
+        legacy = _SPEC_ID_OTHER_VERSION.fullmatch(signature) is not None
+        reason = Reason.UNSUPPORTED_FORMAT if legacy else Reason.MALFORMED_EVIDENCE
         raise FormatError(
             f"{kind} event log: Spec ID event signature is {signature!r}, expected {SPEC_ID_SIGNATURE!r} "
             "(TCG2 crypto-agile format)",
