@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from verifier.errors import FormatError
+from verifier.eventlog import _parse as parse_module
 from verifier.eventlog import parse
 
 from ._build import SHA1, SHA256, measured, tcg2_log
@@ -79,3 +80,10 @@ def test_u32_field_overwrite_of_real_logs(name: str, data: st.DataObject) -> Non
 def test_real_prefixes_parse() -> None:
     for raw, kind in REAL.values():
         assert parse(raw, kind).events  # type: ignore[arg-type]
+
+
+@FUZZ
+@given(st.binary(max_size=300), st.integers(0, 70_000), st.sampled_from([0x00, 0xFF]))
+def test_padding_scan_matches_rstrip(body: bytes, run: int, pad: int) -> None:
+    data = body + bytes([pad]) * run
+    assert parse_module._trailing_run_start(data, pad) == len(data.rstrip(bytes([pad])))
