@@ -182,3 +182,14 @@ def test_check_replay_without_common_register_fails_closed(vectors: Path) -> Non
         check_replay(log, {"sha256": {"10": bytes(32)}})
     assert info.value.reason is Reason.EVENTLOG_MISMATCH
     assert "no register in common" in info.value.detail
+
+
+def test_parsed_log_is_immutable_and_hashable(vectors: Path) -> None:
+    log = _load(vectors, CCEL_OVMF, "ccel")
+    event = log.events[0]
+    with pytest.raises(AttributeError):
+        event.register = "rtmr3"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        event.digests["sha384"] = bytes(48)  # type: ignore[index]
+    assert len(set(log.events)) == CCEL_OVMF_EVENTS
+    assert hash(log) == hash(_load(vectors, CCEL_OVMF, "ccel"))
