@@ -24,9 +24,9 @@ def step(message: str) -> None:
     print(f"\n==> {message}", flush=True)
 
 
-def run(*args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+def run(*args: str) -> subprocess.CompletedProcess[bytes]:
     print("    $ " + " ".join(args), flush=True)
-    return subprocess.run(args, check=True, **kwargs)  # type: ignore[call-overload, no-any-return]
+    return subprocess.run(args, check=True)
 
 
 def free_port() -> int:

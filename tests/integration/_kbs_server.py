@@ -1,8 +1,8 @@
 """Run a real `kbs serve` on a free loopback port, configured by `kbs init` plus overrides, for end-to-end tests.
 
-    with KbsServer(tmp_path, config={"verifier": {"allow_sample": True}}) as kbs:
-        kbs.admin.put_resource("default/key/1", b"secret")
-        ... kbs.url ...
+with KbsServer(tmp_path, config={"verifier": {"allow_sample": True}}) as kbs:
+    kbs.admin.put_resource("default/key/1", b"secret")
+    ... kbs.url ...
 """
 
 from __future__ import annotations
