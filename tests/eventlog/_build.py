@@ -37,12 +37,7 @@ def header(
     size: int | None = None,
 ) -> bytes:
     """TCG_PCClientPCREvent: pcrIndex 0, eventType, 20-byte digest, eventSize, event."""
-    return (
-        struct.pack("<II", 0, event_type)
-        + digest
-        + struct.pack("<I", len(spec) if size is None else size)
-        + spec
-    )
+    return struct.pack("<II", 0, event_type) + digest + struct.pack("<I", len(spec) if size is None else size) + spec
 
 
 def event2(

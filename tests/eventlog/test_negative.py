@@ -44,12 +44,8 @@ BAD = [
     Bad("only padding", b"\xff" * 4096, "header.eventType is 0xffffffff"),
     Bad("truncated header", tcg2_log()[:20], "header.digest"),
     Bad("truncated Spec ID event", tcg2_log()[:40], "header.event needs"),
-    Bad(
-        "header not EV_NO_ACTION", header(spec_id(TABLE), event_type=EV_SEPARATOR), "header.eventType is 0x4"
-    ),
-    Bad(
-        "header digest not zero", header(spec_id(TABLE), digest=b"\x01" * 20), "reserved field header.digest"
-    ),
+    Bad("header not EV_NO_ACTION", header(spec_id(TABLE), event_type=EV_SEPARATOR), "header.eventType is 0x4"),
+    Bad("header digest not zero", header(spec_id(TABLE), digest=b"\x01" * 20), "reserved field header.digest"),
     Bad(
         "bad Spec ID signature",
         header(spec_id(TABLE, signature=b"NotASpecIdEvent\x00")),
@@ -64,9 +60,7 @@ BAD = [
     Bad("no algorithms", header(spec_id([], count=0)), "numberOfAlgorithms is 0"),
     Bad("too many algorithms", header(spec_id(TABLE, count=1000)), "numberOfAlgorithms is 1000"),
     Bad("algorithm table short", header(spec_id(TABLE, count=3)), "digestSizes[2].algorithmId"),
-    Bad(
-        "sha256 with wrong size", header(spec_id([(SHA256, 20)])), "digestSize for sha256 is 20, expected 32"
-    ),
+    Bad("sha256 with wrong size", header(spec_id([(SHA256, 20)])), "digestSize for sha256 is 20, expected 32"),
     Bad("unknown algorithm size zero", header(spec_id([(0x1234, 0)])), "alg_0x1234 is 0"),
     Bad("algorithm listed twice", header(spec_id([(SHA1, 20), (SHA1, 20)])), "lists an algorithm twice"),
     Bad("Spec ID trailing bytes", header(spec_id(TABLE) + b"\x01"), "1 trailing bytes"),
@@ -97,9 +91,7 @@ BAD = [
     ),
     Bad(
         "event size over the cap",
-        tcg2_log(
-            event2(0, EV_IPL, b"", [(SHA1, bytes(20)), (SHA256, bytes(32))], size=MAX_EVENT_DATA_SIZE + 1)
-        ),
+        tcg2_log(event2(0, EV_IPL, b"", [(SHA1, bytes(20)), (SHA256, bytes(32))], size=MAX_EVENT_DATA_SIZE + 1)),
         f"eventSize is {MAX_EVENT_DATA_SIZE + 1}, over the limit",
     ),
     Bad("truncated second event", tcg2_log(GOOD_EVENT, GOOD_EVENT[:30]), "event[1].digests[0].digest"),
@@ -122,17 +114,12 @@ BAD = [
     ),
     Bad(
         "StartupLocality event too long",
-        tcg2_log(
-            event2(0, EV_NO_ACTION, STARTUP_LOCALITY + b"\x03\x00", [(SHA1, bytes(20)), (SHA256, bytes(32))])
-        ),
+        tcg2_log(event2(0, EV_NO_ACTION, STARTUP_LOCALITY + b"\x03\x00", [(SHA1, bytes(20)), (SHA256, bytes(32))])),
         "StartupLocality event is 18 bytes, expected 17",
     ),
     Bad(
         "two StartupLocality events",
-        tcg2_log(
-            *[event2(0, EV_NO_ACTION, STARTUP_LOCALITY + b"\x03", [(SHA1, bytes(20)), (SHA256, bytes(32))])]
-            * 2
-        ),
+        tcg2_log(*[event2(0, EV_NO_ACTION, STARTUP_LOCALITY + b"\x03", [(SHA1, bytes(20)), (SHA256, bytes(32))])] * 2),
         "event[1] is a second StartupLocality event",
     ),
     Bad("over the size cap", b"\x00" * (MAX_LOG_SIZE + 1), f"over the limit of {MAX_LOG_SIZE}"),

@@ -29,9 +29,7 @@ SEPARATOR = bytes(4)
 
 
 def _startup_locality(locality: int) -> bytes:
-    return event2(
-        0, EV_NO_ACTION, b"StartupLocality\x00" + bytes([locality]), [(SHA1, bytes(20)), (SHA256, bytes(32))]
-    )
+    return event2(0, EV_NO_ACTION, b"StartupLocality\x00" + bytes([locality]), [(SHA1, bytes(20)), (SHA256, bytes(32))])
 
 
 def test_startup_locality_sets_pcr0_initial_value() -> None:
@@ -45,9 +43,7 @@ def test_startup_locality_sets_pcr0_initial_value() -> None:
 
 
 def test_no_action_events_are_listed_not_extended() -> None:
-    log = parse(
-        tcg2_log(event2(5, EV_NO_ACTION, b"x", [(SHA1, b"\x01" * 20), (SHA256, b"\x01" * 32)])), "tcg2"
-    )
+    log = parse(tcg2_log(event2(5, EV_NO_ACTION, b"x", [(SHA1, b"\x01" * 20), (SHA256, b"\x01" * 32)])), "tcg2")
     assert len(log.events) == 1
     assert log.replay() == {}
 

@@ -49,9 +49,7 @@ _STARTUP_LOCALITY_SIZE: Final = len(STARTUP_LOCALITY_SIGNATURE) + 1
 # blocks of decreasing size: at most 15 comparisons per size once the largest blocks are consumed.
 _PADDING_BYTES: Final = (0x00, 0xFF)
 _PADDING_BLOCKS: Final = (64 * 1024, 4 * 1024, 256, 16, 1)
-_PADDING_PATTERNS: Final = {
-    pad: tuple(bytes([pad]) * block for block in _PADDING_BLOCKS) for pad in _PADDING_BYTES
-}
+_PADDING_PATTERNS: Final = {pad: tuple(bytes([pad]) * block for block in _PADDING_BLOCKS) for pad in _PADDING_BYTES}
 
 
 def parse(data: bytes, kind: Kind) -> EventLog:
@@ -60,9 +58,7 @@ def parse(data: bytes, kind: Kind) -> EventLog:
     Trailing padding (all 0x00 or all 0xFF after the last record) ends the log.
     """
     if kind not in KINDS:
-        raise FormatError(
-            f"event log kind is {kind!r}, expected one of {list(KINDS)}", Reason.UNSUPPORTED_FORMAT
-        )
+        raise FormatError(f"event log kind is {kind!r}, expected one of {list(KINDS)}", Reason.UNSUPPORTED_FORMAT)
     if not isinstance(data, bytes | bytearray | memoryview):
         raise FormatError(f"{kind} event log is a {type(data).__name__}, expected bytes")
     if len(data) > MAX_LOG_SIZE:
@@ -114,9 +110,7 @@ def _header(reader: Reader, kind: Kind) -> SpecId:
     reader.must_be_zero(HEADER_DIGEST_SIZE, "header.digest")
     size = reader.u32le("header.eventSize")
     if size > MAX_EVENT_DATA_SIZE:
-        raise FormatError(
-            f"{kind} event log: header.eventSize is {size}, over the limit of {MAX_EVENT_DATA_SIZE}"
-        )
+        raise FormatError(f"{kind} event log: header.eventSize is {size}, over the limit of {MAX_EVENT_DATA_SIZE}")
     return _spec_id(reader.take(size, "header.event"), kind)
 
 
@@ -139,9 +133,7 @@ def _spec_id(data: bytes, kind: Kind) -> SpecId:
     uintn_size = r.u8("uintnSize")
     count = r.u32le("numberOfAlgorithms")
     if not 1 <= count <= MAX_ALGORITHMS:
-        raise FormatError(
-            f"{kind} event log: Spec ID numberOfAlgorithms is {count}, expected 1 to {MAX_ALGORITHMS}"
-        )
+        raise FormatError(f"{kind} event log: Spec ID numberOfAlgorithms is {count}, expected 1 to {MAX_ALGORITHMS}")
     algorithms: list[Algorithm] = []
     for i in range(count):
         alg_id = r.u16le(f"digestSizes[{i}].algorithmId")
@@ -209,9 +201,7 @@ def _event2(reader: Reader, kind: Kind, index: int, table: dict[int, Algorithm])
         digests[alg.name] = reader.take(alg.digest_size, f"{field}.digests[{i}].digest")
     size = reader.u32le(f"{field}.eventSize")
     if size > MAX_EVENT_DATA_SIZE:
-        raise FormatError(
-            f"{kind} event log: {field}.eventSize is {size}, over the limit of {MAX_EVENT_DATA_SIZE}"
-        )
+        raise FormatError(f"{kind} event log: {field}.eventSize is {size}, over the limit of {MAX_EVENT_DATA_SIZE}")
     data = reader.take(size, f"{field}.event")
     return Event(
         index=index,
@@ -234,9 +224,7 @@ def _register(pcr_index: int, kind: Kind, index: int) -> str:
             )
         return CCEL_REGISTERS[pcr_index]
     if pcr_index > TCG2_MAX_PCR:
-        raise FormatError(
-            f"tcg2 event log: event[{index}].pcrIndex is {pcr_index}, expected 0 to {TCG2_MAX_PCR}"
-        )
+        raise FormatError(f"tcg2 event log: event[{index}].pcrIndex is {pcr_index}, expected 0 to {TCG2_MAX_PCR}")
     return str(pcr_index)
 
 
