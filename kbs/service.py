@@ -186,10 +186,9 @@ class Broker:
         return token
 
     def _attestation_policy(self, tee: str) -> tuple[str, str]:
-        for policy_id in (tee, "default"):
-            row = self.store.get_policy(f"attestation:{policy_id}")
-            if row is not None:
-                return policy_id, row.source
+        row = self.store.first_policy([f"attestation:{tee}", "attestation:default"])
+        if row is not None:
+            return row.id.removeprefix("attestation:"), row.source
         shipped = attestation_default(tee)
         if shipped is None:
             raise KbsError.attestation_failed(f"no attestation policy for tee {tee!r}")
@@ -229,11 +228,8 @@ class Broker:
     def resource_policy(self, path: str) -> tuple[str, str]:
         """The most specific resource policy for a path: by tag, type, repository, then global, then shipped."""
         repo, type_, tag = path.split("/")
-        for scope in (f"{repo}/{type_}/{tag}", f"{repo}/{type_}", repo):
-            row = self.store.get_policy(f"resource:{scope}")
-            if row is not None:
-                return row.id, row.source
-        row = self.store.get_policy("resource")
+        scopes = [f"resource:{repo}/{type_}/{tag}", f"resource:{repo}/{type_}", f"resource:{repo}", "resource"]
+        row = self.store.first_policy(scopes)
         if row is not None:
             return row.id, row.source
         return "default", load_shipped_policy("resource.rego")

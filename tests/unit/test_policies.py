@@ -43,3 +43,13 @@ def test_failing_rego_test_is_reported() -> None:
         "package policy_test\nimport rego.v1\ntest_allows if data.policy.allow\n",
     )
     assert results == {"test_allows": False}
+
+
+def test_policy_is_usable_from_other_threads() -> None:
+    """regorus engines are thread-bound; a Policy shared by the broker's thread pool must still evaluate."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    policy = Policy.compile("package policy\nimport rego.v1\ndefault allow := false\nallow if input.x == 1\n")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda x: policy.evaluate("data.policy", {"x": x})["allow"], [1, 2] * 50))
+    assert results == [True, False] * 50
