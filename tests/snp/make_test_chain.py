@@ -79,9 +79,7 @@ class Chain:
         return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (self.ask, self.ark, self.asvk))
 
 
-def _ca(
-    cn: str, issuer_cn: str, key: rsa.RSAPrivateKey, signer: rsa.RSAPrivateKey, serial: int
-) -> x509.Certificate:
+def _ca(cn: str, issuer_cn: str, key: rsa.RSAPrivateKey, signer: rsa.RSAPrivateKey, serial: int) -> x509.Certificate:
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(cn))
@@ -128,11 +126,7 @@ def make_vek(
     turin = chain.product == "Turin"
     bl, tee, snp, ucode, *rest = tcb
     fmc = rest[0] if rest else (0 if turin else None)
-    name = (
-        product_name
-        if product_name is not None
-        else (f"{chain.product}-B0" if kind == "vcek" else chain.product)
-    )
+    name = product_name if product_name is not None else (f"{chain.product}-B0" if kind == "vcek" else chain.product)
     issuer, signer = (chain.ask, chain.ask_key) if kind == "vcek" else (chain.asvk, chain.asvk_key)
     builder = (
         x509.CertificateBuilder()
@@ -152,15 +146,11 @@ def make_vek(
     if fmc is not None:
         builder = builder.add_extension(_ext(f"{AMD_OID}.3.9", _der_int(fmc)), critical=False)
     if kind == "vcek":
-        builder = builder.add_extension(
-            _ext(f"{AMD_OID}.4", chip_id[:8] if turin else chip_id), critical=False
-        )
+        builder = builder.add_extension(_ext(f"{AMD_OID}.4", chip_id[:8] if turin else chip_id), critical=False)
     else:
         builder = builder.add_extension(_ext(f"{AMD_OID}.5", _der_ia5("CN=test-csp.invalid")), critical=False)
     cert = builder.sign(signer, hashes.SHA384(), rsa_padding=PSS)
-    return Vek(
-        key, cert.public_bytes(serialization.Encoding.DER), chip_id, encode_tcb(bl, tee, snp, ucode, fmc)
-    )
+    return Vek(key, cert.public_bytes(serialization.Encoding.DER), chip_id, encode_tcb(bl, tee, snp, ucode, fmc))
 
 
 def make_crl(chain: Chain, revoked: list[int], *, next_update: datetime | None = None) -> bytes:
@@ -175,9 +165,7 @@ def make_crl(chain: Chain, revoked: list[int], *, next_update: datetime | None =
         builder = builder.add_revoked_certificate(
             x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
         )
-    return builder.sign(chain.ark_key, hashes.SHA384(), rsa_padding=PSS).public_bytes(
-        serialization.Encoding.DER
-    )
+    return builder.sign(chain.ark_key, hashes.SHA384(), rsa_padding=PSS).public_bytes(serialization.Encoding.DER)
 
 
 @dataclass
@@ -211,9 +199,7 @@ def make_report(vek: Vek, product: str, fields: ReportFields | None = None) -> b
     struct.pack_into("<IIQ", body, 0x000, f.version, f.guest_svn, f.policy)
     body[0x010:0x020] = f.family_id
     body[0x020:0x030] = f.image_id
-    struct.pack_into(
-        "<IIQQI", body, 0x030, f.vmpl, 1, f.current_tcb or vek.tcb, f.platform_info, f.signer_info
-    )
+    struct.pack_into("<IIQQI", body, 0x030, f.vmpl, 1, f.current_tcb or vek.tcb, f.platform_info, f.signer_info)
     body[0x050:0x090] = f.report_data
     body[0x090:0x0C0] = f.measurement
     body[0x0C0:0x0E0] = f.host_data

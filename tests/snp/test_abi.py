@@ -175,9 +175,7 @@ def test_fuzz_random_bytes_raise_only_format_error(data: bytes) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_fuzz_mutated_reports_raise_only_format_error(data: st.DataObject) -> None:
-    report = bytearray(
-        (Path(__file__).resolve().parents[3] / "shared/vectors/snp" / GO_SEV_GUEST).read_bytes()
-    )
+    report = bytearray((Path(__file__).resolve().parents[3] / "shared/vectors/snp" / GO_SEV_GUEST).read_bytes())
     for _ in range(data.draw(st.integers(1, 8))):
         offset = data.draw(st.integers(0, len(report) - 1))
         report[offset] = data.draw(st.integers(0, 255))

@@ -93,9 +93,7 @@ def test_ext_report_is_retried_with_the_size_the_kernel_reports(
         (sg.SNP_GET_EXT_REPORT, 0x4000, b"\x07" * 64),
         (sg.SNP_GET_EXT_REPORT, 5 * 4096, b"\x07" * 64),
     ]
-    assert (
-        verifier.verify("snp", evidence, trusting(milan_chain, report_data=b"\x07" * 64)).claims["vmpl"] == 0
-    )
+    assert verifier.verify("snp", evidence, trusting(milan_chain, report_data=b"\x07" * 64)).claims["vmpl"] == 0
 
 
 def test_plain_report_when_the_host_has_no_certificates(tmp_path: Path, guest: SnpGuest) -> None:

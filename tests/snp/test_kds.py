@@ -110,9 +110,7 @@ def test_crl_from_the_kds_revokes(milan_chain: Chain, tmp_path: Path) -> None:
             return httpx.Response(200, content=crl)
         return httpx.Response(200, content=vcek.der)
 
-    client = KdsClient(
-        base_url="https://kds.test", client=httpx.Client(transport=httpx.MockTransport(handler))
-    )
+    client = KdsClient(base_url="https://kds.test", client=httpx.Client(transport=httpx.MockTransport(handler)))
     with pytest.raises(VerifierError) as caught:
         verifier.verify("snp", make_report(vcek, "Milan"), trusting(milan_chain, sources={"snp": client}))
     assert caught.value.reason is Reason.CERTIFICATE_REVOKED
@@ -127,9 +125,7 @@ def test_crl_is_refetched_only_when_stale(tmp_path: Path, milan_chain: Chain) ->
         calls.append(request.url.path)
         return httpx.Response(200, content=fresh)
 
-    client = KdsClient(
-        base_url="https://kds.test", client=httpx.Client(transport=httpx.MockTransport(handler))
-    )
+    client = KdsClient(base_url="https://kds.test", client=httpx.Client(transport=httpx.MockTransport(handler)))
     assert client.crl("Milan") == fresh
     assert client.crl("Milan") == fresh
     assert calls == ["/vcek/v1/Milan/crl"]

@@ -28,8 +28,7 @@ S1 = {
     "current_tcb": {"bootloader": 2, "tee": 0, "snp": 5, "microcode": 68, "raw": "4405000000000002"},
     "platform_info": 0x1,
     "report_data": "0102030405" + "00" * 59,
-    "measurement": "b07af9620f3b839b47996422ddec6058338951d984e31211"
-    "5131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01",
+    "measurement": "b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01",
     "host_data": "00" * 32,
     "id_key_digest": "00" * 48,
     "author_key_digest": "00" * 48,
@@ -60,11 +59,9 @@ S2 = {
     "current_tcb": {"bootloader": 3, "tee": 0, "snp": 8, "microcode": 206, "raw": "ce08000000000003"},
     "platform_info": 0x1,
     "report_data": "ec6c52d7533cc2c4f45be7849cf112ab82b2009fe7bd43e71ed08c14400ad7e2" + "00" * 32,
-    "measurement": "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f6"
-    "3fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c",
+    "measurement": "a1f3930413247bb38cfc171579ea3c12d5fe4901f0c792f63fd75d98f1ef827c23500644e0e692e6be917f9050d3d38c",
     "host_data": "00" * 32,
-    "id_key_digest": "0356215882a825279a85b300b0b742931d113bf7e32dde2e"
-    "50ffde7ec743ca491ecdd7f336dc28a6e0b2bb57af7a44a3",
+    "id_key_digest": "0356215882a825279a85b300b0b742931d113bf7e32dde2e50ffde7ec743ca491ecdd7f336dc28a6e0b2bb57af7a44a3",
     "author_key_digest": "00" * 48,
     "report_id": "385eba81216de4776548fcb86f8ead03c1ebc92b6207f3210d9ccebb89c99005",
     "report_id_ma": "ff" * 32,
@@ -91,8 +88,7 @@ S3 = {
     "platform_info": 0x27,
     "report_data": "819770b7e6ea6df8dd8fd4dd146b073c0bf4f3ce5b0977ecac486e3a05ed1bd5"
     "4e2a7ac1f5d1ca02e7d7d5ef9f73b8574fd9359e3a480d741a4478e8a7bc27ca",
-    "measurement": "8922ebbdd00ec2c541f36a6e7a82a8773a7accb451ed67bc"
-    "94e740dbe92c93c4e8c9af857f5ceeb5a493df2a570d7bf0",
+    "measurement": "8922ebbdd00ec2c541f36a6e7a82a8773a7accb451ed67bc94e740dbe92c93c4e8c9af857f5ceeb5a493df2a570d7bf0",
     "host_data": "00" * 32,
     "report_id": "62e04fba700afd93b3a0cc0649b633ee36587fa8a8c2eb5d9b7cd7bc5f4bb057",
     "report_id_ma": "ff" * 32,
@@ -152,14 +148,10 @@ def test_evidence_json_with_extended_report_certificates(snp_vectors: Path) -> N
 def test_report_data_and_host_data_bindings(snp_vectors: Path) -> None:
     report = (snp_vectors / "go-sev-guest/attestation.bin").read_bytes()
     vcek = (snp_vectors / "go-sev-guest/vcek.testcer").read_bytes()
-    ok = Options(
-        at=TODAY, certificates=(vcek,), report_data=bytes([1, 2, 3, 4, 5]), init_data_digest=bytes(48)
-    )
+    ok = Options(at=TODAY, certificates=(vcek,), report_data=bytes([1, 2, 3, 4, 5]), init_data_digest=bytes(48))
     assert verifier.verify("snp", report, ok).claims["vmpl"] == 0
     with pytest.raises(VerifierError) as caught:
-        verifier.verify(
-            "snp", report, Options(at=TODAY, certificates=(vcek,), report_data=bytes([1, 2, 3, 4, 6]))
-        )
+        verifier.verify("snp", report, Options(at=TODAY, certificates=(vcek,), report_data=bytes([1, 2, 3, 4, 6])))
     assert caught.value.reason is Reason.REPORT_DATA_MISMATCH
     assert "REPORT_DATA is 0102030405" in caught.value.detail
     with pytest.raises(VerifierError) as caught:
@@ -218,9 +210,7 @@ NEGATIVES = {
 }
 
 
-@pytest.mark.parametrize(
-    ("report", "certs", "at", "reason", "detail"), NEGATIVES.values(), ids=NEGATIVES.keys()
-)
+@pytest.mark.parametrize(("report", "certs", "at", "reason", "detail"), NEGATIVES.values(), ids=NEGATIVES.keys())
 def test_real_negatives(
     snp_vectors: Path, report: str, certs: list[str], at: datetime, reason: Reason, detail: str
 ) -> None:

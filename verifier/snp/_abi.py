@@ -321,8 +321,7 @@ def parse_report(data: bytes) -> AttestationReport:
         signing_key = SigningKey(key_bits)
     except ValueError:
         raise FormatError(
-            f"ATTESTATION_REPORT: SIGNER_INFO.SIGNING_KEY is {key_bits}, "
-            "expected 0 (VCEK), 1 (VLEK) or 7 (none)"
+            f"ATTESTATION_REPORT: SIGNER_INFO.SIGNING_KEY is {key_bits}, expected 0 (VCEK), 1 (VLEK) or 7 (none)"
         ) from None
     r.must_be_zero(4, "reserved at 0x04C")
     report_data = r.take(REPORT_DATA_SIZE, "REPORT_DATA")
@@ -418,9 +417,7 @@ def parse_evidence(evidence: Mapping[str, object] | bytes) -> SnpEvidence:
             )
         for name in raw_certs:
             if name not in CERTIFICATE_NAMES:
-                raise FormatError(
-                    f"SNP evidence: certificates has key {name!r}, expected some of {CERTIFICATE_NAMES}"
-                )
+                raise FormatError(f"SNP evidence: certificates has key {name!r}, expected some of {CERTIFICATE_NAMES}")
             if raw_certs[name] is not None:
                 certificates[name] = b64field(raw_certs, name, "SNP evidence certificates")
     return SnpEvidence(report=report, certificates=certificates)

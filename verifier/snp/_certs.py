@@ -95,9 +95,7 @@ def _load_der(data: bytes) -> x509.Certificate:
 def load_certificates(data: bytes) -> tuple[x509.Certificate, ...]:
     """Certificates in PEM (one or more) or DER; () when data is neither."""
     if b"-----BEGIN CERTIFICATE-----" in data:
-        blocks = [
-            b"-----BEGIN CERTIFICATE-----" + part for part in data.split(b"-----BEGIN CERTIFICATE-----")[1:]
-        ]
+        blocks = [b"-----BEGIN CERTIFICATE-----" + part for part in data.split(b"-----BEGIN CERTIFICATE-----")[1:]]
         out = []
         for block in blocks:
             try:
@@ -121,9 +119,7 @@ def common_name(name: x509.Name) -> str:
 def verify_issued_by(cert: x509.Certificate, issuer: x509.Certificate, what: str) -> None:
     """RSASSA-PSS with SHA-384 (57230 section 2): cert's signature under issuer's key, names chained."""
     if cert.issuer != issuer.subject:
-        raise _invalid(
-            f"{what} issuer is {cert.issuer.rfc4514_string()}, expected {issuer.subject.rfc4514_string()}"
-        )
+        raise _invalid(f"{what} issuer is {cert.issuer.rfc4514_string()}, expected {issuer.subject.rfc4514_string()}")
     _check_signature(cert, issuer, what)
 
 
@@ -189,9 +185,7 @@ def _extension(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> bytes | No
     return value.value if isinstance(value, x509.UnrecognizedExtension) else None
 
 
-def _spl(
-    cert: x509.Certificate, oid: x509.ObjectIdentifier, field: str, *, required: bool = True
-) -> int | None:
+def _spl(cert: x509.Certificate, oid: x509.ObjectIdentifier, field: str, *, required: bool = True) -> int | None:
     raw = _extension(cert, oid)
     if raw is None:
         if required:
@@ -219,26 +213,20 @@ def parse_vek(der: bytes) -> Vek:
         raise _invalid(f"{kind.upper()} public key is not EC P-384")
     raw_name = _extension(cert, OID_PRODUCT_NAME)
     product_name = (
-        _der_content(raw_name, _DER_IA5_STRING, "productName").decode("ascii", "replace")
-        if raw_name
-        else None
+        _der_content(raw_name, _DER_IA5_STRING, "productName").decode("ascii", "replace") if raw_name else None
     )
     issuer = common_name(cert.issuer)
     by_issuer = _product_from_text(issuer)
     by_name = _product_from_text(product_name) if product_name is not None else None
     if product_name is not None and by_name is None:
-        raise _invalid(
-            f"{kind.upper()} productName is {product_name!r}, expected one of {PRODUCTS} (with stepping)"
-        )
+        raise _invalid(f"{kind.upper()} productName is {product_name!r}, expected one of {PRODUCTS} (with stepping)")
     if by_issuer is not None and by_name is not None and by_issuer != by_name:
         raise _invalid(
             f"{kind.upper()} productName is {product_name!r} but its issuer is {issuer!r}: ambiguous product"
         )
     product = by_name or by_issuer
     if product is None:
-        raise _invalid(
-            f"{kind.upper()} names no product (issuer {issuer!r}, no productName): ambiguous product"
-        )
+        raise _invalid(f"{kind.upper()} names no product (issuer {issuer!r}, no productName): ambiguous product")
     hwid: bytes | None = None
     raw_hwid = _extension(cert, OID_HWID)
     if kind == "vcek":

@@ -147,9 +147,7 @@ def _signing_vek(report: bytes, candidates: list[bytes]) -> Vek:
         try:
             vek.public_key.verify(signature, signed, ec.ECDSA(hashes.SHA384()))
         except InvalidSignature:
-            tried.append(
-                f"{vek.kind.upper()} ({vek.product}, valid to {vek.cert.not_valid_after_utc.date()})"
-            )
+            tried.append(f"{vek.kind.upper()} ({vek.product}, valid to {vek.cert.not_valid_after_utc.date()})")
             continue
         return vek
     if not tried and first_error is not None:
@@ -242,9 +240,7 @@ def _check_chain(vek: Vek, provided: Mapping[str, bytes], options: Options) -> A
 def _check_provided(provided: Mapping[str, bytes], anchor: Anchor, vek: Vek) -> None:
     """Chain certificates in the evidence must be the trusted ones of the VEK's product, never other roots."""
     trusted = {
-        c.public_bytes(Encoding.DER)
-        for c in (anchor.ark, anchor.ask, anchor.asvk)
-        if isinstance(c, x509.Certificate)
+        c.public_bytes(Encoding.DER) for c in (anchor.ark, anchor.ask, anchor.asvk) if isinstance(c, x509.Certificate)
     }
     for key in ("ask", "asvk", "ark"):
         data = provided.get(key)
@@ -271,8 +267,7 @@ def _check_revocation(anchor: Anchor, intermediate: x509.Certificate, options: O
         if next_update is not None and next_update < options.at and not options.allow_expired_collateral:
             raise VerificationError(
                 Reason.COLLATERAL_EXPIRED,
-                f"{anchor.product} CRL nextUpdate is {next_update.isoformat()}, "
-                f"before {options.at.isoformat()}",
+                f"{anchor.product} CRL nextUpdate is {next_update.isoformat()}, before {options.at.isoformat()}",
             )
         revoked = crl.get_revoked_certificate_by_serial_number(intermediate.serial_number)
         if revoked is not None:

@@ -90,9 +90,7 @@ class KdsClient:
         try:
             response = self._http().get(url, headers={"Accept": "application/octet-stream"})
         except httpx.HTTPError as exc:
-            raise VerificationError(
-                Reason.COLLATERAL_MISSING, f"KDS {what}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise VerificationError(Reason.COLLATERAL_MISSING, f"KDS {what}: {type(exc).__name__}: {exc}") from exc
         if response.status_code != httpx.codes.OK:
             raise VerificationError(
                 Reason.COLLATERAL_MISSING, f"KDS {what}: HTTP {response.status_code} from {url}, expected 200"
@@ -113,9 +111,7 @@ class KdsClient:
 
     def vcek(self, product: str, hwid: bytes, tcb: Tcb) -> bytes:
         if product not in PRODUCTS:
-            raise VerificationError(
-                Reason.COLLATERAL_MISSING, f"KDS: product {product!r} is not one of {PRODUCTS}"
-            )
+            raise VerificationError(Reason.COLLATERAL_MISSING, f"KDS: product {product!r} is not one of {PRODUCTS}")
         key = f"vcek/{product}/{hwid.hex()}-{tcb.raw:016x}.der"
         with self._lock:
             cached = self._cached(key)

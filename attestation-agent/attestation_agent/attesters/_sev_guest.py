@@ -140,8 +140,7 @@ def get_report(fd: int, user_data: bytes, ioctl: IoctlFn = system_ioctl) -> byte
         ioctl(fd, SNP_GET_REPORT, arg)
     except OSError as exc:
         raise SevGuestError(
-            f"SNP_GET_REPORT failed: {exc.strerror} "
-            f"(fw_error {arg.fw_error:#x}, vmm_error {arg.vmm_error:#x})"
+            f"SNP_GET_REPORT failed: {exc.strerror} (fw_error {arg.fw_error:#x}, vmm_error {arg.vmm_error:#x})"
         ) from exc
     return _report(resp)
 

@@ -98,8 +98,7 @@ class ConfigfsTsm:
                 self.fs.rmdir(entry)
         if after != generation:
             raise AttesterError(
-                f"configfs-tsm generation moved from {generation} to {after}: another writer changed the "
-                "request; retry"
+                f"configfs-tsm generation moved from {generation} to {after}: another writer changed the request; retry"
             )
         return outblob, auxblob
 
