@@ -33,9 +33,11 @@ __all__ = [
     "Vek",
     "find_crls",
     "load_certificates",
+    "load_ders",
     "parse_vek",
     "pinned_anchors",
     "trust_anchors",
+    "vek_ders",
     "verify_issued_by",
 ]
 
@@ -108,6 +110,19 @@ def load_certificates(data: bytes) -> tuple[x509.Certificate, ...]:
         return (_load_der(data),)
     except ValueError:
         return ()
+
+
+@functools.lru_cache(maxsize=1024)
+def load_ders(data: bytes) -> tuple[bytes, ...]:
+    """The DER encodings of the certificates in data (cached: re-encoding costs more than a P-384 verify)."""
+    return tuple(cert.public_bytes(Encoding.DER) for cert in load_certificates(data))
+
+
+@functools.lru_cache(maxsize=1024)
+def vek_ders(data: bytes) -> tuple[bytes, ...]:
+    """The DER encodings of the VCEK/VLEK certificates (subject CN SEV-VCEK/SEV-VLEK) in data."""
+    pairs = zip(load_certificates(data), load_ders(data), strict=True)
+    return tuple(der for cert, der in pairs if common_name(cert.subject) in (VCEK_SUBJECT_CN, VLEK_SUBJECT_CN))
 
 
 def common_name(name: x509.Name) -> str:
@@ -267,6 +282,7 @@ class Anchor:
     ask: x509.Certificate | None
     asvk: x509.Certificate | None
     pinned: bool
+    ders: frozenset[bytes]  # DER of ark, ask and asvk: what evidence-supplied chain certificates must equal
 
     def intermediate(self, kind: str) -> x509.Certificate | None:
         return self.ask if kind == "vcek" else self.asvk
@@ -293,7 +309,8 @@ def trust_anchors(bundles: tuple[bytes, ...], *, pinned: bool = False) -> tuple[
                 ask = cert
             elif name == f"SEV-VLEK-{product}":
                 asvk = cert
-        anchors.append(Anchor(product=product, ark=ark, ask=ask, asvk=asvk, pinned=pinned))
+        ders = frozenset(c.public_bytes(Encoding.DER) for c in (ark, ask, asvk) if c is not None)
+        anchors.append(Anchor(product=product, ark=ark, ask=ask, asvk=asvk, pinned=pinned, ders=ders))
     return tuple(anchors)
 
 

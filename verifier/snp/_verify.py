@@ -14,6 +14,7 @@ Order (each step only trusts what the previous one proved):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
@@ -22,7 +23,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from .._common import check_init_data, check_report_data
 from ..errors import Reason, VerificationError, VerifierError
@@ -45,9 +45,11 @@ from ._certs import (
     common_name,
     find_crls,
     load_certificates,
+    load_ders,
     parse_vek,
     pinned_anchors,
     trust_anchors,
+    vek_ders,
     verify_issued_by,
 )
 from ._claims import claims_from_report, claims_json
@@ -85,12 +87,7 @@ def product_from_cpuid(family: int, model: int) -> str | None:
 
 
 def _vek_candidates(items: Iterable[bytes]) -> list[bytes]:
-    out = []
-    for data in items:
-        for cert in load_certificates(data):
-            if common_name(cert.subject) in ("SEV-VCEK", "SEV-VLEK"):
-                out.append(cert.public_bytes(Encoding.DER))
-    return out
+    return [der for data in items for der in vek_ders(data)]
 
 
 def _fetch_vek(report: bytes, options: Options) -> list[bytes]:
@@ -204,30 +201,36 @@ def _bind(report: AttestationReport, vek: Vek) -> str:
     return product
 
 
-def _check_chain(vek: Vek, provided: Mapping[str, bytes], options: Options) -> Anchor:
-    anchors = pinned_anchors() + trust_anchors(tuple(options.trust.get("snp", ())))
-    matching = [(a, a.intermediate(vek.kind)) for a in anchors if a.product == vek.product]
+@functools.lru_cache(maxsize=256)
+def _issuing_anchor(vek_der: bytes, trust: tuple[bytes, ...]) -> tuple[Anchor, x509.Certificate] | str:
+    """The trusted anchor whose ASK/ASVK signed this VEK, or why there is none. Cached by bytes: the RSA
+    checks do not depend on the evaluation time, only validity does (checked on every call)."""
+    vek = parse_vek(vek_der)
+    anchors = pinned_anchors() + trust_anchors(trust)
     name = "ASK" if vek.kind == "vcek" else "ASVK"
-    chosen: tuple[Anchor, x509.Certificate] | None = None
-    last: VerificationError | None = None
-    for anchor, candidate in matching:
-        if candidate is None:
+    detail = f"no trusted {name} for {vek.product}"
+    for anchor in anchors:
+        candidate = anchor.intermediate(vek.kind)
+        if anchor.product != vek.product or candidate is None:
             continue
         try:
             verify_issued_by(vek.cert, candidate, vek.kind.upper())
         except VerificationError as exc:
-            last = exc
+            detail = exc.detail
             continue
-        chosen = (anchor, candidate)
-        break
-    if chosen is None:
-        detail = last.detail if last else f"no trusted {name} for {vek.product}"
-        raise VerificationError(
-            Reason.CERTIFICATE_INVALID,
-            f"{vek.kind.upper()} (issuer {vek.cert.issuer.rfc4514_string()}) does not chain to a trusted "
-            f"{vek.product} {name}/ARK: {detail}",
-        )
-    anchor, intermediate = chosen
+        return anchor, candidate
+    return (
+        f"{vek.kind.upper()} (issuer {vek.cert.issuer.rfc4514_string()}) does not chain to a trusted "
+        f"{vek.product} {name}/ARK: {detail}"
+    )
+
+
+def _check_chain(vek: Vek, provided: Mapping[str, bytes], options: Options) -> Anchor:
+    found = _issuing_anchor(vek.der, tuple(options.trust.get("snp", ())))
+    if isinstance(found, str):
+        raise VerificationError(Reason.CERTIFICATE_INVALID, found)
+    anchor, intermediate = found
+    name = "ASK" if vek.kind == "vcek" else "ASVK"
     _check_provided(provided, anchor, vek)
     at = options.at
     check_validity(vek.cert, at, vek.kind.upper())
@@ -239,15 +242,12 @@ def _check_chain(vek: Vek, provided: Mapping[str, bytes], options: Options) -> A
 
 def _check_provided(provided: Mapping[str, bytes], anchor: Anchor, vek: Vek) -> None:
     """Chain certificates in the evidence must be the trusted ones of the VEK's product, never other roots."""
-    trusted = {
-        c.public_bytes(Encoding.DER) for c in (anchor.ark, anchor.ask, anchor.asvk) if isinstance(c, x509.Certificate)
-    }
     for key in ("ask", "asvk", "ark"):
         data = provided.get(key)
         if data is None:
             continue
-        for cert in load_certificates(data) or ():
-            if cert.public_bytes(Encoding.DER) not in trusted:
+        for cert, der in zip(load_certificates(data), load_ders(data), strict=True):
+            if der not in anchor.ders:
                 raise VerificationError(
                     Reason.CERTIFICATE_INVALID,
                     f"certificates.{key} in the evidence is {common_name(cert.subject)!r}, not the trusted "
