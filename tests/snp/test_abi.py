@@ -194,3 +194,18 @@ def test_vlek_signed_resigned_report_without_chip_id(milan_chain: Chain) -> None
     parsed = parse_report(report)
     assert parsed.signing_key is _abi.SigningKey.VLEK
     assert parsed.chip_id == bytes(64)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=20), inner, max_size=3),
+        max_leaves=8,
+    ),
+    st.sampled_from(["attestation_report", "certificates", "vcek"]),
+)
+def test_fuzz_evidence_json_raises_only_format_error(value: object, key: str) -> None:
+    document = {"attestation_report": base64.b64encode(bytes(1184)).decode(), key: value}
+    with contextlib.suppress(FormatError):
+        parse_evidence(document)

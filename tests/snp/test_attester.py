@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import struct
 import uuid
@@ -11,6 +12,8 @@ import pytest
 from attestation_agent.attesters import AttesterError
 from attestation_agent.attesters import _sev_guest as sg
 from attestation_agent.attesters.snp import ConfigfsTsm, SevGuestDevice, SnpAttester, probe
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import verifier
 from tests.snp.conftest import trusting
@@ -139,3 +142,22 @@ CORRUPT_TABLES = {
 def test_corrupt_cert_tables(table: bytes) -> None:
     with pytest.raises(sg.SevGuestError, match="certificate table"):
         sg.parse_cert_table(table)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_fuzz_cert_table_raises_only_sev_guest_error(data: bytes) -> None:
+    with contextlib.suppress(sg.SevGuestError):
+        parsed = sg.parse_cert_table(data)
+        assert all(isinstance(v, bytes) for v in parsed.certificates.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_fuzz_mutated_cert_tables(data: st.DataObject) -> None:
+    table = bytearray(cert_table({"vcek": b"V" * 40, "ask": b"S" * 30, "ark": b"A" * 20}))
+    for _ in range(data.draw(st.integers(1, 6))):
+        table[data.draw(st.integers(0, len(table) - 1))] = data.draw(st.integers(0, 255))
+    with contextlib.suppress(sg.SevGuestError):
+        parsed = sg.parse_cert_table(bytes(table))
+        assert all(len(v) <= len(table) for v in parsed.certificates.values())

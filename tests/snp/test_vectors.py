@@ -25,6 +25,7 @@ S1 = {
     "family_id": "00000000000000000000000000000000",
     "image_id": "00000000000000000000000000000000",
     "vmpl": 0,
+    "signature_algo": 1,
     "current_tcb": {"bootloader": 2, "tee": 0, "snp": 5, "microcode": 68, "raw": "4405000000000002"},
     "platform_info": 0x1,
     "report_data": "0102030405" + "00" * 59,

@@ -63,6 +63,7 @@ def claims_json(claims: SnpClaims) -> dict[str, object]:
         "smt_allowed": r.policy.smt_allowed,
         "single_socket": r.policy.single_socket,
         "vmpl": r.vmpl,
+        "signature_algo": r.signature_algo,
         "guest_svn": r.guest_svn,
         "family_id": r.family_id.hex(),
         "image_id": r.image_id.hex(),

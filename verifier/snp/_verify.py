@@ -258,7 +258,7 @@ def _check_provided(provided: Mapping[str, bytes], anchor: Anchor, vek: Vek) -> 
 def _check_revocation(anchor: Anchor, intermediate: x509.Certificate, options: Options) -> None:
     crls = find_crls(options.collateral, anchor.ark)
     source = options.sources.get("snp")
-    if not crls and isinstance(source, SnpCollateralSource):
+    if not crls and source is not None and isinstance(source, SnpCollateralSource):
         fetched = source.crl(anchor.product)
         if fetched is not None:
             crls = find_crls([fetched], anchor.ark)
