@@ -1,0 +1,1 @@
+"""Veritee key broker."""
