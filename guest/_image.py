@@ -86,9 +86,7 @@ def _check_diff_id(blob: Path, compression: Compression, expected: str, layer: s
     except _DECOMPRESSION_ERRORS as exc:
         raise LayoutError(f"layer {layer}: corrupt {compression} stream ({exc})") from None
     if tar.digest() != expected:
-        raise LayoutError(
-            f"layer {layer}: uncompressed digest is {tar.digest()}, config diff_id says {expected}"
-        )
+        raise LayoutError(f"layer {layer}: uncompressed digest is {tar.digest()}, config diff_id says {expected}")
 
 
 def _copy_verified(source: Path, target: Path, expected: str, what: str) -> None:
@@ -105,9 +103,7 @@ def _copy_verified(source: Path, target: Path, expected: str, what: str) -> None
 def _decrypt_to(layout: OciLayout, desc: Descriptor, keyring: Keyring, scratch: Path) -> str:
     """Decrypt encrypted layer `desc` into `scratch` (verified); returns the plain blob's digest."""
     if PUBOPTS_ANNOTATION not in desc.annotations:
-        raise DecryptionError(
-            f"layer {desc.digest}: encrypted media type but no {PUBOPTS_ANNOTATION} annotation"
-        )
+        raise DecryptionError(f"layer {desc.digest}: encrypted media type but no {PUBOPTS_ANNOTATION} annotation")
     public = PublicOptions.from_annotation(desc.annotations[PUBOPTS_ANNOTATION])
     private = keyring.private_options(desc.digest, desc.annotations)
     decrypt_layer(layout.blob_path(desc), scratch, private, public, desc.digest)
@@ -137,16 +133,12 @@ def decrypt_image(source: ImageRef, destination: ImageRef, keyring: Keyring) -> 
                 _copy_verified(layout.blob_path(desc), scratch, digest, f"layer {desc.digest}")
             if kind.compression is Compression.NONE:
                 if digest != diff_ids[index]:
-                    raise LayoutError(
-                        f"layer {desc.digest}: digest is {digest}, config diff_id says {diff_ids[index]}"
-                    )
+                    raise LayoutError(f"layer {desc.digest}: digest is {digest}, config diff_id says {diff_ids[index]}")
             else:
                 _check_diff_id(scratch, kind.compression, diff_ids[index], desc.digest)
             size = scratch.stat().st_size
             writer.adopt(scratch, digest)
-            annotations = {
-                k: v for k, v in desc.annotations.items() if not k.startswith(ENC_ANNOTATION_PREFIX)
-            }
+            annotations = {k: v for k, v in desc.annotations.items() if not k.startswith(ENC_ANNOTATION_PREFIX)}
             layers.append(Descriptor(kind.plain_media_type, digest, size, annotations, desc.extra))
         doc = dict(manifest.raw)
         doc["layers"] = [d.to_json() for d in layers]
@@ -207,6 +199,4 @@ def _extract_verified(
     if compressed.digest() != digest:
         raise LayoutError(f"layer {layer}: blob digest is {compressed.digest()}, expected {digest}")
     if tar.digest() != diff_id:
-        raise LayoutError(
-            f"layer {layer}: uncompressed digest is {tar.digest()}, config diff_id says {diff_id}"
-        )
+        raise LayoutError(f"layer {layer}: uncompressed digest is {tar.digest()}, config diff_id says {diff_id}")

@@ -66,19 +66,13 @@ def _load_private_key(data: bytes, name: str) -> JoseKey:
             else serialization.load_der_private_key(data, None)
         )
     except (ValueError, TypeError):
-        raise DecryptionError(
-            f"private key {name}: not an unencrypted PEM/DER private key or a JWK"
-        ) from None
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+        raise DecryptionError(f"private key {name}: not an unencrypted PEM/DER private key or a JWK") from None
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     if isinstance(key, rsa.RSAPrivateKey):
         return RSAKey.import_key(pem)
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return ECKey.import_key(pem)
-    raise DecryptionError(
-        f"private key {name}: {type(key).__name__} keys cannot unwrap ocicrypt JWE recipients"
-    )
+    raise DecryptionError(f"private key {name}: {type(key).__name__} keys cannot unwrap ocicrypt JWE recipients")
 
 
 def _split_annotation(value: str, name: str) -> list[bytes]:
@@ -127,9 +121,7 @@ class Keyring:
             return "no --key private key was given"
         for _, key in keys:
             try:
-                result = jwe.decrypt_json(
-                    cast(jwe.GeneralJSONSerialization, doc), key, algorithms=JWE_ALGORITHMS
-                )
+                result = jwe.decrypt_json(cast(jwe.GeneralJSONSerialization, doc), key, algorithms=JWE_ALGORITHMS)
             except (JoseError, ValueError, KeyError, TypeError):
                 continue
             return result.plaintext or b""
@@ -154,9 +146,7 @@ class Keyring:
                 reasons.append(f"{scheme}: recipient kind not supported by this guest")
                 continue
             for blob in _split_annotation(annotations[name], name):
-                result = (
-                    self._unwrap_provider(blob) if name == PROVIDER_ANNOTATION else self._unwrap_jwe(blob)
-                )
+                result = self._unwrap_provider(blob) if name == PROVIDER_ANNOTATION else self._unwrap_jwe(blob)
                 if isinstance(result, bytes):
                     return PrivateOptions.from_json(result)
                 reasons.append(f"{scheme}: {result}")

@@ -143,8 +143,7 @@ class OciLayout:
             raise LayoutError(f"{marker}: missing; {directory} is not an OCI image layout") from None
         if doc.get("imageLayoutVersion") != LAYOUT_VERSION:
             raise LayoutError(
-                f"{marker}: imageLayoutVersion is {doc.get('imageLayoutVersion')!r}, "
-                f"expected {LAYOUT_VERSION!r}"
+                f"{marker}: imageLayoutVersion is {doc.get('imageLayoutVersion')!r}, expected {LAYOUT_VERSION!r}"
             )
 
     @staticmethod
@@ -197,17 +196,13 @@ class OciLayout:
         if tag is None:
             if len(entries) != 1:
                 tags = sorted(e.annotations.get(REF_NAME_ANNOTATION, "<untagged>") for e in entries)
-                raise LayoutError(
-                    f"index.json holds {len(entries)} manifests {tags}; name one as oci:DIR:TAG"
-                )
+                raise LayoutError(f"index.json holds {len(entries)} manifests {tags}; name one as oci:DIR:TAG")
             chosen = entries[0]
         else:
             matches = [e for e in entries if e.annotations.get(REF_NAME_ANNOTATION) == tag]
             if len(matches) != 1:
                 tags = sorted(e.annotations.get(REF_NAME_ANNOTATION, "<untagged>") for e in entries)
-                raise LayoutError(
-                    f"index.json: {len(matches)} manifests tagged {tag!r}, expected 1 (tags: {tags})"
-                )
+                raise LayoutError(f"index.json: {len(matches)} manifests tagged {tag!r}, expected 1 (tags: {tags})")
             chosen = matches[0]
         if chosen.media_type not in MANIFEST_MEDIA_TYPES:
             raise LayoutError(
@@ -216,18 +211,14 @@ class OciLayout:
             )
         doc = self.read_json_blob(chosen, "manifest")
         if doc.get("schemaVersion") != 2:
-            raise LayoutError(
-                f"manifest {chosen.digest}: schemaVersion is {doc.get('schemaVersion')!r}, expected 2"
-            )
+            raise LayoutError(f"manifest {chosen.digest}: schemaVersion is {doc.get('schemaVersion')!r}, expected 2")
         layers = doc.get("layers")
         if not isinstance(layers, list):
             raise LayoutError(f"manifest {chosen.digest}: layers is missing or not a list")
         return Manifest(
             descriptor=chosen,
             config=Descriptor.parse(doc.get("config"), f"manifest {chosen.digest} config"),
-            layers=tuple(
-                Descriptor.parse(d, f"manifest {chosen.digest} layers[{i}]") for i, d in enumerate(layers)
-            ),
+            layers=tuple(Descriptor.parse(d, f"manifest {chosen.digest} layers[{i}]") for i, d in enumerate(layers)),
             raw=doc,
         )
 
@@ -236,14 +227,11 @@ class OciLayout:
         config = self.read_json_blob(manifest.config, "config")
         rootfs = config.get("rootfs")
         diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-        if not isinstance(diff_ids, list) or not all(
-            isinstance(d, str) and _DIGEST_RE.fullmatch(d) for d in diff_ids
-        ):
+        if not isinstance(diff_ids, list) or not all(isinstance(d, str) and _DIGEST_RE.fullmatch(d) for d in diff_ids):
             raise LayoutError(f"config {manifest.config.digest}: rootfs.diff_ids is missing or malformed")
         if len(diff_ids) != len(manifest.layers):
             raise LayoutError(
-                f"config {manifest.config.digest}: {len(diff_ids)} rootfs.diff_ids "
-                f"for {len(manifest.layers)} layers"
+                f"config {manifest.config.digest}: {len(diff_ids)} rootfs.diff_ids for {len(manifest.layers)} layers"
             )
         return tuple(diff_ids)
 

@@ -80,9 +80,7 @@ class PublicOptions:
         doc = _json_object(b64decode_field(value, PUBOPTS_ANNOTATION), PUBOPTS_ANNOTATION)
         cipher = doc.get("cipher")
         if cipher != CIPHER_AES_CTR_HMAC:
-            raise DecryptionError(
-                f"{PUBOPTS_ANNOTATION} cipher is {cipher!r}, expected {CIPHER_AES_CTR_HMAC!r}"
-            )
+            raise DecryptionError(f"{PUBOPTS_ANNOTATION} cipher is {cipher!r}, expected {CIPHER_AES_CTR_HMAC!r}")
         mac = b64decode_field(doc.get("hmac"), f"{PUBOPTS_ANNOTATION} hmac")
         if len(mac) != HMAC_SIZE:
             raise DecryptionError(f"{PUBOPTS_ANNOTATION} hmac is {len(mac)} bytes, expected {HMAC_SIZE}")
@@ -115,9 +113,7 @@ class PrivateOptions:
             raise DecryptionError("private options cipheroptions is missing, expected an object with a nonce")
         nonce = b64decode_field(cipheroptions.get("nonce"), "private options cipheroptions.nonce")
         if len(nonce) != NONCE_SIZE:
-            raise DecryptionError(
-                f"private options cipheroptions.nonce is {len(nonce)} bytes, expected {NONCE_SIZE}"
-            )
+            raise DecryptionError(f"private options cipheroptions.nonce is {len(nonce)} bytes, expected {NONCE_SIZE}")
         digest = doc.get("digest")
         if not isinstance(digest, str) or not digest.startswith(("sha256:", "sha512:")):
             raise DecryptionError(f"private options digest is {digest!r}, expected sha256:<hex>")

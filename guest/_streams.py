@@ -142,9 +142,7 @@ def decompressed(raw: Readable, compression: Compression) -> Readable:
             fileobj=cast(IO[bytes], raw), mode="rb"
         )  # handles multi-member streams (pigz, layer appends)
     if compression is Compression.ZSTD:
-        return zstandard.ZstdDecompressor().stream_reader(
-            cast(IO[bytes], raw), read_across_frames=True, closefd=False
-        )
+        return zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], raw), read_across_frames=True, closefd=False)
     return raw
 
 

@@ -124,9 +124,7 @@ class RootfsBuilder:
             self._whiteout(parents, last, entry, created)
             return
         if member.ischr() or member.isblk():
-            raise UnsafeLayerError(
-                f"{entry}: device node (type {member.type!r}) refused in a root filesystem"
-            )
+            raise UnsafeLayerError(f"{entry}: device node (type {member.type!r}) refused in a root filesystem")
         parent = self._resolve_dir(parents, entry, create=True)
         assert parent is not None
         dest = parent / last
@@ -188,9 +186,7 @@ class RootfsBuilder:
         parent = self._resolve_dir(parts[:-1], entry, create=False)
         source = parent / parts[-1] if parent is not None else None
         if source is None or not source.exists() or source.is_symlink() or not source.is_file():
-            raise UnsafeLayerError(
-                f"{entry}: hard link target {linkname!r} is not a regular file in the root"
-            )
+            raise UnsafeLayerError(f"{entry}: hard link target {linkname!r} is not a regular file in the root")
         return source
 
     def _whiteout(self, parents: list[str], last: str, entry: str, created: set[str]) -> None:

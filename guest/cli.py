@@ -14,9 +14,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from attestation_agent.attesters import AttesterError
+from attestation_agent.kbs_client import KbsClient, KbsClientError
+
 from guest._errors import GuestError, ImageRefError
 from guest._image import decrypt_image, unpack_image
-from guest._keys import Keyring, ResourceFetcher
+from guest._keys import Keyring
 from guest._layout import ImageRef
 
 EXIT_FAILURE = 1
@@ -24,9 +27,7 @@ EXIT_USAGE = 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="guest", description="Decrypt and unpack ocicrypt-encrypted OCI images."
-    )
+    parser = argparse.ArgumentParser(prog="guest", description="Decrypt and unpack ocicrypt-encrypted OCI images.")
     commands = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--kbs", metavar="URL", help="key broker: key-provider KEKs and kbs:/// private keys")
@@ -35,8 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="REF",
         action="append",
         default=[],
-        help="private key for ocicrypt JWE recipients: kbs:///REPO/TYPE/TAG (fetched after attesting) "
-        "or file:PATH",
+        help="private key for ocicrypt JWE recipients: kbs:///REPO/TYPE/TAG (fetched after attesting) or file:PATH",
     )
     common.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     decrypt = commands.add_parser(
@@ -55,17 +55,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fetcher(url: str | None) -> ResourceFetcher | None:
-    if url is None:
-        return None
-    raise GuestError("this build has no KBS client yet: --kbs is not available")
+class _LazyKbs:
+    """Attests (through the agent's KbsClient) only when a key is first needed, then caches what it fetched."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client: KbsClient | None = None
+        self._cache: dict[str, bytes] = {}
+
+    def get_resource(self, uri: str) -> bytes:
+        if uri not in self._cache:
+            if self._client is None:
+                self._client = KbsClient(self.url)
+            self._cache[uri] = self._client.get_resource(uri)
+        return self._cache[uri]
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    kbs = _LazyKbs(args.kbs) if args.kbs else None
     try:
         source = ImageRef.parse(args.source)
-        keyring = Keyring(fetcher=_fetcher(args.kbs), key_refs=tuple(args.key))
+        keyring = Keyring(fetcher=kbs, key_refs=tuple(args.key))
         if args.command == "decrypt-image":
             result = decrypt_image(source, ImageRef.parse(args.destination), keyring)
             summary = {
@@ -82,12 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImageRefError as exc:
         print(f"guest: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except GuestError as exc:
+    except (GuestError, KbsClientError, AttesterError) as exc:
         print(f"guest: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except OSError as exc:
         print(f"guest: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
         return EXIT_FAILURE
+    finally:
+        if kbs is not None:
+            kbs.close()
     if args.json:
         print(json.dumps(summary))
     print(f"guest: {message}", file=sys.stderr)

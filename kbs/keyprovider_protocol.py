@@ -37,6 +37,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
+    "KEK_SIZE",
     "PROVIDER_NAME",
     "WRAP_TYPE",
     "AnnotationPacket",
@@ -78,9 +79,7 @@ def decode_bytes(value: object, field: str) -> bytes:
         if not all(isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 255 for b in value):
             raise KeyProviderError(f"{field}: integer array holds values outside 0..255")
         return bytes(value)
-    raise KeyProviderError(
-        f"{field}: is {type(value).__name__}, expected a base64 string or an array of bytes"
-    )
+    raise KeyProviderError(f"{field}: is {type(value).__name__}, expected a base64 string or an array of bytes")
 
 
 def encode_bytes(data: bytes) -> str:
@@ -124,9 +123,7 @@ class AnnotationPacket:
             raise KeyProviderError(f"annotation iv: is {len(iv)} bytes, expected {IV_SIZE}")
         wrapped = decode_bytes(doc.get("wrapped_data"), "annotation wrapped_data")
         if len(wrapped) < 16:
-            raise KeyProviderError(
-                f"annotation wrapped_data: is {len(wrapped)} bytes, shorter than the GCM tag"
-            )
+            raise KeyProviderError(f"annotation wrapped_data: is {len(wrapped)} bytes, shorter than the GCM tag")
         return cls(kid, wrapped, iv, wrap_type)
 
     def to_json(self) -> bytes:
@@ -179,9 +176,7 @@ class KeyWrapRequest:
         try:
             return tuple(i.decode() for i in ids)
         except UnicodeDecodeError:
-            raise KeyProviderError(
-                f"keywrapparams.ec.Parameters[{provider!r}]: key id is not UTF-8"
-            ) from None
+            raise KeyProviderError(f"keywrapparams.ec.Parameters[{provider!r}]: key id is not UTF-8") from None
 
 
 @dataclass(frozen=True)
@@ -226,9 +221,7 @@ def parse_request(data: bytes) -> KeyWrapRequest | KeyUnwrapRequest:
         )
     if op == "keyunwrap":
         params = _object(doc.get("keyunwrapparams"), "keyunwrapparams")
-        return KeyUnwrapRequest(
-            annotation=decode_bytes(params.get("annotation"), "keyunwrapparams.annotation")
-        )
+        return KeyUnwrapRequest(annotation=decode_bytes(params.get("annotation"), "keyunwrapparams.annotation"))
     raise KeyProviderError(f"request op: is {op!r}, expected 'keywrap' or 'keyunwrap'")
 
 
