@@ -106,8 +106,7 @@ def _decrypt_to(layout: OciLayout, desc: Descriptor, keyring: Keyring, scratch: 
         raise DecryptionError(f"layer {desc.digest}: encrypted media type but no {PUBOPTS_ANNOTATION} annotation")
     public = PublicOptions.from_annotation(desc.annotations[PUBOPTS_ANNOTATION])
     private = keyring.private_options(desc.digest, desc.annotations)
-    decrypt_layer(layout.blob_path(desc), scratch, private, public, desc.digest)
-    return private.digest
+    return decrypt_layer(layout.blob_path(desc), scratch, private, public, desc.digest)
 
 
 def decrypt_image(source: ImageRef, destination: ImageRef, keyring: Keyring) -> DecryptedImage:
