@@ -95,7 +95,7 @@ def encrypted_image_demo(work: Path, url: str, admin: list[str]) -> None:
 
     step("guest: attest to the KBS, fetch the KEK named by the layer's kid, decrypt (HMAC first) and unpack")
     rootfs = work / "rootfs"
-    run(str(BIN / "guest"), "unpack", "--kbs", url, f"oci:{encrypted}:v1", str(rootfs))
+    run(*script("guest", "guest.cli"), "unpack", "--kbs", url, f"oci:{encrypted}:v1", str(rootfs))
     print(f"    $ cat {rootfs / 'etc' / 'hello.txt'}")
     print("    " + (rootfs / "etc" / "hello.txt").read_text().strip())
 

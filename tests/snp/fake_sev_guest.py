@@ -50,7 +50,7 @@ class SnpGuest:
         return make_report(self.vcek, self.chain.product, fields)
 
     def table(self) -> bytes:
-        from cryptography.hazmat.primitives.serialization import Encoding  # noqa: PLC0415
+        from cryptography.hazmat.primitives.serialization import Encoding
 
         return cert_table(
             {
@@ -149,6 +149,6 @@ class RecordedSevGuest:
 
 
 def tcb_of(vek: Vek) -> Tcb:
-    from verifier.snp import decode_tcb  # noqa: PLC0415
+    from verifier.snp import decode_tcb
 
     return decode_tcb(vek.tcb, turin=False)

@@ -227,13 +227,13 @@ PINNED = {
 
 
 def test_pinned_roots_are_the_vendored_files() -> None:
-    import hashlib  # noqa: PLC0415
-    from importlib import resources  # noqa: PLC0415
+    import hashlib
+    from importlib import resources
 
     roots = resources.files("verifier.snp") / "roots"
     digests = {p: hashlib.sha256(roots.joinpath(f"{p}.pem").read_bytes()).hexdigest()[:32] for p in PINNED}
     assert digests == PINNED
-    from verifier.snp._certs import pinned_anchors  # noqa: PLC0415
+    from verifier.snp._certs import pinned_anchors
 
     anchors = pinned_anchors()
     assert sorted(a.product for a in anchors) == ["Genoa", "Milan", "Turin"]
