@@ -244,7 +244,7 @@ def verify_quote(quote: Quote, options: Options) -> VerifiedQuote:
     for doc in (tcb_info, qe_identity):
         stale += _check_signed(doc, collateral, anchors, options.at)
     if stale and not options.allow_expired_collateral:
-        raise VerificationError(Reason.COLLATERAL_EXPIRED, stale[0])
+        raise VerificationError(Reason.COLLATERAL_EXPIRED, "; ".join(stale))
     # 8. Intel's TCB status.
     verdict = evaluate_tcb(tcb_info, pck, quote.body, qe_identity, quote.qe_report)
     # 9. Bindings.
