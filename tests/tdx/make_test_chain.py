@@ -113,18 +113,14 @@ def _cert(
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if extension is not None:
-        builder = builder.add_extension(
-            x509.UnrecognizedExtension(x509.ObjectIdentifier(SGX_OID), extension), False
-        )
+        builder = builder.add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier(SGX_OID), extension), False)
     return builder.sign(issuer_key, hashes.SHA256())
 
 
 def _crl(
     issuer: str, key: ec.EllipticCurvePrivateKey, revoked: list[int], this: datetime, nxt: datetime
 ) -> x509.CertificateRevocationList:
-    builder = (
-        x509.CertificateRevocationListBuilder().issuer_name(_name(issuer)).last_update(this).next_update(nxt)
-    )
+    builder = x509.CertificateRevocationListBuilder().issuer_name(_name(issuer)).last_update(this).next_update(nxt)
     for serial in revoked:
         builder = builder.add_revoked_certificate(
             x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(this).build()
@@ -143,15 +139,7 @@ def _pem(*certs: x509.Certificate) -> bytes:
 
 def _signed_json(key: str, body: dict[str, object], signer: ec.EllipticCurvePrivateKey) -> bytes:
     inner = json.dumps(body, separators=(",", ":")).encode()
-    return (
-        b'{"'
-        + key.encode()
-        + b'":'
-        + inner
-        + b',"signature":"'
-        + _raw_sig(signer, inner).hex().encode()
-        + b'"}'
-    )
+    return b'{"' + key.encode() + b'":' + inner + b',"signature":"' + _raw_sig(signer, inner).hex().encode() + b'"}'
 
 
 def _comps(svns: tuple[int, ...] | bytes) -> list[dict[str, int]]:
@@ -282,9 +270,7 @@ def make_pki(
         pck_crl=_crl(
             "Test SGX PCK Platform CA", keys["ca"], [pck.serial_number] if revoke_pck else [], issue, crl_next
         ),
-        root_crl=_crl(
-            "Test SGX Root CA", keys["root"], [ca.serial_number] if revoke_pck_ca else [], issue, crl_next
-        ),
+        root_crl=_crl("Test SGX Root CA", keys["root"], [ca.serial_number] if revoke_pck_ca else [], issue, crl_next),
     )
 
 
@@ -300,11 +286,7 @@ def make_quote(
     chain: tuple[x509.Certificate, ...] | None = None,
 ) -> bytes:
     """A quote v4 ([QGL] appendix A) signed by a fresh attestation key certified by pki's PCK leaf."""
-    header = (
-        struct.pack("<HHIHH", 4, 2, 0x81, 0, 0)
-        + bytes.fromhex("939a7233f79c4ca9940a0db3957f0607")
-        + bytes(20)
-    )
+    header = struct.pack("<HHIHH", 4, 2, 0x81, 0, 0) + bytes.fromhex("939a7233f79c4ca9940a0db3957f0607") + bytes(20)
     rtmr = b"".join(r.ljust(48, b"\x00") for r in rtmrs) + bytes(48 * (4 - len(rtmrs)))
     td_attributes = (b"\x01" if debug else b"\x00") + bytes([0, 0, 0x10, 0, 0, 0, 0])
     body = (

@@ -27,14 +27,10 @@ def pcs_handler(vectors: Path, seen: list[str], *, pccs: bool = False) -> httpx.
         path, params = request.url.path, request.url.params
         if path == "/tdx/certification/v4/tcb" and params.get("fmspc") == "50806f000000":
             headers = {"TCB-Info-Issuer-Chain": chain("tcbInfoIssuerChain.pem")}
-            return httpx.Response(
-                200, content=(folder / "sample_tcbInfo_response").read_bytes(), headers=headers
-            )
+            return httpx.Response(200, content=(folder / "sample_tcbInfo_response").read_bytes(), headers=headers)
         if path == "/tdx/certification/v4/qe/identity":
             headers = {"SGX-Enclave-Identity-Issuer-Chain": chain("qeIdentityIssuerChain.pem")}
-            return httpx.Response(
-                200, content=(folder / "sample_qeIdentity_response").read_bytes(), headers=headers
-            )
+            return httpx.Response(200, content=(folder / "sample_qeIdentity_response").read_bytes(), headers=headers)
         if path == "/sgx/certification/v4/pckcrl" and params.get("ca") == "platform":
             headers = {"SGX-PCK-CRL-Issuer-Chain": chain("pckCrlIssuerChain.pem")}
             return httpx.Response(200, content=(folder / "pckcrl").read_bytes(), headers=headers)

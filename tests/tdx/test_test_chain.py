@@ -37,9 +37,7 @@ def pki() -> DcapPki:
 
 def test_synthetic_quote_verifies(pki: DcapPki) -> None:
     quote = make_quote(pki, b"\x07" * 64, mr_config_id=b"\x09" * 32, rtmrs=(b"\x01" * 48,))
-    claims = verifier.verify(
-        "tdx", quote, options(pki, report_data=b"\x07" * 64, init_data_digest=b"\x09" * 32)
-    ).claims
+    claims = verifier.verify("tdx", quote, options(pki, report_data=b"\x07" * 64, init_data_digest=b"\x09" * 32)).claims
     assert claims["tcb_status"] == "UpToDate"
     assert claims["debug"] is False
     assert claims["collateral_expired"] is False
@@ -140,9 +138,7 @@ STATUSES = {
 }
 
 
-@pytest.mark.parametrize(
-    ("platform", "module", "status", "advisories"), STATUSES.values(), ids=STATUSES.keys()
-)
+@pytest.mark.parametrize(("platform", "module", "status", "advisories"), STATUSES.values(), ids=STATUSES.keys())
 def test_tcb_status_convergence(platform: str, module: str, status: str, advisories: list[str]) -> None:
     pki = make_pki(tcb_status=platform, module_status=module)
     claims = verifier.verify("tdx", make_quote(pki), options(pki)).claims

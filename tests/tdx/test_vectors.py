@@ -64,16 +64,12 @@ QUOTE_FIELDS = {
         "version": 4,
         "trailing": 0,
         "tee_tcb_svn": "03000500000000000000000000000000",
-        "mr_seam": "2fd279c16164a93dd5bf373d834328d46008c2b693af9ebb"
-        "865b08b2ced320c9a89b4869a9fab60fbe9d0c5a5363c656",
+        "mr_seam": "2fd279c16164a93dd5bf373d834328d46008c2b693af9ebb865b08b2ced320c9a89b4869a9fab60fbe9d0c5a5363c656",
         "td_attributes": "0100001000000000",
         "xfam": "e742060000000000",
-        "mr_td": "705ee9381b8633a9fbe532b52345e8433343d2868959f578"
-        "89d84ca377c395b689cac1599ccea1b7d420483a9ce5f031",
-        "rtmr0": "e940da7c2712d2790e2961e00484f4fa8e6f9eed71361655"
-        "ae22699476b14f9e63867eb41edd4b480fef0c59f496b288",
-        "rtmr1": "559cfcf42716ed6c40a48a73d5acb7da255435012f0a9f00"
-        "fbe8c1c57612ede486a5684c4c9ff3ddf52315fcdca3a596",
+        "mr_td": "705ee9381b8633a9fbe532b52345e8433343d2868959f57889d84ca377c395b689cac1599ccea1b7d420483a9ce5f031",
+        "rtmr0": "e940da7c2712d2790e2961e00484f4fa8e6f9eed71361655ae22699476b14f9e63867eb41edd4b480fef0c59f496b288",
+        "rtmr1": "559cfcf42716ed6c40a48a73d5acb7da255435012f0a9f00fbe8c1c57612ede486a5684c4c9ff3ddf52315fcdca3a596",
         "report_data": "7c71fe2c86eff65a7cf8dbc22b3275689fd0464a267baced1bf94fc1324656ae"
         "b755da3d44d098c0c87382f3a5f85b45c8a28fee1d3bdb38342bf96671501429",
         "user_data": "d099bfec0a477aa85a605dceabf2b10800000000",
@@ -84,16 +80,12 @@ QUOTE_FIELDS = {
         "version": 5,
         "trailing": 0,
         "tee_tcb_svn": "05010200000000000000000000000000",
-        "mr_seam": "1cc6a17ab799e9a693fac7536be61c12ee1e0fabada82d0c"
-        "999e08ccee2aa86de77b0870f558c570e7ffe55d6d47fa04",
+        "mr_seam": "1cc6a17ab799e9a693fac7536be61c12ee1e0fabada82d0c999e08ccee2aa86de77b0870f558c570e7ffe55d6d47fa04",
         "td_attributes": "0000001000000000",
         "xfam": "e742060000000000",
-        "mr_td": "dfba221b48a22af8511542ee796603f37382800840dcd978"
-        "703909bf8e64d4c8a1e9de86e7c9638bfcba422f3886400a",
-        "rtmr0": "9b529f3689e2e8ebb899e9abbbc3dab394d6545e8cdb28a2"
-        "abb9cc2f377b83a65c01ba56b824cd3ee885df20051f5128",
-        "rtmr1": "ca5a979317ffe8a527a3b7aadab03976d7cb6eef1041fb9b"
-        "d9d69e6fafa7252cdc10e4c2a55e7ecbd2ddb5cacc867430",
+        "mr_td": "dfba221b48a22af8511542ee796603f37382800840dcd978703909bf8e64d4c8a1e9de86e7c9638bfcba422f3886400a",
+        "rtmr0": "9b529f3689e2e8ebb899e9abbbc3dab394d6545e8cdb28a2abb9cc2f377b83a65c01ba56b824cd3ee885df20051f5128",
+        "rtmr1": "ca5a979317ffe8a527a3b7aadab03976d7cb6eef1041fb9bd9d69e6fafa7252cdc10e4c2a55e7ecbd2ddb5cacc867430",
         "report_data": "6d6ab13b046cff606ac0074be13981b07b6325dba10b5facc96febf551c0c3be"
         "2b75f92fe1f88f4bb996969ad0174b4b7a70261b7b85c844f4b33a4674fd049f",
         "user_data": "da2c7e326c5696889a6a6ab4f8a64b1700000000",
@@ -104,16 +96,12 @@ QUOTE_FIELDS = {
         "version": 4,
         "trailing": 70,
         "tee_tcb_svn": "05030200000000000000000000000000",
-        "mr_seam": "476a2997c62bccc78370913d0a80b956e3721b24272bc66c"
-        "4d6307ced4be2865c40e26afac75f12df3425b03eb59ea7c",
+        "mr_seam": "476a2997c62bccc78370913d0a80b956e3721b24272bc66c4d6307ced4be2865c40e26afac75f12df3425b03eb59ea7c",
         "td_attributes": "0000001000000000",
         "xfam": "e702060000000000",
-        "mr_td": "21e8dead92d6c69d7cbba79816686c03a48485c7df0c11f6"
-        "f04792d5e1d378f6b8c46615ba6946adccac6becffbb1e88",
-        "rtmr0": "395aefe7bac15b24c40f1cd7ba6f8fa48732be5c56c61485"
-        "ed3cd9c8b16cce8ece64c331b99ce36d96605135c753aaa2",
-        "rtmr1": "fc4b0f849d8d76fdf1da563a8c29d0d456b484a65e01797b"
-        "af52ea1d8c002040527a1f0278925077219656dba039429f",
+        "mr_td": "21e8dead92d6c69d7cbba79816686c03a48485c7df0c11f6f04792d5e1d378f6b8c46615ba6946adccac6becffbb1e88",
+        "rtmr0": "395aefe7bac15b24c40f1cd7ba6f8fa48732be5c56c61485ed3cd9c8b16cce8ece64c331b99ce36d96605135c753aaa2",
+        "rtmr1": "fc4b0f849d8d76fdf1da563a8c29d0d456b484a65e01797baf52ea1d8c002040527a1f0278925077219656dba039429f",
         "report_data": "26cae1c77185617fb6a03fc29bf1f924596e52352b9b7594940b576ae126cd4a"
         "570cc3202a900c5d19a6eb0a95b32cfd00000000000000000000000000000000",
         "user_data": "5bd9e09e6e0bbcd3f9cc4d7c9295764a00000000",

@@ -27,6 +27,7 @@ from ..options import Options
 from ..result import Verified
 from ._claims import TdxClaims, claims_from, to_json
 from ._collateral import CollateralSource
+from ._eventlog import replay_ccel
 from ._quote import Quote, parse_quote
 from ._verify import verify_quote
 
@@ -39,15 +40,16 @@ def _evidence(evidence: Mapping[str, object] | bytes) -> tuple[bytes, bytes | No
         return bytes(evidence), None
     if not isinstance(evidence, Mapping):
         raise FormatError("TDX evidence is neither a JSON object nor raw quote bytes")
-    return b64field(evidence, "quote", "TDX evidence"), optional_b64field(
-        evidence, "cc_eventlog", "TDX evidence"
-    )
+    return b64field(evidence, "quote", "TDX evidence"), optional_b64field(evidence, "cc_eventlog", "TDX evidence")
 
 
 def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified:
     """Parse and verify TDX evidence; VerifierError with a SPEC section 5 reason on failure."""
-    raw_quote, _ccel = _evidence(evidence)
+    raw_quote, ccel = _evidence(evidence)
     quote = parse_quote(raw_quote)
     verified = verify_quote(quote, options)
-    claims = claims_from(quote, verified.pck, verified.tcb, collateral_expired=verified.collateral_expired)
+    eventlog = None if ccel is None else replay_ccel(ccel, quote.body)
+    claims = claims_from(
+        quote, verified.pck, verified.tcb, collateral_expired=verified.collateral_expired, eventlog=eventlog
+    )
     return Verified(tee="tdx", claims=to_json(claims), report_data=quote.body.report_data)

@@ -74,9 +74,7 @@ def trust_anchors(extra: tuple[bytes, ...]) -> tuple[x509.Certificate, ...]:
                 else [x509.load_der_x509_certificate(blob)]
             )
         except ValueError as exc:
-            raise VerificationError(
-                Reason.CERTIFICATE_INVALID, f"a tdx trust anchor does not parse ({exc})"
-            ) from exc
+            raise VerificationError(Reason.CERTIFICATE_INVALID, f"a tdx trust anchor does not parse ({exc})") from exc
     return tuple(certs)
 
 
@@ -157,11 +155,7 @@ def _crl_signed_by(crl_der: bytes, issuer_der: bytes) -> bool:
     crl = x509.load_der_x509_crl(crl_der)
     issuer = load_certificate(issuer_der)
     key = issuer.public_key()
-    return (
-        crl.issuer == issuer.subject
-        and isinstance(key, ec.EllipticCurvePublicKey)
-        and crl.is_signature_valid(key)
-    )
+    return crl.issuer == issuer.subject and isinstance(key, ec.EllipticCurvePublicKey) and crl.is_signature_valid(key)
 
 
 def check_revocation(
@@ -179,12 +173,9 @@ def check_revocation(
         if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
             raise VerificationError(
                 Reason.CERTIFICATE_REVOKED,
-                f"{what}: {cert.subject.rfc4514_string()} serial {cert.serial_number:#x} "
-                f"is revoked by {name}'s CRL",
+                f"{what}: {cert.subject.rfc4514_string()} serial {cert.serial_number:#x} is revoked by {name}'s CRL",
             )
         next_update = crl.next_update_utc
         if next_update is None or next_update < at or crl.last_update_utc > at:
-            stale.append(
-                f"CRL of {name} is valid {crl.last_update_utc.isoformat()} to {next_update}, not at {at}"
-            )
+            stale.append(f"CRL of {name} is valid {crl.last_update_utc.isoformat()} to {next_update}, not at {at}")
     return stale

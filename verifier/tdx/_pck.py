@@ -123,9 +123,7 @@ def _entries(content: bytes, what: str) -> dict[tuple[int, ...], tuple[int, byte
     return out
 
 
-def _field(
-    entries: dict[tuple[int, ...], tuple[int, bytes]], oid: tuple[int, ...], tag: int, field: str
-) -> bytes:
+def _field(entries: dict[tuple[int, ...], tuple[int, bytes]], oid: tuple[int, ...], tag: int, field: str) -> bytes:
     found = entries.get(oid)
     if found is None:
         raise FormatError(f"PCK SGX extensions: {field} ({'.'.join(map(str, oid))}) is missing")
@@ -174,9 +172,7 @@ def parse_pck_chain_pem(pem: bytes) -> tuple[bytes, ...]:
         try:
             ders.append(base64.b64decode(b"".join(match.group(1).split()), validate=True))
         except (binascii.Error, ValueError) as exc:
-            raise FormatError(
-                f"PCK certificate chain: certificate {len(ders)} is not base64 ({exc})"
-            ) from exc
+            raise FormatError(f"PCK certificate chain: certificate {len(ders)} is not base64 ({exc})") from exc
     if text[end:].strip():
         raise FormatError("PCK certificate chain: unexpected bytes after the last PEM certificate")
     if not ders:

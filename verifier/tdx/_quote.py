@@ -150,9 +150,7 @@ def _header(r: Reader) -> QuoteHeader:
         user_data=r.take(USER_DATA_SIZE, "header.user_data"),
     )
     if version not in (QUOTE_V4, QUOTE_V5):
-        raise FormatError(
-            f"TDX quote: header.version is {version}, expected 4 or 5", Reason.UNSUPPORTED_FORMAT
-        )
+        raise FormatError(f"TDX quote: header.version is {version}, expected 4 or 5", Reason.UNSUPPORTED_FORMAT)
     if att_key_type != ATT_KEY_TYPE_ECDSA_P256:
         raise FormatError(
             f"TDX quote: header.att_key_type is {att_key_type}, expected 2 (ECDSA P-256)",
@@ -205,9 +203,7 @@ def _body_type(r: Reader) -> int:
             Reason.UNSUPPORTED_FORMAT,
         )
     if size != expected:
-        raise FormatError(
-            f"TDX quote v5: body_descriptor.size is {size}, expected {expected} for type {body_type}"
-        )
+        raise FormatError(f"TDX quote v5: body_descriptor.size is {size}, expected {expected} for type {body_type}")
     return body_type
 
 

@@ -93,9 +93,7 @@ def _check_module(ident: ModuleIdentity, body: TdReportBody, what: str) -> None:
             Reason.UNTRUSTED_KEY,
             f"MRSIGNERSEAM is {body.mr_signer_seam.hex()}, expected {what}.mrsigner {ident.mr_signer.hex()}",
         )
-    if _masked(body.seam_attributes, ident.attributes_mask) != _masked(
-        ident.attributes, ident.attributes_mask
-    ):
+    if _masked(body.seam_attributes, ident.attributes_mask) != _masked(ident.attributes, ident.attributes_mask):
         raise VerificationError(
             Reason.UNTRUSTED_KEY,
             f"SEAMATTRIBUTES is {body.seam_attributes.hex()}, expected {what}.attributes "
@@ -124,9 +122,7 @@ def _module_level(tcb: TcbInfo, body: TdReportBody) -> QeTcbLevel | None:
 def match_qe_identity(qe: EnclaveIdentity, report: QeReport) -> QeTcbLevel:
     """[QEID] the QE report against the TD_QE identity; untrusted_key when the QE is not Intel's."""
     if qe.id != "TD_QE":
-        raise VerificationError(
-            Reason.COLLATERAL_INVALID, f"enclaveIdentity.id is {qe.id!r}, expected 'TD_QE'"
-        )
+        raise VerificationError(Reason.COLLATERAL_INVALID, f"enclaveIdentity.id is {qe.id!r}, expected 'TD_QE'")
     if report.mr_signer != qe.mr_signer:
         raise VerificationError(
             Reason.UNTRUSTED_KEY,

@@ -145,17 +145,13 @@ def _gather(options: Options, pck: PckExtensions, chain: Sequence[x509.Certifica
     """Offline collateral first; the source of Options.sources["tdx"] fills what is missing."""
     have = _recognised(options.collateral + options.certificates)
     complete = (
-        any(_tcb_info(t).fmspc == pck.fmspc for t in have.tcb_infos)
-        and have.qe_identities
-        and len(have.crls) >= 2
+        any(_tcb_info(t).fmspc == pck.fmspc for t in have.tcb_infos) and have.qe_identities and len(have.crls) >= 2
     )
     source = options.sources.get("tdx")
     if complete or source is None:
         return have
     if not isinstance(source, CollateralSource):
-        raise VerificationError(
-            Reason.COLLATERAL_MISSING, "Options.sources['tdx'] is not a TDX CollateralSource"
-        )
+        raise VerificationError(Reason.COLLATERAL_MISSING, "Options.sources['tdx'] is not a TDX CollateralSource")
     return have.merged(_recognised(tuple(source.tdx_collateral(pck.fmspc, _pck_ca(chain)))))
 
 
@@ -168,8 +164,7 @@ def _pick_tcb_info(collateral: Collateral, fmspc: bytes) -> TcbInfo:
             return info
     raise VerificationError(
         Reason.FMSPC_MISMATCH,
-        f"tcbInfo.fmspc is {', '.join(sorted({i.fmspc.hex() for i in infos}))}, "
-        f"expected the PCK FMSPC {fmspc.hex()}",
+        f"tcbInfo.fmspc is {', '.join(sorted({i.fmspc.hex() for i in infos}))}, expected the PCK FMSPC {fmspc.hex()}",
     )
 
 
@@ -194,16 +189,12 @@ def _check_signed(
     issue, next_update = doc.issue_date, doc.next_update
     candidates = tuple(c for c in collateral.certificates if c.subject != c.issuer)
     signer = _json_signer(doc.document, candidates)
-    issuers = [
-        c for c in collateral.certificates if c.subject == signer.issuer and c.subject != signer.subject
-    ]
+    issuers = [c for c in collateral.certificates if c.subject == signer.issuer and c.subject != signer.subject]
     name = doc.document.key
     chain, stale = check_chain([signer, *issuers[:1]], anchors, at, f"{name} signing chain")
     stale += check_revocation(chain, collateral.crls, at, f"{name} signing chain")
     if not issue <= at <= next_update:
-        stale.append(
-            f"{name} is valid {issue.isoformat()} to {next_update.isoformat()}, not at {at.isoformat()}"
-        )
+        stale.append(f"{name} is valid {issue.isoformat()} to {next_update.isoformat()}, not at {at.isoformat()}")
     return stale
 
 
@@ -230,9 +221,7 @@ def verify_quote(quote: Quote, options: Options) -> VerifiedQuote:
     pck_key = chain[0].public_key()
     if not isinstance(pck_key, ec.EllipticCurvePublicKey):
         raise VerificationError(Reason.CERTIFICATE_INVALID, "PCK certificate key is not ECDSA P-256")
-    ecdsa_p256_verify(
-        pck_key, quote.qe_report_signature, quote.qe_report.raw, "QE report signature (PCK key)"
-    )
+    ecdsa_p256_verify(pck_key, quote.qe_report_signature, quote.qe_report.raw, "QE report signature (PCK key)")
     # 5. Platform identity and TCB from the PCK certificate.
     pck = _pck_extensions(chain[0])
     # 6. Revocation of the PCK chain.
@@ -252,8 +241,6 @@ def verify_quote(quote: Quote, options: Options) -> VerifiedQuote:
     if options.init_data_digest is not None:
         digest = options.init_data_digest
         if len(digest) > MR_SIZE:
-            raise VerificationError(
-                Reason.INIT_DATA_MISMATCH, f"init-data digest is {len(digest)} bytes, over 48"
-            )
+            raise VerificationError(Reason.INIT_DATA_MISMATCH, f"init-data digest is {len(digest)} bytes, over 48")
         check_init_data("MRCONFIGID", quote.body.mr_config_id, digest + bytes(MR_SIZE - len(digest)))
     return VerifiedQuote(pck, verdict, collateral_expired=bool(stale))

@@ -76,9 +76,7 @@ class PcsClient:
     def tdx_collateral(self, fmspc: bytes, ca: str) -> Sequence[bytes]:
         """The CollateralSource protocol: every document needed for a quote of this FMSPC and PCK CA."""
         if ca not in ("platform", "processor"):
-            raise VerificationError(
-                Reason.COLLATERAL_MISSING, f"PCK CA is {ca!r}, expected platform or processor"
-            )
+            raise VerificationError(Reason.COLLATERAL_MISSING, f"PCK CA is {ca!r}, expected platform or processor")
         base = self.base_url
         docs: list[bytes] = []
         for url, chain_header in (
@@ -122,13 +120,9 @@ class PcsClient:
                 return stale
             raise VerificationError(Reason.COLLATERAL_MISSING, f"GET {url} failed: {exc}") from exc
         if response.status_code != httpx.codes.OK:
-            raise VerificationError(
-                Reason.COLLATERAL_MISSING, f"GET {url} returned HTTP {response.status_code}"
-            )
+            raise VerificationError(Reason.COLLATERAL_MISSING, f"GET {url} returned HTTP {response.status_code}")
         if len(response.content) > MAX_RESPONSE:
-            raise VerificationError(
-                Reason.COLLATERAL_MISSING, f"GET {url} returned over {MAX_RESPONSE} bytes"
-            )
+            raise VerificationError(Reason.COLLATERAL_MISSING, f"GET {url} returned over {MAX_RESPONSE} bytes")
         chain = unquote(response.headers.get(chain_header, "")).encode() if chain_header else b""
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
