@@ -27,6 +27,10 @@ def build_sources(settings: VerifierSettings) -> dict[str, object]:
     sources: dict[str, object] = {}
     if settings.offline:
         return sources
+    from verifier.tdx.pcs import PcsClient  # noqa: PLC0415 (httpx client only when online)
+
+    tdx_cache = settings.cache_dir / "tdx" if settings.cache_dir is not None else None
+    sources["tdx"] = PcsClient(settings.tdx_pcs_url, cache_dir=tdx_cache)
     return sources
 
 
