@@ -41,6 +41,7 @@ class FakeTdxDevice:
         self.sysroot, self.pki, self.rtmrs, self.mr_config_id = sysroot, pki, rtmrs, mr_config_id
         self.provider, self.generation_step = provider, generation_step
         self.quotes = 0
+        self._served: set[str] = set()  # entries whose quote is written: never serve one twice
         (sysroot / REPORT).mkdir(parents=True)
         (sysroot / "sys/class/misc/tdx_guest/measurements").mkdir(parents=True)
         if ccel is not None:
@@ -66,6 +67,8 @@ class FakeTdxDevice:
         tmp.replace(path)
 
     def _serve(self, entry: Path) -> None:
+        if entry.name in self._served:
+            return
         if not (entry / "provider").exists():
             self._write(entry / "generation", b"0\n")
             self._write(entry / "provider", self.provider.encode() + b"\n")
@@ -75,6 +78,7 @@ class FakeTdxDevice:
             return
         quote = make_quote(self.pki, inblob.read_bytes(), mr_config_id=self.mr_config_id, rtmrs=self.rtmrs)
         self._write(entry / "generation", f"{self.generation_step}\n".encode())
+        self._served.add(entry.name)
         self._write(entry / "outblob", quote)
         self.quotes += 1
 

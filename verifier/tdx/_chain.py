@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ..errors import FormatError, Reason, VerificationError
 
 __all__ = [
+    "Window",
     "check_chain",
     "check_revocation",
     "ecdsa_p256_verify",
@@ -127,27 +129,39 @@ def _anchor(top: x509.Certificate, anchors: Sequence[x509.Certificate]) -> x509.
     )
 
 
+@dataclass(frozen=True)
+class Window:
+    """A validity period to judge at the evaluation time (certificates, CRLs, TCB info, QE identity)."""
+
+    what: str
+    not_before: datetime
+    not_after: datetime | None
+
+    def covers(self, at: datetime) -> bool:
+        return self.not_before <= at and (self.not_after is not None and at <= self.not_after)
+
+    def describe(self, at: datetime) -> str:
+        end = "(no end)" if self.not_after is None else self.not_after.isoformat()
+        return f"{self.what} is valid {self.not_before.isoformat()} to {end}, not at {at.isoformat()}"
+
+
 def check_chain(
-    chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate], at: datetime, what: str
-) -> tuple[tuple[x509.Certificate, ...], list[str]]:
+    chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate], what: str
+) -> tuple[tuple[x509.Certificate, ...], tuple[Window, ...]]:
     """Check chain (leaf first) up to a trust anchor. Returns the full chain (anchor appended when the chain
-    stops below it) and descriptions of certificates not valid at `at`, for the caller to judge (an expired
-    PCK chain is certificate_expired; an expired TCB signing certificate is expired collateral)."""
+    stops below it) and each certificate's validity, for the caller to judge at its evaluation time (an
+    expired PCK chain is certificate_expired; an expired TCB signing certificate is expired collateral)."""
     extra = _anchor(chain[-1], anchors)
     full = (*chain, extra) if extra is not None else tuple(chain)
     for child, parent in itertools.pairwise(full):
         problem = _link_ok(_der(child), _der(parent))
         if problem is not None:
             raise VerificationError(Reason.CERTIFICATE_INVALID, f"{what}: {problem}")
-    stale = []
-    for cert in full:
-        if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
-            stale.append(
-                f"{what} certificate {cert.subject.rfc4514_string()} is valid "
-                f"{cert.not_valid_before_utc.isoformat()} to {cert.not_valid_after_utc.isoformat()}, "
-                f"not at {at.isoformat()}"
-            )
-    return full, stale
+    windows = tuple(
+        Window(f"{what} certificate {c.subject.rfc4514_string()}", c.not_valid_before_utc, c.not_valid_after_utc)
+        for c in full
+    )
+    return full, windows
 
 
 @lru_cache(maxsize=_CACHE)
@@ -159,14 +173,15 @@ def _crl_signed_by(crl_der: bytes, issuer_der: bytes) -> bool:
 
 
 def check_revocation(
-    chain: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList], at: datetime, what: str
-) -> list[str]:
+    chain: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList], what: str
+) -> tuple[Window, ...]:
     """Each certificate against its issuer's CRL ([PCK] PCK CRL for the leaf, root CA CRL for the CA).
-    Raises certificate_revoked or collateral_missing; returns descriptions of CRLs past nextUpdate at `at`."""
-    stale = []
+    Raises certificate_revoked or collateral_missing; returns the CRLs' validity (thisUpdate to nextUpdate)."""
+    windows = []
+    crl_ders = [c.public_bytes(Encoding.DER) for c in crls]
     for cert, issuer in itertools.pairwise(chain):
         issuer_der = _der(issuer)
-        crl = next((c for c in crls if _crl_signed_by(c.public_bytes(Encoding.DER), issuer_der)), None)
+        crl = next((c for c, d in zip(crls, crl_ders, strict=True) if _crl_signed_by(d, issuer_der)), None)
         name = issuer.subject.rfc4514_string()
         if crl is None:
             raise VerificationError(Reason.COLLATERAL_MISSING, f"{what}: no valid CRL issued by {name}")
@@ -175,7 +190,5 @@ def check_revocation(
                 Reason.CERTIFICATE_REVOKED,
                 f"{what}: {cert.subject.rfc4514_string()} serial {cert.serial_number:#x} is revoked by {name}'s CRL",
             )
-        next_update = crl.next_update_utc
-        if next_update is None or next_update < at or crl.last_update_utc > at:
-            stale.append(f"CRL of {name} is valid {crl.last_update_utc.isoformat()} to {next_update}, not at {at}")
-    return stale
+        windows.append(Window(f"CRL of {name}", crl.last_update_utc, crl.next_update_utc))
+    return tuple(windows)
