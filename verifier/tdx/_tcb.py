@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from ..errors import Reason, VerificationError
 from ._collateral import EnclaveIdentity, ModuleIdentity, QeTcbLevel, TcbInfo, TcbLevel
 from ._pck import PckExtensions
-from ._quote import QeReport, TdReportBody
+from ._quote import QeReport
 
-__all__ = ["STATUSES", "TcbVerdict", "evaluate_tcb", "match_qe_identity"]
+__all__ = ["STATUSES", "TcbVerdict", "TdTcb", "evaluate_tcb", "match_qe_identity"]
 
 # SPEC section 5 / [TCBINFO] tcbStatus values.
 UP_TO_DATE = "UpToDate"
@@ -35,6 +35,15 @@ REVOKED = "Revoked"
 STATUSES = (UP_TO_DATE, SW_HARDENING, CONFIG_NEEDED, CONFIG_AND_SW, OUT_OF_DATE, OUT_OF_DATE_CONFIG, REVOKED)
 _MODULE_VERSION_INDEX = 1  # TEE_TCB_SVN[1]: TDX module major version
 _MODULE_SVN_INDEX = 0  # TEE_TCB_SVN[0]: TDX module SVN
+
+
+@dataclass(frozen=True)
+class TdTcb:
+    """The TD report fields TCB evaluation reads (a TdReportBody has them too)."""
+
+    tee_tcb_svn: bytes
+    mr_signer_seam: bytes
+    seam_attributes: bytes
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ def _status(value: str, where: str) -> str:
     return value
 
 
-def _platform_level(tcb: TcbInfo, pck: PckExtensions, body: TdReportBody) -> TcbLevel:
+def _platform_level(tcb: TcbInfo, pck: PckExtensions, body: TdTcb) -> TcbLevel:
     skip = 2 if body.tee_tcb_svn[_MODULE_VERSION_INDEX] != 0 else 0
     for level in tcb.levels:
         if any(have < need for have, need in zip(pck.tcb_comp_svns, level.sgx_svns, strict=True)):
@@ -87,7 +96,7 @@ def _masked(value: bytes, mask: bytes) -> bytes:
     return bytes(a & b for a, b in zip(value, mask, strict=True))
 
 
-def _check_module(ident: ModuleIdentity, body: TdReportBody, what: str) -> None:
+def _check_module(ident: ModuleIdentity, body: TdTcb, what: str) -> None:
     if body.mr_signer_seam != ident.mr_signer:
         raise VerificationError(
             Reason.UNTRUSTED_KEY,
@@ -101,7 +110,7 @@ def _check_module(ident: ModuleIdentity, body: TdReportBody, what: str) -> None:
         )
 
 
-def _module_level(tcb: TcbInfo, body: TdReportBody) -> QeTcbLevel | None:
+def _module_level(tcb: TcbInfo, body: TdTcb) -> QeTcbLevel | None:
     """[TCBINFO] tdxModule / tdxModuleIdentities: None when the module is judged by tdxtcbcomponents alone."""
     major = body.tee_tcb_svn[_MODULE_VERSION_INDEX]
     if major == 0:
@@ -161,9 +170,7 @@ def _converge(platform: str, other: str | None) -> str:
     return platform
 
 
-def evaluate_tcb(
-    tcb: TcbInfo, pck: PckExtensions, body: TdReportBody, qe: EnclaveIdentity, report: QeReport
-) -> TcbVerdict:
+def evaluate_tcb(tcb: TcbInfo, pck: PckExtensions, body: TdTcb, qe: EnclaveIdentity, report: QeReport) -> TcbVerdict:
     """The TCB status and advisory IDs (SPEC section 5 claims tcb_status, advisory_ids)."""
     if tcb.fmspc != pck.fmspc:
         raise VerificationError(

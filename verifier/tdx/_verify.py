@@ -18,6 +18,7 @@ collateral_expired unless Options.allow_expired_collateral, which yields the cla
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 from .._common import check_init_data, check_report_data
 from ..errors import Reason, VerificationError
@@ -25,9 +26,9 @@ from ..options import Options
 from ._chain import ecdsa_p256_verify, p256_key
 from ._collateral import CollateralSource
 from ._pck import PckExtensions
-from ._platform import Platform, check_collateral, has_tcb_info_for, platform, recognised
-from ._quote import MR_SIZE, Quote
-from ._tcb import TcbVerdict, evaluate_tcb
+from ._platform import CheckedCollateral, Platform, check_collateral, has_tcb_info_for, platform, recognised
+from ._quote import MR_SIZE, QeReport, Quote
+from ._tcb import TcbVerdict, TdTcb, evaluate_tcb
 
 __all__ = ["VerifiedQuote", "verify_quote"]
 
@@ -56,6 +57,13 @@ def _documents(options: Options, plat: Platform) -> tuple[bytes, ...]:
     if not isinstance(source, CollateralSource):
         raise VerificationError(Reason.COLLATERAL_MISSING, "Options.sources['tdx'] is not a TDX CollateralSource")
     return documents + tuple(source.tdx_collateral(plat.pck.fmspc, plat.ca))
+
+
+@lru_cache(maxsize=1024)
+def _tcb_verdict(checked: CheckedCollateral, plat: Platform, td: TdTcb, qe_report: QeReport) -> TcbVerdict:
+    """[QGL] step 8, memoised: it depends on the collateral, the platform, the TD's TCB fields and the QE report,
+    all stable across the quotes of one host (REPORTDATA, which changes with every quote, is not an input)."""
+    return evaluate_tcb(checked.tcb_info, plat.pck, td, checked.qe_identity, qe_report)
 
 
 def verify_quote(quote: Quote, options: Options) -> VerifiedQuote:
@@ -87,7 +95,10 @@ def verify_quote(quote: Quote, options: Options) -> VerifiedQuote:
     if stale and not options.allow_expired_collateral:
         raise VerificationError(Reason.COLLATERAL_EXPIRED, "; ".join(stale))
     # 8. Intel's TCB status.
-    verdict = evaluate_tcb(checked.tcb_info, plat.pck, quote.body, checked.qe_identity, quote.qe_report)
+    body = quote.body
+    verdict = _tcb_verdict(
+        checked, plat, TdTcb(body.tee_tcb_svn, body.mr_signer_seam, body.seam_attributes), quote.qe_report
+    )
     # 9. Bindings.
     check_report_data("REPORTDATA", quote.body.report_data, options, pad_to=64)
     if options.init_data_digest is not None:
