@@ -8,13 +8,13 @@ Intel PCS / PCCS client).
 >>> from datetime import UTC, datetime
 >>> from pathlib import Path
 >>> import verifier
->>> v = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "tdx"
+>>> v = Path("../shared/vectors/tdx")
 >>> docs = tuple(p.read_bytes() for p in sorted((v / "go-tdx-guest").iterdir()))
 >>> quote = (v / "trustee" / "tdx_quote_4.dat").read_bytes()
->>> at = datetime(2023, 6, 20, tzinfo=UTC)
->>> r = verifier.verify("tdx", quote, verifier.Options(at=at, collateral=docs))  # doctest: +SKIP
->>> r.claims["tcb_status"]  # doctest: +SKIP
-'UpToDate'
+>>> options = verifier.Options(at=datetime(2023, 6, 20, tzinfo=UTC), collateral=docs)
+>>> claims = verifier.verify("tdx", quote, options).claims
+>>> claims["tcb_status"], claims["debug"], claims["fmspc"]
+('UpToDate', True, '50806f000000')
 """
 
 from __future__ import annotations
