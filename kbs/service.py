@@ -252,7 +252,7 @@ class Broker:
         digest = claims_digest(claims)
         if result.get("allow") is not True:
             reasons = result.get("reasons")
-            why = f": {'; '.join(sorted(reasons))}" if isinstance(reasons, list) and reasons else ""
+            why = f": {'; '.join(sorted(map(str, reasons)))}" if isinstance(reasons, list) and reasons else ""
             self._audit("token", "resource.deny", path, "denied", digest, now)
             raise KbsError.policy_deny(f"resource policy {policy_id} denies {path}{why}")
         row = self.store.get_resource(path)

@@ -24,6 +24,12 @@ def step(message: str) -> None:
     print(f"\n==> {message}", flush=True)
 
 
+def script(name: str, module: str) -> list[str]:
+    """The installed console script, or the same entry point through this interpreter (a source checkout)."""
+    path = BIN / name
+    return [str(path)] if path.exists() else [sys.executable, "-m", module]
+
+
 def run(*args: str) -> subprocess.CompletedProcess[bytes]:
     print("    $ " + " ".join(args), flush=True)
     return subprocess.run(args, check=True)
@@ -50,19 +56,19 @@ def wait_ready(url: str, server: subprocess.Popen[bytes]) -> None:
 
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="veritee-demo-"))
-    kbs, agent = str(BIN / "kbs"), str(BIN / "attestation-agent")
+    kbs, agent = script("kbs", "kbs.cli"), script("attestation-agent", "attestation_agent.cli")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    admin = [kbs, "admin", "--url", url, "--token", str(work / "kbs" / "admin.token")]
+    admin = [*kbs, "admin", "--url", url, "--token", str(work / "kbs" / "admin.token")]
     server: subprocess.Popen[bytes] | None = None
     try:
         step("kbs init: configuration, key-encryption key, admin key pair and admin token (sample TEE allowed)")
-        run(kbs, "init", str(work / "kbs"), "--allow-sample")
+        run(*kbs, "init", str(work / "kbs"), "--allow-sample")
 
         step(f"kbs serve on {url} (SQLite in {work / 'kbs'})")
         log = (work / "kbs-serve.log").open("wb")
         server = subprocess.Popen(
-            [kbs, "serve", "--config", str(work / "kbs" / "kbs.toml"), "--port", str(port)], stdout=log, stderr=log
+            [*kbs, "serve", "--config", str(work / "kbs" / "kbs.toml"), "--port", str(port)], stdout=log, stderr=log
         )
         wait_ready(url, server)
 
@@ -75,7 +81,7 @@ def main() -> int:
 
         step("guest: attestation-agent get-resource (auth, attest with evidence bound to nonce + key, JWE fetch)")
         out = work / "released.bin"
-        run(agent, "get-resource", "--kbs", url, "kbs:///default/key/1", "--out", str(out))
+        run(*agent, "get-resource", "--kbs", url, "kbs:///default/key/1", "--out", str(out))
         released = out.read_bytes()
         if released != secret:
             print("released secret differs from the provisioned one", file=sys.stderr)

@@ -10,6 +10,7 @@ True
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -67,7 +68,8 @@ class Policy:
             if data:
                 engine.add_data(dict(data))
             engine.set_input(dict(input))
-            result = engine.eval_query(query)
+            # Through JSON so that Rego sets arrive as lists, like every other JSON value the callers handle.
+            result = json.loads(engine.eval_query_as_json(query))
         except RuntimeError as exc:
             raise PolicyError(_message(exc)) from exc
         rows = result.get("result") or []
