@@ -195,3 +195,28 @@ def test_fuzz_collateral_json_structure(inner: object) -> None:
         doc = json.dumps({key: inner, "signature": "00" * 64}).encode()
         with contextlib.suppress(FormatError):
             parse(doc)  # type: ignore[operator]
+
+
+# Quote v5 ([QGL] 1.5 addendum): header 48, body descriptor 6, TD 1.5 body 648; the signature covers all three.
+V5_FLIPS = {
+    "header.user_data": 30,
+    "body.MRTD": 54 + 136,
+    "body.TEE_TCB_SVN2": 54 + 584,
+    "body.MRSERVICETD": 54 + 600 + 47,
+}
+
+
+@pytest.mark.parametrize("offset", V5_FLIPS.values(), ids=V5_FLIPS.keys())
+def test_v5_single_byte_flip_is_signature_invalid(vectors: Path, offset: int) -> None:
+    data = bytearray(quote(vectors, 5))
+    data[offset] ^= 0x80
+    assert reason_of(bytes(data), at=AT_GO_TDX_GUEST, collateral=()) is Reason.SIGNATURE_INVALID
+
+
+def test_v5_body_descriptor_must_match_the_type(vectors: Path) -> None:
+    data = bytearray(quote(vectors, 5))
+    data[50:54] = (584).to_bytes(4, "little")  # type 3 with a TD 1.0 size
+    with pytest.raises(FormatError) as info:
+        parse_quote(bytes(data))
+    assert info.value.reason is Reason.MALFORMED_EVIDENCE
+    assert "body_descriptor.size is 584, expected 648" in info.value.detail
