@@ -70,6 +70,8 @@ class VerifierSettings(_Section):
     collateral: list[Path] = Field(default_factory=list)
     offline: bool = True
     cache_dir: Path | None = None
+    # Intel PCS v4 (default) or a PCCS base URL for TDX collateral when not offline.
+    tdx_pcs_url: str = "https://api.trustedservices.intel.com"
 
 
 class Settings(BaseSettings):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from verifier import Options
 from verifier.snp.kds import KdsClient
+from verifier.tdx.pcs import PcsClient
 
 from .settings import VerifierSettings
 
@@ -30,6 +31,10 @@ def build_sources(settings: VerifierSettings) -> dict[str, object]:
         # AMD KDS: VCEKs by chip and TCB, fetched once and kept in cache_dir/snp; CRLs for revocation.
         snp_cache = settings.cache_dir / "snp" if settings.cache_dir is not None else None
         sources["snp"] = KdsClient(cache_dir=snp_cache, offline=settings.offline)
+    if not settings.offline:
+        # Intel PCS (or a PCCS at tdx_pcs_url): TCB info, QE identity and CRLs by FMSPC, cached in cache_dir/tdx.
+        tdx_cache = settings.cache_dir / "tdx" if settings.cache_dir is not None else None
+        sources["tdx"] = PcsClient(settings.tdx_pcs_url, cache_dir=tdx_cache)
     return sources
 
 

@@ -1,0 +1,31 @@
+"""The docstring examples of the TDX verifier, PCS client and attester run (from a checkout next to
+../shared/vectors)."""
+
+from __future__ import annotations
+
+import doctest
+from pathlib import Path
+from types import ModuleType
+
+import attestation_agent.attesters.tdx
+import pytest
+
+import verifier.tdx
+import verifier.tdx.pcs
+
+
+@pytest.mark.parametrize(
+    ("module", "examples"),
+    [(verifier.tdx, 8), (verifier.tdx.pcs, 3), (attestation_agent.attesters.tdx, 2)],
+    ids=["verifier.tdx", "verifier.tdx.pcs", "attesters.tdx"],
+)
+def test_docstring_examples_run(
+    module: ModuleType, examples: int, vectors: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "vectors").symlink_to(vectors)
+    (tmp_path / "checkout").mkdir()
+    monkeypatch.chdir(tmp_path / "checkout")
+    result = doctest.testmod(module, verbose=False, report=True)
+    assert result.attempted >= examples
+    assert result.failed == 0

@@ -1,0 +1,84 @@
+"""The Intel PCS / PCCS client over httpx.MockTransport serving go-tdx-guest's recorded PCS responses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote as urlquote
+
+import httpx
+import pytest
+
+import verifier
+from verifier import Options, Reason, VerificationError
+from verifier.tdx import CollateralSource
+from verifier.tdx.pcs import INTEL_ROOT_CRL, PcsClient
+
+from .test_vectors import AT_GO_TDX_GUEST, quote
+
+
+def pcs_handler(vectors: Path, seen: list[str], *, pccs: bool = False) -> httpx.MockTransport:
+    folder = vectors / "tdx" / "go-tdx-guest"
+
+    def chain(name: str) -> str:
+        return urlquote((folder / name).read_text())
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        path, params = request.url.path, request.url.params
+        if path == "/tdx/certification/v4/tcb" and params.get("fmspc") == "50806f000000":
+            headers = {"TCB-Info-Issuer-Chain": chain("tcbInfoIssuerChain.pem")}
+            return httpx.Response(200, content=(folder / "sample_tcbInfo_response").read_bytes(), headers=headers)
+        if path == "/tdx/certification/v4/qe/identity":
+            headers = {"SGX-Enclave-Identity-Issuer-Chain": chain("qeIdentityIssuerChain.pem")}
+            return httpx.Response(200, content=(folder / "sample_qeIdentity_response").read_bytes(), headers=headers)
+        if path == "/sgx/certification/v4/pckcrl" and params.get("ca") == "platform":
+            headers = {"SGX-PCK-CRL-Issuer-Chain": chain("pckCrlIssuerChain.pem")}
+            return httpx.Response(200, content=(folder / "pckcrl").read_bytes(), headers=headers)
+        if str(request.url) == INTEL_ROOT_CRL or (pccs and path == "/sgx/certification/v4/rootcacrl"):
+            der = (folder / "rootcrl.der").read_bytes()
+            return httpx.Response(200, content=der.hex().encode() if pccs else der)
+        return httpx.Response(404)
+
+    return httpx.MockTransport(handle)
+
+
+def test_pcs_client_supplies_all_collateral(vectors: Path, tmp_path: Path) -> None:
+    seen: list[str] = []
+    client = PcsClient(cache_dir=tmp_path, transport=pcs_handler(vectors, seen))
+    assert isinstance(client, CollateralSource)
+    opts = Options(at=AT_GO_TDX_GUEST, sources={"tdx": client})
+    assert verifier.verify("tdx", quote(vectors, 4), opts).claims["tcb_status"] == "UpToDate"
+    assert len(seen) == 4
+    assert "fmspc=50806f000000" in seen[0]
+    # A second client on the same cache and a dead network is served from the cache.
+    offline = PcsClient(cache_dir=tmp_path, transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+    assert verifier.verify("tdx", quote(vectors, 4), Options(at=AT_GO_TDX_GUEST, sources={"tdx": offline}))
+    client.close()
+    offline.close()
+
+
+def test_pccs_hex_root_crl(vectors: Path) -> None:
+    seen: list[str] = []
+    client = PcsClient("https://pccs.test:8081/", transport=pcs_handler(vectors, seen, pccs=True))
+    opts = Options(at=AT_GO_TDX_GUEST, sources={"tdx": client})
+    assert verifier.verify("tdx", quote(vectors, 4), opts).claims["tcb_status"] == "UpToDate"
+    assert seen[-1] == "https://pccs.test:8081/sgx/certification/v4/rootcacrl"
+
+
+def test_unreachable_service_is_collateral_missing(vectors: Path) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    client = PcsClient(transport=httpx.MockTransport(refuse))
+    with pytest.raises(VerificationError) as info:
+        verifier.verify("tdx", quote(vectors, 4), Options(at=AT_GO_TDX_GUEST, sources={"tdx": client}))
+    assert info.value.reason is Reason.COLLATERAL_MISSING
+    assert "refused" in info.value.detail
+
+
+def test_http_error_status_is_collateral_missing(vectors: Path) -> None:
+    client = PcsClient(transport=httpx.MockTransport(lambda r: httpx.Response(404)))
+    with pytest.raises(VerificationError) as info:
+        client.tdx_collateral(bytes(6), "platform")
+    assert info.value.reason is Reason.COLLATERAL_MISSING
+    assert "HTTP 404" in info.value.detail
