@@ -108,6 +108,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         settings.server.port = args.port
     if args.database_url:
         settings.database.url = args.database_url
+    if args.insecure_http:
+        settings.server.insecure_http = True
     tls = settings.server.tls_cert is not None and settings.server.tls_key is not None
     if not tls and not settings.server.insecure_http and not _is_loopback(settings.server.host):
         print(
@@ -176,6 +178,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--database-url")
+    serve.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="allow plain HTTP on a non-loopback address (behind a TLS-terminating load balancer only)",
+    )
     serve.set_defaults(func=_cmd_serve)
 
     token = sub.add_parser("token", help="mint an admin bearer token from an admin private key")
