@@ -49,10 +49,11 @@ class KbsServer:
         allow_sample: bool = True,
         database_url: str | None = None,
         init: bool = True,
+        port: int | None = None,
     ) -> None:
         self.config_dir = folder
         self.config_file = folder / "kbs.toml"
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
         if init:
