@@ -199,3 +199,18 @@ def test_admin_disabled_without_keys(tmp_path: Path) -> None:
             headers={"Authorization": f"Bearer {server.token}"},
         )
         assert_error(response, 403, "AdminDenied", "disabled")
+
+
+def test_expired_reference_values_are_not_offered(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    with KbsServer(tmp_path / "kbs") as server:
+        provision(server)
+        server.admin.put_reference_value("sample_svn", ["1"], expires=datetime.now(UTC) - timedelta(seconds=1))
+        assert [v["name"] for v in server.admin.list_reference_values()] == ["sample_svn"]  # listed, but expired
+        guest = Guest(server.url)
+        token = guest.handshake()
+        assert_error(guest.resource("default/key/1", token), 403, "PolicyDeny")
+        server.admin.put_reference_value("sample_svn", ["1"], expires=datetime.now(UTC) + timedelta(hours=1))
+        fresh = Guest(server.url)
+        assert fresh.resource("default/key/1", fresh.handshake()).status_code == 200
