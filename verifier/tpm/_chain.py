@@ -1,0 +1,138 @@
+"""X.509 for TPM keys: load certificates by content, build and check a chain to pinned or configured roots.
+
+Used for AK certificates (Google's vTPM issues one per instance) and EK certificates (the TPM vendor's, or the
+swtpm local CA's in tests). Parsed certificates and issuer-signature results are cached per DER pair, so a
+broker that sees the same AK many times pays for its chain once; validity dates are judged on every call
+at the caller's `at` (no clock read here).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from datetime import datetime
+from importlib import resources
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+
+from ..errors import Reason, VerificationError
+
+__all__ = ["load_certificates", "pinned_certificates", "spki_der", "verify_chain"]
+
+PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
+MAX_CHAIN_DEPTH = 8
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_der(der: bytes) -> x509.Certificate:
+    return x509.load_der_x509_certificate(der)
+
+
+def load_certificates(blob: bytes, what: str) -> tuple[x509.Certificate, ...]:
+    """One DER certificate, or any number of PEM certificates."""
+    try:
+        if PEM_MARKER in blob:
+            pems = x509.load_pem_x509_certificates(blob)
+            return tuple(_parse_der(c.public_bytes(serialization.Encoding.DER)) for c in pems)
+        return (_parse_der(bytes(blob)),)
+    except ValueError as exc:
+        raise VerificationError(
+            Reason.CERTIFICATE_INVALID, f"{what} is not an X.509 certificate ({exc})"
+        ) from exc
+
+
+@functools.lru_cache(maxsize=64)
+def pinned_certificates() -> tuple[x509.Certificate, ...]:
+    """The vendor certificates shipped in verifier/tpm/roots (see the README there for provenance)."""
+    found: list[x509.Certificate] = []
+    for entry in sorted(resources.files("verifier.tpm").joinpath("roots").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".pem"):
+            found.extend(load_certificates(entry.read_bytes(), f"pinned certificate {entry.name}"))
+    return tuple(found)
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+@functools.lru_cache(maxsize=4096)
+def _der_cached(cert: x509.Certificate) -> bytes:
+    return _der(cert)
+
+
+def spki_der(cert: x509.Certificate) -> bytes:
+    return _spki_cached(cert)
+
+
+@functools.lru_cache(maxsize=4096)
+def _spki_cached(cert: x509.Certificate) -> bytes:
+    return cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    if child.issuer != parent.subject:
+        return False
+    try:
+        child.verify_directly_issued_by(parent)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    return constraints.ca
+
+
+def _can_issue(child: x509.Certificate, parent: x509.Certificate, anchor_ders: set[bytes]) -> bool:
+    """Anchors are trusted as configured; an intermediate must be a CA (BasicConstraints cA)."""
+    return (_der_cached(parent) in anchor_ders or _is_ca(parent)) and _issued_by(child, parent)
+
+
+def _check_dates(cert: x509.Certificate, at: datetime, what: str) -> None:
+    if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
+        raise VerificationError(
+            Reason.CERTIFICATE_EXPIRED,
+            f"{what} ({cert.subject.rfc4514_string()}) is valid {cert.not_valid_before_utc.isoformat()} to "
+            f"{cert.not_valid_after_utc.isoformat()}, evaluated at {at.isoformat()}",
+        )
+
+
+def verify_chain(
+    leaf: x509.Certificate,
+    intermediates: Iterable[x509.Certificate],
+    anchors: Iterable[x509.Certificate],
+    at: datetime,
+    what: str,
+) -> tuple[x509.Certificate, ...]:
+    """The chain leaf -> ... -> anchor, every link's signature and dates checked at `at`.
+
+    Raises VerificationError: untrusted_key when no path reaches an anchor, certificate_expired when a
+    certificate on the path is outside its validity period at `at`."""
+    anchor_list = tuple(anchors)
+    anchor_ders = {_der_cached(a) for a in anchor_list}
+    pool = anchor_list + tuple(c for c in intermediates if _der_cached(c) not in anchor_ders)
+    chain = [leaf]
+    current = leaf
+    for _ in range(MAX_CHAIN_DEPTH):
+        _check_dates(current, at, what if current is leaf else f"issuer of {what}")
+        if _der_cached(current) in anchor_ders:
+            return tuple(chain)
+        parent = next((c for c in pool if c is not current and _can_issue(current, c, anchor_ders)), None)
+        if parent is None:
+            raise VerificationError(
+                Reason.UNTRUSTED_KEY,
+                f"{what}: {current.subject.rfc4514_string()}, issued by {current.issuer.rfc4514_string()}, "
+                f"does not chain to a trusted root ({len(anchor_list)} anchors configured)",
+            )
+        chain.append(parent)
+        current = parent
+    raise VerificationError(Reason.UNTRUSTED_KEY, f"{what}: chain longer than {MAX_CHAIN_DEPTH} certificates")

@@ -1,0 +1,112 @@
+"""The TPM evidence JSON of SPEC section 4, parsed into a frozen structure (no cryptography here).
+
+    {"tpm_quote": {"message": b64 TPMS_ATTEST, "signature": b64 TPMT_SIGNATURE, "pcrs": PCRS},
+     "ak_public": b64 DER SPKI, "ak_certificate": b64 DER?, "ek_certificate": b64 DER?, "event_log": b64?}
+
+PCRS is trustee's list of 24 SHA-256 hex strings, or {"<bank>": {"<index>": "<hex>"}}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from .._common import b64field, optional_b64field
+from ..errors import FormatError
+from ._structures import HASH_SIZES
+
+__all__ = ["PCR_COUNT", "TpmEvidence", "parse_evidence"]
+
+# TCG PC Client Platform TPM Profile §4.6: 24 PCRs per bank.
+PCR_COUNT = 24
+WHAT = "tpm evidence"
+# Size caps before decoding (the HTTP body cap is larger; these bound each field).
+MAX_MESSAGE = 1024
+MAX_SIGNATURE = 1024
+MAX_KEY = 4096
+MAX_CERTIFICATE = 16 * 1024
+MAX_EVENT_LOG = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TpmEvidence:
+    message: bytes
+    signature: bytes
+    pcrs: Mapping[str, Mapping[int, bytes]]
+    ak_public: bytes
+    ak_certificate: bytes | None
+    ek_certificate: bytes | None
+    event_log: bytes | None
+
+
+def _hex(value: object, bank: str, index: int) -> bytes:
+    field = f"tpm_quote.pcrs {bank}[{index}]"
+    if not isinstance(value, str):
+        raise FormatError(f"{WHAT}: {field} is {type(value).__name__}, expected a hex string")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError as exc:
+        raise FormatError(f"{WHAT}: {field} is not hex ({exc})") from exc
+    if len(raw) != HASH_SIZES[bank]:
+        raise FormatError(f"{WHAT}: {field} is {len(raw)} bytes, expected {HASH_SIZES[bank]} for {bank}")
+    return raw
+
+
+def _pcrs(value: object) -> Mapping[str, Mapping[int, bytes]]:
+    if isinstance(value, list):
+        if len(value) != PCR_COUNT:
+            raise FormatError(
+                f"{WHAT}: tpm_quote.pcrs is a list of {len(value)}, expected {PCR_COUNT} (sha256)"
+            )
+        bank = {i: _hex(v, "sha256", i) for i, v in enumerate(value)}
+        return MappingProxyType({"sha256": MappingProxyType(bank)})
+    if not isinstance(value, Mapping):
+        raise FormatError(f"{WHAT}: tpm_quote.pcrs is {type(value).__name__}, expected a list or an object")
+    banks: dict[str, Mapping[int, bytes]] = {}
+    for bank, registers in value.items():
+        if bank not in HASH_SIZES:
+            raise FormatError(
+                f"{WHAT}: tpm_quote.pcrs bank is {bank!r}, expected one of {sorted(HASH_SIZES)}"
+            )
+        if not isinstance(registers, Mapping):
+            raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} is not an object of index -> hex")
+        parsed: dict[int, bytes] = {}
+        for key, digest in registers.items():
+            if not (isinstance(key, str) and key.isdigit() and int(key) < PCR_COUNT and str(int(key)) == key):
+                raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} index is {key!r}, expected '0'..'23'")
+            parsed[int(key)] = _hex(digest, bank, int(key))
+        banks[bank] = MappingProxyType(parsed)
+    return MappingProxyType(banks)
+
+
+def _check_size(key: str, value: bytes | None, limit: int) -> None:
+    if value is not None and len(value) > limit:
+        raise FormatError(f"{WHAT}: field {key} is {len(value)} bytes, at most {limit} accepted")
+
+
+def _required(document: Mapping[str, object], key: str, limit: int) -> bytes:
+    value = b64field(document, key, WHAT)
+    _check_size(key, value, limit)
+    return value
+
+
+def _optional(document: Mapping[str, object], key: str, limit: int) -> bytes | None:
+    value = optional_b64field(document, key, WHAT)
+    _check_size(key, value, limit)
+    return value
+
+
+def parse_evidence(document: Mapping[str, object]) -> TpmEvidence:
+    quote = document.get("tpm_quote")
+    if not isinstance(quote, Mapping):
+        raise FormatError(f"{WHAT}: field tpm_quote is {type(quote).__name__}, expected an object")
+    return TpmEvidence(
+        message=_required(quote, "message", MAX_MESSAGE),
+        signature=_required(quote, "signature", MAX_SIGNATURE),
+        pcrs=_pcrs(quote.get("pcrs")),
+        ak_public=_required(document, "ak_public", MAX_KEY),
+        ak_certificate=_optional(document, "ak_certificate", MAX_CERTIFICATE),
+        ek_certificate=_optional(document, "ek_certificate", MAX_CERTIFICATE),
+        event_log=_optional(document, "event_log", MAX_EVENT_LOG),
+    )
