@@ -9,6 +9,7 @@ at the caller's `at` (no clock read here).
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Iterable
 from datetime import datetime
 from importlib import resources
@@ -19,7 +20,14 @@ from cryptography.hazmat.primitives import serialization
 
 from ..errors import Reason, VerificationError
 
-__all__ = ["load_certificates", "pinned_certificates", "spki_der", "verify_chain"]
+__all__ = [
+    "describe",
+    "is_self_signed",
+    "load_certificates",
+    "pinned_certificates",
+    "spki_der",
+    "verify_chain",
+]
 
 PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
 MAX_CHAIN_DEPTH = 8
@@ -75,13 +83,26 @@ def _spki_cached(cert: x509.Certificate) -> bytes:
 
 @functools.lru_cache(maxsize=4096)
 def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    if child.issuer != parent.subject:
-        return False
+    # verify_directly_issued_by compares the issuer and subject names itself, without building Name objects
+    # (which warn on Google's over-long common names).
     try:
         child.verify_directly_issued_by(parent)
     except (InvalidSignature, ValueError, TypeError):
         return False
     return True
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    return _issued_by(cert, cert)
+
+
+def describe(cert: x509.Certificate, which: str = "subject") -> str:
+    """A certificate's subject (or issuer) for messages. Google's vTPM CAs have common names longer than
+    X.520's 64-character bound, on which cryptography warns; the warning says nothing to act on here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        name = cert.subject if which == "subject" else cert.issuer
+        return name.rfc4514_string()
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
@@ -101,7 +122,7 @@ def _check_dates(cert: x509.Certificate, at: datetime, what: str) -> None:
     if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
         raise VerificationError(
             Reason.CERTIFICATE_EXPIRED,
-            f"{what} ({cert.subject.rfc4514_string()}) is valid {cert.not_valid_before_utc.isoformat()} to "
+            f"{what} ({describe(cert)}) is valid {cert.not_valid_before_utc.isoformat()} to "
             f"{cert.not_valid_after_utc.isoformat()}, evaluated at {at.isoformat()}",
         )
 
@@ -130,7 +151,7 @@ def verify_chain(
         if parent is None:
             raise VerificationError(
                 Reason.UNTRUSTED_KEY,
-                f"{what}: {current.subject.rfc4514_string()}, issued by {current.issuer.rfc4514_string()}, "
+                f"{what}: {describe(current)}, issued by {describe(current, 'issuer')}, "
                 f"does not chain to a trusted root ({len(anchor_list)} anchors configured)",
             )
         chain.append(parent)

@@ -30,7 +30,7 @@ from ..errors import FormatError, Reason, VerificationError
 from ..options import Options
 from ..result import Verified
 from . import _eventlog
-from ._chain import load_certificates, pinned_certificates, spki_der, verify_chain
+from ._chain import describe, is_self_signed, load_certificates, pinned_certificates, spki_der, verify_chain
 from ._claims import AkTrust, TpmClaims, claims_to_json
 from ._evidence import TpmEvidence, parse_evidence
 from ._structures import Attest, Signature, parse_attest, parse_signature
@@ -157,7 +157,7 @@ def _ak_trust(evidence: TpmEvidence, ak_sha256: bytes, options: Options) -> AkTr
         if spki_der(ak_cert) != evidence.ak_public:
             raise VerificationError(
                 Reason.CERTIFICATE_INVALID,
-                f"ak_certificate ({ak_cert.subject.rfc4514_string()}) certifies key sha256 "
+                f"ak_certificate ({describe(ak_cert)}) certifies key sha256 "
                 f"{hashlib.sha256(spki_der(ak_cert)).hexdigest()}, expected the AK {ak_sha256.hex()}",
             )
     else:
@@ -167,8 +167,8 @@ def _ak_trust(evidence: TpmEvidence, ak_sha256: bytes, options: Options) -> AkTr
         configured = tuple(
             c for blob in options.trust.get("tpm", ()) for c in load_certificates(blob, "tpm trust anchor")
         )
-        anchors = tuple(c for c in pinned if c.issuer == c.subject) + configured
-        intermediates = tuple(c for c in pinned if c.issuer != c.subject) + given
+        anchors = tuple(c for c in pinned if is_self_signed(c)) + configured
+        intermediates = tuple(c for c in pinned if not is_self_signed(c)) + given
         verify_chain(ak_cert, intermediates, anchors, options.at, "AK certificate")
         return AkTrust.CERTIFICATE
     source = options.sources.get("tpm")
