@@ -1,5 +1,5 @@
 """TPM quote verification: every failure with its reason code, as named datasets; synthetic quotes signed by
-keys generated at test time cover the schemes and hashes the real vectors do not (RSAPSS, ECDSA, SHA-384/512)."""
+keys made at test time cover the schemes and hashes the real vectors lack (RSAPSS, ECDSA, SHA-384/512)."""
 
 from __future__ import annotations
 
