@@ -15,6 +15,7 @@ Errors are `verifier.errors.VerifierError` with a SPEC reason code; parsers rais
 from __future__ import annotations
 
 from ._claims import AkTrust, TpmClaims, claims_to_json
+from ._credential import Credential, check_ak_public, kdfa, kdfe, make_credential, verify_ek_certificate
 from ._evidence import TpmEvidence, parse_evidence
 from ._public import TpmPublic, parse_public
 from ._structures import Attest, PcrSelection, Signature, parse_attest, parse_signature
@@ -23,17 +24,23 @@ from ._verify import EnrolledAks, verify, verify_quote_signature
 __all__ = [
     "AkTrust",
     "Attest",
+    "Credential",
     "EnrolledAks",
     "PcrSelection",
     "Signature",
     "TpmClaims",
     "TpmEvidence",
     "TpmPublic",
+    "check_ak_public",
     "claims_to_json",
+    "kdfa",
+    "kdfe",
+    "make_credential",
     "parse_attest",
     "parse_evidence",
     "parse_public",
     "parse_signature",
     "verify",
+    "verify_ek_certificate",
     "verify_quote_signature",
 ]

@@ -25,6 +25,8 @@ __all__ = [
     "is_self_signed",
     "load_certificates",
     "pinned_certificates",
+    "pinned_intermediates",
+    "pinned_roots",
     "spki_der",
     "verify_chain",
 ]
@@ -59,6 +61,14 @@ def pinned_certificates() -> tuple[x509.Certificate, ...]:
         if entry.name.endswith(".pem"):
             found.extend(load_certificates(entry.read_bytes(), f"pinned certificate {entry.name}"))
     return tuple(found)
+
+
+def pinned_roots() -> tuple[x509.Certificate, ...]:
+    return tuple(c for c in pinned_certificates() if is_self_signed(c))
+
+
+def pinned_intermediates() -> tuple[x509.Certificate, ...]:
+    return tuple(c for c in pinned_certificates() if not is_self_signed(c))
 
 
 def _der(cert: x509.Certificate) -> bytes:

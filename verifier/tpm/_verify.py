@@ -30,7 +30,7 @@ from ..errors import FormatError, Reason, VerificationError
 from ..options import Options
 from ..result import Verified
 from . import _eventlog
-from ._chain import describe, is_self_signed, load_certificates, pinned_certificates, spki_der, verify_chain
+from ._chain import describe, load_certificates, pinned_intermediates, pinned_roots, spki_der, verify_chain
 from ._claims import AkTrust, TpmClaims, claims_to_json
 from ._evidence import TpmEvidence, parse_evidence
 from ._structures import Attest, Signature, parse_attest, parse_signature
@@ -163,12 +163,11 @@ def _ak_trust(evidence: TpmEvidence, ak_sha256: bytes, options: Options) -> AkTr
     else:
         ak_cert = next((c for c in given if spki_der(c) == evidence.ak_public), None)
     if ak_cert is not None:
-        pinned = pinned_certificates()
         configured = tuple(
             c for blob in options.trust.get("tpm", ()) for c in load_certificates(blob, "tpm trust anchor")
         )
-        anchors = tuple(c for c in pinned if is_self_signed(c)) + configured
-        intermediates = tuple(c for c in pinned if not is_self_signed(c)) + given
+        anchors = pinned_roots() + configured
+        intermediates = pinned_intermediates() + given
         verify_chain(ak_cert, intermediates, anchors, options.at, "AK certificate")
         return AkTrust.CERTIFICATE
     source = options.sources.get("tpm")
