@@ -71,8 +71,8 @@ def _label(label: bytes) -> bytes:
     return label if label.endswith(b"\0") else label + b"\0"
 
 
-def kdfa(hash_name: str, key: bytes, label: bytes, context_u: bytes, context_v: bytes, bits: int) -> bytes:
-    """Part 1 §11.4.10.2 KDFa: SP 800-108 counter mode with HMAC; K(i) = HMAC(key, [i] || label || u || v || [L])."""
+def kdfa(hash_name: str, key: bytes, label: bytes, context_u: bytes, context_v: bytes, *, bits: int) -> bytes:
+    """Part 1 §11.4.10.2 KDFa (SP 800-108 counter mode): K(i) = HMAC(key, [i] || label || u || v || [L])."""
     out = b""
     counter = 0
     while len(out) * 8 < bits:
@@ -82,7 +82,7 @@ def kdfa(hash_name: str, key: bytes, label: bytes, context_u: bytes, context_v: 
     return out[: (bits + 7) // 8]
 
 
-def kdfe(hash_name: str, z: bytes, label: bytes, party_u: bytes, party_v: bytes, bits: int) -> bytes:
+def kdfe(hash_name: str, z: bytes, label: bytes, party_u: bytes, party_v: bytes, *, bits: int) -> bytes:
     """Part 1 §11.4.10.3 KDFe: SP 800-56A concatenation KDF; K(i) = H([i] || Z || label || u || v)."""
     out = b""
     counter = 0
@@ -120,7 +120,7 @@ def _seed(ek_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey, name_alg: str) -
     eph = ephemeral.public_key().public_numbers()
     eph_x, eph_y = eph.x.to_bytes(coordinate, "big"), eph.y.to_bytes(coordinate, "big")
     ek_x = ek_key.public_numbers().x.to_bytes(coordinate, "big")
-    seed = kdfe(name_alg, z, IDENTITY, eph_x, ek_x, size * 8)
+    seed = kdfe(name_alg, z, IDENTITY, eph_x, ek_x, bits=size * 8)
     # TPMS_ECC_POINT of the ephemeral key.
     return seed, _tpm2b(eph_x) + _tpm2b(eph_y)
 
@@ -145,10 +145,10 @@ def make_credential(
     else:
         name_alg, symmetric_bits, ek_key = DEFAULT_NAME_ALG, DEFAULT_SYMMETRIC_BITS, ek
     seed, encrypted_secret = _seed(ek_key, name_alg)
-    sym_key = kdfa(name_alg, seed, STORAGE, ak_name, b"", symmetric_bits)
+    sym_key = kdfa(name_alg, seed, STORAGE, ak_name, b"", bits=symmetric_bits)
     encryptor = Cipher(algorithms.AES(sym_key), modes.CFB(bytes(16))).encryptor()
     enc_identity = encryptor.update(_tpm2b(secret)) + encryptor.finalize()
-    hmac_key = kdfa(name_alg, seed, INTEGRITY, b"", b"", HASH_SIZES[name_alg] * 8)
+    hmac_key = kdfa(name_alg, seed, INTEGRITY, b"", b"", bits=HASH_SIZES[name_alg] * 8)
     integrity = hmac.new(hmac_key, enc_identity + ak_name, name_alg).digest()
     return Credential(credential_blob=_tpm2b(integrity) + enc_identity, encrypted_secret=encrypted_secret)
 
