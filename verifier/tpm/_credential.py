@@ -27,9 +27,14 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from ..errors import Reason, VerificationError
+
+try:  # AES-CFB is the TPM's parameter-encryption mode; cryptography 47+ files it under "decrepit".
+    from cryptography.hazmat.decrepit.ciphers.modes import CFB
+except ImportError:  # pragma: no cover - cryptography < 47
+    from cryptography.hazmat.primitives.ciphers.modes import CFB  # type: ignore[assignment, unused-ignore]
 from ._chain import load_certificates, pinned_intermediates, pinned_roots, verify_chain
 from ._public import (
     TPMA_DECRYPT,
@@ -146,7 +151,7 @@ def make_credential(
         name_alg, symmetric_bits, ek_key = DEFAULT_NAME_ALG, DEFAULT_SYMMETRIC_BITS, ek
     seed, encrypted_secret = _seed(ek_key, name_alg)
     sym_key = kdfa(name_alg, seed, STORAGE, ak_name, b"", bits=symmetric_bits)
-    encryptor = Cipher(algorithms.AES(sym_key), modes.CFB(bytes(16))).encryptor()
+    encryptor = Cipher(algorithms.AES(sym_key), CFB(bytes(16))).encryptor()
     enc_identity = encryptor.update(_tpm2b(secret)) + encryptor.finalize()
     hmac_key = kdfa(name_alg, seed, INTEGRITY, b"", b"", bits=HASH_SIZES[name_alg] * 8)
     integrity = hmac.new(hmac_key, enc_identity + ak_name, name_alg).digest()
