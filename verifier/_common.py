@@ -28,9 +28,7 @@ def check_report_data(field: str, carried: bytes, options: Options, *, pad_to: i
             )
         expected = expected + bytes(pad_to - len(expected))
     if carried != expected:
-        raise VerificationError(
-            Reason.REPORT_DATA_MISMATCH, f"{field} is {carried.hex()}, expected {expected.hex()}"
-        )
+        raise VerificationError(Reason.REPORT_DATA_MISMATCH, f"{field} is {carried.hex()}, expected {expected.hex()}")
 
 
 def check_init_data(field: str, carried: bytes, expected: bytes) -> None:

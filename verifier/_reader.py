@@ -32,8 +32,7 @@ class Reader:
     def take(self, n: int, field: str) -> bytes:
         if n < 0 or self._pos + n > len(self._data):
             raise FormatError(
-                f"{self.what}: field {field} needs {n} bytes at offset {self._pos:#x}, "
-                f"only {self.remaining} remain"
+                f"{self.what}: field {field} needs {n} bytes at offset {self._pos:#x}, only {self.remaining} remain"
             )
         out = bytes(self._data[self._pos : self._pos + n])
         self._pos += n

@@ -10,11 +10,15 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="session")
-def vectors() -> Path:
+def find_vectors() -> Path:
     here = Path(__file__).resolve()
     for parent in here.parents:
         candidate = parent / "shared" / "vectors"
         if candidate.is_dir():
             return candidate
     pytest.fail(f"the real test vectors are missing: no shared/vectors above {here}")
+
+
+@pytest.fixture(scope="session")
+def vectors() -> Path:
+    return find_vectors()

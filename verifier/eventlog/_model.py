@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ._decode import decode_details
@@ -43,7 +43,7 @@ class Event:
     register: str
     event_type: int
     type_name: str
-    digests: Mapping[str, bytes]
+    digests: Mapping[str, bytes] = field(hash=False)  # a read-only mapping: not hashable itself
     data: bytes
 
     @property

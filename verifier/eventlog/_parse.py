@@ -11,6 +11,7 @@ Layout:
 
 from __future__ import annotations
 
+import re
 from types import MappingProxyType
 from typing import Final
 
@@ -39,11 +40,16 @@ __all__ = ["parse"]
 KINDS: Final = ("tcg2", "ccel")
 # A digest size beyond any registered hash is a corrupt Spec ID table, not a new algorithm.
 MAX_DIGEST_SIZE: Final = 128
-# PFP 10.4.5.1: the signature prefix shared by the legacy SHA-1 log ("Spec ID Event00"), which this
-# library does not parse, and the crypto-agile one.
-_SPEC_ID_PREFIX: Final = b"Spec ID Event"
+# PFP 10.4.5.1: other versions of the Spec ID event (the legacy SHA-1 log's "Spec ID Event00") are
+# unsupported formats rather than malformed ones.
+_SPEC_ID_OTHER_VERSION: Final = re.compile(rb"Spec ID Event\d\d\x00")
 _STARTUP_LOCALITY_SIZE: Final = len(STARTUP_LOCALITY_SIGNATURE) + 1
-_PADDING: Final = (b"\x00", b"\xff")
+# PFP 10.2 / CCEL: a log area is padded with 0x00 or 0xFF after the last record (a 1 MiB CCEL is mostly
+# padding). Trailing runs are measured with bytes.startswith(block, offset), a memcmp without copies, over
+# blocks of decreasing size: at most 15 comparisons per size once the largest blocks are consumed.
+_PADDING_BYTES: Final = (0x00, 0xFF)
+_PADDING_BLOCKS: Final = (64 * 1024, 4 * 1024, 256, 16, 1)
+_PADDING_PATTERNS: Final = {pad: tuple(bytes([pad]) * block for block in _PADDING_BLOCKS) for pad in _PADDING_BYTES}
 
 
 def parse(data: bytes, kind: Kind) -> EventLog:
@@ -52,17 +58,15 @@ def parse(data: bytes, kind: Kind) -> EventLog:
     Trailing padding (all 0x00 or all 0xFF after the last record) ends the log.
     """
     if kind not in KINDS:
-        raise FormatError(
-            f"event log kind is {kind!r}, expected one of {list(KINDS)}", Reason.UNSUPPORTED_FORMAT
-        )
+        raise FormatError(f"event log kind is {kind!r}, expected one of {list(KINDS)}", Reason.UNSUPPORTED_FORMAT)
     if not isinstance(data, bytes | bytearray | memoryview):
         raise FormatError(f"{kind} event log is a {type(data).__name__}, expected bytes")
     if len(data) > MAX_LOG_SIZE:
         raise FormatError(f"{kind} event log is {len(data)} bytes, over the limit of {MAX_LOG_SIZE}")
     data = bytes(data)
-    # The offset from which the rest of the input is padding, found once by C-speed rstrip: a record
-    # starting at or after it cannot exist, one starting before it must parse.
-    padding_start = min(len(data.rstrip(pad)) for pad in _PADDING)
+    # The offset from which the rest of the input is padding: a record starting at or after it cannot
+    # exist, one starting before it must parse.
+    padding_start = min(_trailing_run_start(data, pad) for pad in _PADDING_BYTES)
     reader = Reader(data, f"{kind} event log")
     spec_id = _header(reader, kind)
     table = {a.alg_id: a for a in spec_id.algorithms}
@@ -84,6 +88,15 @@ def parse(data: bytes, kind: Kind) -> EventLog:
     )
 
 
+def _trailing_run_start(data: bytes, pad: int) -> int:
+    """The offset where the trailing run of `pad` bytes starts (len(data) when data does not end in it)."""
+    end = len(data)
+    for block, pattern in zip(_PADDING_BLOCKS, _PADDING_PATTERNS[pad], strict=True):
+        while end >= block and data.startswith(pattern, end - block):
+            end -= block
+    return end
+
+
 def _header(reader: Reader, kind: Kind) -> SpecId:
     """PFP 10.2.1 TCG_PCClientPCREvent carrying the TCG_EfiSpecIDEventStruct; it extends nothing."""
     # pcrIndex should be 0, but OVMF's CCEL writes 1: the field is read and not checked.
@@ -97,9 +110,7 @@ def _header(reader: Reader, kind: Kind) -> SpecId:
     reader.must_be_zero(HEADER_DIGEST_SIZE, "header.digest")
     size = reader.u32le("header.eventSize")
     if size > MAX_EVENT_DATA_SIZE:
-        raise FormatError(
-            f"{kind} event log: header.eventSize is {size}, over the limit of {MAX_EVENT_DATA_SIZE}"
-        )
+        raise FormatError(f"{kind} event log: header.eventSize is {size}, over the limit of {MAX_EVENT_DATA_SIZE}")
     return _spec_id(reader.take(size, "header.event"), kind)
 
 
@@ -108,9 +119,8 @@ def _spec_id(data: bytes, kind: Kind) -> SpecId:
     r = Reader(data, f"{kind} event log Spec ID event")
     signature = r.take(len(SPEC_ID_SIGNATURE), "signature")
     if signature != SPEC_ID_SIGNATURE:
-        reason = (
-            Reason.UNSUPPORTED_FORMAT if signature.startswith(_SPEC_ID_PREFIX) else Reason.MALFORMED_EVIDENCE
-        )
+        legacy = _SPEC_ID_OTHER_VERSION.fullmatch(signature) is not None
+        reason = Reason.UNSUPPORTED_FORMAT if legacy else Reason.MALFORMED_EVIDENCE
         raise FormatError(
             f"{kind} event log: Spec ID event signature is {signature!r}, expected {SPEC_ID_SIGNATURE!r} "
             "(TCG2 crypto-agile format)",
@@ -123,9 +133,7 @@ def _spec_id(data: bytes, kind: Kind) -> SpecId:
     uintn_size = r.u8("uintnSize")
     count = r.u32le("numberOfAlgorithms")
     if not 1 <= count <= MAX_ALGORITHMS:
-        raise FormatError(
-            f"{kind} event log: Spec ID numberOfAlgorithms is {count}, expected 1 to {MAX_ALGORITHMS}"
-        )
+        raise FormatError(f"{kind} event log: Spec ID numberOfAlgorithms is {count}, expected 1 to {MAX_ALGORITHMS}")
     algorithms: list[Algorithm] = []
     for i in range(count):
         alg_id = r.u16le(f"digestSizes[{i}].algorithmId")
@@ -193,9 +201,7 @@ def _event2(reader: Reader, kind: Kind, index: int, table: dict[int, Algorithm])
         digests[alg.name] = reader.take(alg.digest_size, f"{field}.digests[{i}].digest")
     size = reader.u32le(f"{field}.eventSize")
     if size > MAX_EVENT_DATA_SIZE:
-        raise FormatError(
-            f"{kind} event log: {field}.eventSize is {size}, over the limit of {MAX_EVENT_DATA_SIZE}"
-        )
+        raise FormatError(f"{kind} event log: {field}.eventSize is {size}, over the limit of {MAX_EVENT_DATA_SIZE}")
     data = reader.take(size, f"{field}.event")
     return Event(
         index=index,
@@ -218,9 +224,7 @@ def _register(pcr_index: int, kind: Kind, index: int) -> str:
             )
         return CCEL_REGISTERS[pcr_index]
     if pcr_index > TCG2_MAX_PCR:
-        raise FormatError(
-            f"tcg2 event log: event[{index}].pcrIndex is {pcr_index}, expected 0 to {TCG2_MAX_PCR}"
-        )
+        raise FormatError(f"tcg2 event log: event[{index}].pcrIndex is {pcr_index}, expected 0 to {TCG2_MAX_PCR}")
     return str(pcr_index)
 
 

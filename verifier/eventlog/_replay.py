@@ -81,8 +81,7 @@ def check_replay(log: EventLog, quoted: Mapping[str, Mapping[str, bytes]]) -> No
             compared += 1
             if got != bytes(expected):
                 mismatches.append(
-                    f"{bank} register {register}: event log replays to {got.hex()}, "
-                    f"quote has {bytes(expected).hex()}"
+                    f"{bank} register {register}: event log replays to {got.hex()}, quote has {bytes(expected).hex()}"
                 )
     if mismatches:
         raise VerificationError(Reason.EVENTLOG_MISMATCH, "; ".join(mismatches))

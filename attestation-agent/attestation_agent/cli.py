@@ -1,0 +1,110 @@
+"""`attestation-agent` console script: detect the TEE, print evidence, fetch a resource from a KBS.
+
+Exit codes: 0 success, 1 attestation/operational failure, 2 usage error. JSON on stdout, messages on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import attesters
+from .attesters import Attester, AttesterError
+
+__all__ = ["main", "pick_attester"]
+
+
+def pick_attester(tee: str | None) -> Attester:
+    """The named TEE, or the detected one; the sample fallback warns on stderr."""
+    if tee:
+        return attesters.get(tee)
+    found = attesters.detect()
+    if found.tee == "sample":
+        print(
+            "attestation-agent: warning: no TEE found (TDX, SNP, TPM); using the sample TEE, which no production "
+            "broker accepts",
+            file=sys.stderr,
+        )
+    return found
+
+
+def _cmd_tee(args: argparse.Namespace) -> int:
+    attester = pick_attester(None)
+    print(json.dumps({"tee": attester.tee}) if args.json else attester.tee)
+    return 0
+
+
+def _cmd_evidence(args: argparse.Namespace) -> int:
+    try:
+        report_data = bytes.fromhex(args.report_data)
+    except ValueError:
+        print("attestation-agent: --report-data is not hex", file=sys.stderr)
+        return 2
+    if len(report_data) > 64:
+        print(f"attestation-agent: --report-data is {len(report_data)} bytes, at most 64", file=sys.stderr)
+        return 2
+    attester = pick_attester(args.tee)
+    print(json.dumps(attester.evidence(report_data)))
+    return 0
+
+
+def _cmd_get_resource(args: argparse.Namespace) -> int:
+    from kbs.protocol import parse_resource_uri  # noqa: PLC0415
+
+    from .kbs_client import KbsClient  # noqa: PLC0415
+
+    try:
+        parse_resource_uri(args.resource)
+    except ValueError as exc:
+        print(f"attestation-agent: {exc}", file=sys.stderr)
+        return 2
+    init_data = Path(args.init_data).read_text() if args.init_data else None
+    attester = pick_attester(args.tee)
+    with KbsClient(args.kbs, attester, init_data=init_data, verify=args.cacert or True) as client:
+        data = client.get_resource(args.resource)
+    if args.out:
+        Path(args.out).write_bytes(data)
+        print(f"wrote {len(data)} bytes to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="attestation-agent", description="Veritee in-guest attestation agent.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    tee = sub.add_parser("tee", help="print the detected TEE")
+    tee.add_argument("--json", action="store_true")
+    tee.set_defaults(func=_cmd_tee)
+    ev = sub.add_parser("evidence", help="print evidence JSON bound to REPORT_DATA")
+    ev.add_argument("--report-data", required=True, help="hex, at most 64 bytes")
+    ev.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
+    ev.set_defaults(func=_cmd_evidence)
+    gr = sub.add_parser("get-resource", help="attest to a KBS and fetch a resource")
+    gr.add_argument("--kbs", required=True, help="broker URL, e.g. http://127.0.0.1:8080")
+    gr.add_argument("resource", help="kbs:///REPO/TYPE/TAG")
+    gr.add_argument("--out", help="write the resource here instead of stdout")
+    gr.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
+    gr.add_argument("--init-data", help="init-data TOML file to bind")
+    gr.add_argument("--cacert", help="CA certificate for the broker's TLS")
+    gr.set_defaults(func=_cmd_get_resource)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .kbs_client import KbsClientError  # noqa: PLC0415
+
+    try:
+        code: int = args.func(args)
+    except (AttesterError, KbsClientError, OSError) as exc:
+        print(f"attestation-agent: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""A small client of the admin API, used by `kbs admin` and by tests.
+
+>>> AdminClient("http://127.0.0.1:8080", "token").base
+'http://127.0.0.1:8080/kbs/v0'
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from .protocol import BASE_PATH, parse_resource_uri
+
+__all__ = ["AdminClient", "AdminError"]
+
+
+class AdminError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+def _b64url(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+class AdminClient:
+    def __init__(self, url: str, token: str, *, verify: bool | str = True, timeout: float = 30.0) -> None:
+        self.base = url.rstrip("/") + BASE_PATH
+        self._http = httpx.Client(headers={"Authorization": f"Bearer {token}"}, verify=verify, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self._http.request(method, self.base + path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                detail = str(response.json().get("detail", response.text))
+            except ValueError:
+                detail = response.text
+            raise AdminError(response.status_code, detail)
+        return response
+
+    @staticmethod
+    def _path(resource: str) -> str:
+        return "/".join(parse_resource_uri(resource))
+
+    def put_resource(self, resource: str, data: bytes) -> None:
+        self._call("POST", f"/resource/{self._path(resource)}", content=data)
+
+    def get_resource(self, resource: str) -> bytes:
+        return self._call("GET", f"/admin/resource/{self._path(resource)}").content
+
+    def delete_resource(self, resource: str) -> None:
+        self._call("DELETE", f"/resource/{self._path(resource)}")
+
+    def list_resources(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/admin/resources").json()
+        return result
+
+    def set_resource_policy(self, rego: str, scope: str | None = None) -> str:
+        body: dict[str, Any] = {"policy": _b64url(rego)}
+        if scope:
+            body["scope"] = scope
+        return str(self._call("POST", "/resource-policy", json=body).json()["policy_id"])
+
+    def set_attestation_policy(self, policy_id: str, rego: str) -> str:
+        body = {"policy_id": policy_id, "policy": _b64url(rego), "type": "rego"}
+        return str(self._call("POST", "/attestation-policy", json=body).json()["policy_id"])
+
+    def get_policy(self, policy_id: str) -> str:
+        encoded = self._call("GET", f"/admin/policy/{policy_id}").json()["policy"]
+        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+
+    def list_policies(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/admin/policies").json()
+        return result
+
+    def delete_policy(self, policy_id: str) -> None:
+        self._call("DELETE", f"/admin/policy/{policy_id}")
+
+    def put_reference_value(self, name: str, values: list[str], expires: datetime | None = None) -> None:
+        body: dict[str, Any] = {"name": name, "values": values}
+        if expires is not None:
+            body["expires"] = expires.isoformat()
+        self._call("POST", "/reference-value", json=body)
+
+    def list_reference_values(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/admin/reference-values").json()
+        return result
+
+    def delete_reference_value(self, name: str) -> None:
+        self._call("DELETE", f"/admin/reference-value/{name}")
+
+    def audit(self, limit: int = 100) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/admin/audit", params={"limit": limit}).json()
+        return result
+
+    def rotate_signing_key(self) -> str:
+        return str(self._call("POST", "/admin/signing-key/rotate").json()["kid"])

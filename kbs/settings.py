@@ -1,0 +1,124 @@
+"""Broker configuration: a TOML file (written by `kbs init`), overridable by VERITEE_KBS_* environment variables.
+
+Secure defaults: loopback HTTP only, no admin API unless an admin key is configured, the sample TEE refused,
+RSA1_5 refused, request bodies capped at 2 MiB.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "load"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_body_bytes: int = 2 * 1024 * 1024
+    # trustee's old clients expect 401 for every error; off by default (Veritee answers 400/403/404/413/429).
+    legacy_401: bool = False
+    # RSA1_5 key wrapping is deprecated; only for old clients.
+    insecure_allow_rsa1_5: bool = False
+    # Plain HTTP on a non-loopback address must be asked for by name.
+    insecure_http: bool = False
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///kbs.sqlite"
+
+
+class StorageSettings(_Section):
+    # 32-byte key-encryption key for secrets at rest (resources, token signing keys).
+    kek_file: Path = Path("kek.bin")
+
+
+class TokenSettings(_Section):
+    issuer: str = "veritee-kbs"
+    ttl_seconds: int = 300
+    # A rotated-out signing key stays in the JWKS this long, so tokens it signed keep verifying.
+    rotation_overlap_seconds: int = 3600
+
+
+class SessionSettings(_Section):
+    ttl_seconds: int = 300
+
+
+class AdminSettings(_Section):
+    # PEM files of the public keys (Ed25519 or ECDSA P-256) whose JWTs may call the admin API. Empty: admin off.
+    public_keys: list[Path] = Field(default_factory=list)
+
+
+class RateLimitSettings(_Section):
+    # Per client address, per replica: /auth requests a minute (0 disables).
+    auth_per_minute: int = 600
+
+
+class VerifierSettings(_Section):
+    allow_sample: bool = False
+    trust: dict[str, list[Path]] = Field(default_factory=dict)
+    collateral: list[Path] = Field(default_factory=list)
+    offline: bool = True
+    cache_dir: Path | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VERITEE_KBS_", env_nested_delimiter="__", extra="forbid")
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    tokens: TokenSettings = Field(default_factory=TokenSettings)
+    sessions: SessionSettings = Field(default_factory=SessionSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    verifier: VerifierSettings = Field(default_factory=VerifierSettings)
+
+
+def _resolve(value: Any, base: Path) -> Any:
+    """Relative paths in a config file are relative to the file's folder."""
+    if isinstance(value, dict):
+        return {k: _resolve(v, base) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, base) for v in value]
+    return value
+
+
+def load(path: Path | None) -> Settings:
+    if path is None:
+        return Settings()
+    document = tomllib.loads(path.read_text())
+    settings = Settings(**document)
+    base = path.resolve().parent
+    return _anchor(settings, base)
+
+
+def _anchor(settings: Settings, base: Path) -> Settings:
+    def anchor(p: Path) -> Path:
+        return p if p.is_absolute() else base / p
+
+    settings.storage.kek_file = anchor(settings.storage.kek_file)
+    settings.admin.public_keys = [anchor(p) for p in settings.admin.public_keys]
+    settings.verifier.collateral = [anchor(p) for p in settings.verifier.collateral]
+    settings.verifier.trust = {k: [anchor(p) for p in v] for k, v in settings.verifier.trust.items()}
+    if settings.verifier.cache_dir is not None:
+        settings.verifier.cache_dir = anchor(settings.verifier.cache_dir)
+    for attr in ("tls_cert", "tls_key"):
+        value = getattr(settings.server, attr)
+        if value is not None:
+            setattr(settings.server, attr, anchor(value))
+    prefix = "sqlite:///"
+    url = settings.database.url
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        settings.database.url = prefix + str(base / url.removeprefix(prefix))
+    return settings

@@ -1,0 +1,73 @@
+"""SQLModel tables: the broker's whole state. Nothing that matters lives in process memory, so any replica can
+serve any step of a guest's handshake. Times are UNIX seconds (float) so SQLite and PostgreSQL agree."""
+
+from __future__ import annotations
+
+from sqlmodel import Field, SQLModel
+
+__all__ = ["Audit", "Policy", "ReferenceValue", "Resource", "Session", "SigningKey"]
+
+
+class Session(SQLModel, table=True):
+    __tablename__ = "kbs_session"
+
+    id: str = Field(primary_key=True, max_length=64)
+    nonce: str = Field(unique=True, max_length=64)
+    tee: str = Field(max_length=32)
+    # challenged -> consumed (one /attest took the nonce) -> attested (a token was issued)
+    state: str = Field(max_length=16)
+    created_at: float
+    expires_at: float = Field(index=True)
+    token: str | None = None
+
+
+class Resource(SQLModel, table=True):
+    __tablename__ = "kbs_resource"
+
+    path: str = Field(primary_key=True, max_length=400)
+    # AES-256-GCM under the key-encryption key, AAD = the path; 12-byte nonce prefixed.
+    sealed: bytes
+    size: int
+    updated_at: float
+
+
+class Policy(SQLModel, table=True):
+    __tablename__ = "kbs_policy"
+
+    # "resource" (every path), "resource:<repo>" or "resource:<repo>/<type>" (a prefix), "attestation:<id>"
+    id: str = Field(primary_key=True, max_length=300)
+    source: str
+    sha256: str = Field(max_length=64)
+    updated_at: float
+
+
+class ReferenceValue(SQLModel, table=True):
+    __tablename__ = "kbs_reference_value"
+
+    name: str = Field(primary_key=True, max_length=200)
+    value: str = Field(primary_key=True, max_length=1024)
+    expires_at: float | None = None
+    updated_at: float
+
+
+class SigningKey(SQLModel, table=True):
+    __tablename__ = "kbs_signing_key"
+
+    kid: str = Field(primary_key=True, max_length=64)
+    sealed_private_key: bytes
+    public_pem: str
+    created_at: float
+    # Set on rotation: the key signs nothing after this, and leaves the JWKS after the overlap.
+    retired_at: float | None = None
+
+
+class Audit(SQLModel, table=True):
+    __tablename__ = "kbs_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: float = Field(index=True)
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=64)
+    target: str = Field(max_length=400)
+    outcome: str = Field(max_length=32)
+    claims_digest: str | None = Field(default=None, max_length=64)

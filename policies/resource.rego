@@ -1,0 +1,25 @@
+# Default resource policy (SPEC section 6): release a resource only when every submod of the EAR token is
+# affirming and the evidence does not come from the sample TEE.
+#   input: the EAR claims; data: {"plugin": "resource", "resource-path": [repo, type, tag], "query": {}}
+package policy
+
+import rego.v1
+
+default allow := false
+
+allow if count(reasons) == 0
+
+submods := object.get(input, "submods", {})
+
+reasons contains "the token has no submods" if count(submods) == 0
+
+reasons contains sprintf("submod %s is %v, not affirming", [name, status]) if {
+	some name, submod in submods
+	status := object.get(submod, "ear.status", "none")
+	status != "affirming"
+}
+
+reasons contains sprintf("submod %s comes from the sample TEE", [name]) if {
+	some name, submod in submods
+	object.get(submod, ["ear.veraison.annotated-evidence", "sample"], null) != null
+}

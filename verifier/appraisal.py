@@ -1,0 +1,96 @@
+"""Appraisal: an attestation policy (Rego) turns verified claims into an AR4SI trustworthiness vector.
+
+The policy is `package policy`; its input is the annotated evidence (SPEC section 6) and `data.reference` the
+reference values. It defines the AR4SI claims as top-level integer rules named with underscores
+(`executables`, `hardware`, `instance_identity`, ...), as trustee's policies do. A claim the policy leaves
+undefined is 0 ("no claim"). The EAR status is the worst tier of the vector (draft-ietf-rats-ar4si, "Trustworthiness
+Tiers"): contraindicated 96..127, warning 32..95, affirming 2..31, otherwise none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .rego import Policy, PolicyError
+
+__all__ = ["AR4SI_CLAIMS", "Appraisal", "Status", "annotated_evidence", "appraise", "status_of"]
+
+AR4SI_CLAIMS = (
+    "instance-identity",
+    "configuration",
+    "executables",
+    "file-system",
+    "hardware",
+    "runtime-opaque",
+    "storage-opaque",
+    "sourced-data",
+)
+
+
+class Status(StrEnum):
+    AFFIRMING = "affirming"
+    WARNING = "warning"
+    CONTRAINDICATED = "contraindicated"
+    NONE = "none"
+
+
+def _tier(value: int) -> Status:
+    if 2 <= value <= 31:
+        return Status.AFFIRMING
+    if 32 <= value <= 95:
+        return Status.WARNING
+    if 96 <= value <= 127:
+        return Status.CONTRAINDICATED
+    return Status.NONE
+
+
+def status_of(vector: Mapping[str, int]) -> Status:
+    tiers = {_tier(v) for v in vector.values()}
+    for status in (Status.CONTRAINDICATED, Status.WARNING, Status.AFFIRMING):
+        if status in tiers:
+            return status
+    return Status.NONE
+
+
+@dataclass(frozen=True)
+class Appraisal:
+    policy_id: str
+    vector: Mapping[str, int]
+    status: Status
+
+
+def annotated_evidence(
+    tee: str,
+    claims: Mapping[str, object],
+    report_data: bytes,
+    runtime_data_claims: Mapping[str, object] | None = None,
+    init_data: bytes | None = None,
+    init_data_claims: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """The one JSON document policies see as `input` and tokens carry as `ear.veraison.annotated-evidence`."""
+    return {
+        tee: dict(claims),
+        "report_data": report_data.hex(),
+        "runtime_data_claims": dict(runtime_data_claims or {}),
+        "init_data": None if init_data is None else init_data.hex(),
+        "init_data_claims": dict(init_data_claims or {}),
+    }
+
+
+def appraise(
+    policy: Policy,
+    policy_id: str,
+    evidence: Mapping[str, object],
+    reference: Mapping[str, object],
+) -> Appraisal:
+    """Evaluate an attestation policy. A policy error is not a pass: it propagates as PolicyError."""
+    values = policy.evaluate("data.policy", evidence, {"reference": dict(reference)})
+    vector: dict[str, int] = {}
+    for claim in AR4SI_CLAIMS:
+        value = values.get(claim.replace("-", "_"), 0)
+        if isinstance(value, bool) or not isinstance(value, int) or not -128 <= value <= 127:
+            raise PolicyError(f"policy {policy_id}: {claim} is {value!r}, expected an integer in -128..127")
+        vector[claim] = value
+    return Appraisal(policy_id=policy_id, vector=vector, status=status_of(vector))

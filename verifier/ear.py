@@ -1,0 +1,108 @@
+"""EAR (EAT Attestation Result, draft-fv-rats-ear) tokens: ES256 JWTs carrying the appraisal.
+
+The broker owns the signing keys (they persist and rotate); this module only builds, signs and checks tokens,
+with the time passed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from .appraisal import Appraisal
+
+__all__ = ["EAR_PROFILE", "Signer", "TokenError", "claims_digest", "issue", "jwk_of", "verify_token"]
+
+EAR_PROFILE = "tag:github.com,2023:veraison/ear"
+SUBMOD = "cpu0"
+ALGORITHM = "ES256"
+
+
+class TokenError(Exception):
+    """A token that is malformed, badly signed, from an unknown key, or expired."""
+
+
+@dataclass(frozen=True)
+class Signer:
+    kid: str
+    key: ec.EllipticCurvePrivateKey
+
+
+def jwk_of(kid: str, public_key: ec.EllipticCurvePublicKey) -> dict[str, str]:
+    jwk: dict[str, str] = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(public_key))
+    jwk.update({"kid": kid, "use": "sig", "alg": ALGORITHM})
+    return jwk
+
+
+def issue(
+    signer: Signer,
+    *,
+    appraisal: Appraisal,
+    annotated_evidence: Mapping[str, object],
+    issuer: str,
+    verifier_id: Mapping[str, str],
+    now: datetime,
+    ttl_seconds: int,
+) -> str:
+    iat = int(now.timestamp())
+    submod = {
+        "ear.status": appraisal.status.value,
+        "ear.trustworthiness-vector": dict(appraisal.vector),
+        "ear.appraisal-policy-id": appraisal.policy_id,
+        "ear.veraison.annotated-evidence": dict(annotated_evidence),
+    }
+    payload = {
+        "eat_profile": EAR_PROFILE,
+        "iat": iat,
+        "exp": iat + ttl_seconds,
+        "iss": issuer,
+        "ear.verifier-id": dict(verifier_id),
+        "submods": {SUBMOD: submod},
+    }
+    return jwt.encode(payload, signer.key, algorithm=ALGORITHM, headers={"kid": signer.kid})
+
+
+def verify_token(
+    token: str,
+    keys: Mapping[str, ec.EllipticCurvePublicKey],
+    *,
+    now: datetime,
+    issuer: str | None = None,
+) -> dict[str, Any]:
+    """Check signature (by `kid`), expiry at `now`, profile and issuer; return the claims."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise TokenError(f"token is malformed: {exc}") from exc
+    if header.get("alg") != ALGORITHM:
+        raise TokenError(f"token alg is {header.get('alg')!r}, expected {ALGORITHM}")
+    key = keys.get(str(header.get("kid")))
+    if key is None:
+        raise TokenError(f"token kid {header.get('kid')!r} is not a known signing key")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            options={"verify_exp": False, "require": ["exp", "iat", "iss"]},
+            issuer=issuer,
+        )
+    except jwt.PyJWTError as exc:
+        raise TokenError(f"token rejected: {exc}") from exc
+    if claims["exp"] <= now.timestamp():
+        raise TokenError("token expired")
+    if claims.get("eat_profile") != EAR_PROFILE or not isinstance(claims.get("submods"), dict):
+        raise TokenError("token is not an EAR attestation result")
+    return claims
+
+
+def claims_digest(claims: Mapping[str, object]) -> str:
+    """A stable digest of a token's claims for the audit log (the token itself is never logged)."""
+    return hashlib.sha256(json.dumps(claims, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

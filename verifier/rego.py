@@ -1,0 +1,91 @@
+"""The one place that touches the Rego engine (regorus, PyPI build `gordon-to-regorus`).
+
+Swapping the engine build is a change to this file only. A `Policy` is compiled once and evaluated many times;
+each evaluation works on a clone, so a Policy is safe to share between threads.
+
+>>> p = Policy.compile("package policy\\nimport rego.v1\\ndefault allow := false\\nallow if input.x == 1\\n")
+>>> p.evaluate("data.policy", {"x": 1})["allow"]
+True
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import regorus
+
+__all__ = ["Policy", "PolicyError", "run_rego_tests"]
+
+MAX_POLICY_BYTES = 256 * 1024
+_PACKAGE = re.compile(r"^package\s+([A-Za-z0-9_.]+)", re.MULTILINE)
+_TEST_RULE = re.compile(r"^(test_[A-Za-z0-9_]+)\b", re.MULTILINE)
+
+
+class PolicyError(Exception):
+    """A policy that does not compile, or a query that fails at evaluation."""
+
+
+def _message(exc: Exception) -> str:
+    # regorus appends a Rust backtrace when RUST_BACKTRACE is set; the first part is the message.
+    return str(exc).split("\nStack backtrace:", 1)[0].strip()
+
+
+@dataclass(frozen=True)
+class Policy:
+    source: str
+    _engine: Any
+
+    @classmethod
+    def compile(cls, source: str, name: str = "policy.rego", *extra: tuple[str, str]) -> Policy:
+        """Compile Rego source (plus extra (name, source) modules, e.g. a policy's unit tests)."""
+        if len(source.encode()) > MAX_POLICY_BYTES:
+            raise PolicyError(f"policy is {len(source.encode())} bytes, at most {MAX_POLICY_BYTES}")
+        engine = regorus.Engine()
+        try:
+            engine.add_policy(name, source)
+            for extra_name, extra_source in extra:
+                engine.add_policy(extra_name, extra_source)
+        except RuntimeError as exc:
+            raise PolicyError(f"{name}: {_message(exc)}") from exc
+        return cls(source=source, _engine=engine)
+
+    def packages(self) -> list[str]:
+        return list(self._engine.get_packages())
+
+    def evaluate(
+        self, query: str, input: Mapping[str, object], data: Mapping[str, object] | None = None
+    ) -> dict[str, Any]:
+        """Evaluate `query` (a package path such as `data.policy`) and return its value as a dict.
+
+        An undefined result is an empty dict: callers treat a missing rule as its fail-closed default.
+        """
+        engine = self._engine.clone()
+        try:
+            if data:
+                engine.add_data(dict(data))
+            engine.set_input(dict(input))
+            result = engine.eval_query(query)
+        except RuntimeError as exc:
+            raise PolicyError(_message(exc)) from exc
+        rows = result.get("result") or []
+        if not rows:
+            return {}
+        value = rows[0]["expressions"][0]["value"]
+        if not isinstance(value, dict):
+            raise PolicyError(f"{query} is {type(value).__name__}, expected an object")
+        return value
+
+
+def run_rego_tests(policy: str, tests: str, data: Mapping[str, object] | None = None) -> dict[str, bool]:
+    """Run the `test_*` rules of a Rego unit-test module against a policy; name -> passed."""
+    compiled = Policy.compile(policy, "policy.rego", ("policy_test.rego", tests))
+    package = _PACKAGE.search(tests)
+    if package is None:
+        raise PolicyError("test module has no package declaration")
+    # A test rule that evaluates to false is undefined in the package value: list the names from the source.
+    names = sorted(set(_TEST_RULE.findall(tests)))
+    values = compiled.evaluate(f"data.{package.group(1)}", {}, data)
+    return {name: values.get(name) is True for name in names}
