@@ -72,19 +72,13 @@ def sign(key: PrivateKey, message: bytes, scheme: str = "", hash_name: str = "sh
         scheme = "ecdsa"
     else:
         scheme = scheme or "rsassa"
-        pad = (
-            padding.PKCS1v15()
-            if scheme == "rsassa"
-            else padding.PSS(padding.MGF1(algorithm), algorithm.digest_size)
-        )
+        pad = padding.PKCS1v15() if scheme == "rsassa" else padding.PSS(padding.MGF1(algorithm), algorithm.digest_size)
         body = tpm2b(key.sign(message, pad, algorithm))
     return struct.pack(">HH", SCHEME_IDS[scheme], HASH_IDS[hash_name]) + body
 
 
 def spki(key: PrivateKey) -> bytes:
-    return key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def evidence(

@@ -91,9 +91,7 @@ def test_random_bytes_raise_only_format_error(name: str, blob: bytes) -> None:
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=70),
-    lambda children: (
-        st.lists(children, max_size=25) | st.dictionaries(st.text(max_size=8), children, max_size=5)
-    ),
+    lambda children: st.lists(children, max_size=25) | st.dictionaries(st.text(max_size=8), children, max_size=5),
     max_leaves=40,
 )
 
@@ -104,9 +102,7 @@ JSON = st.recursive(
     message=st.one_of(JSON, st.binary(max_size=64).map(lambda b: base64.b64encode(b).decode())),
     extra=st.dictionaries(st.sampled_from(["ak_certificate", "ek_certificate", "event_log"]), JSON),
 )
-def test_evidence_json_raises_only_format_error(
-    pcrs: object, message: object, extra: dict[str, object]
-) -> None:
+def test_evidence_json_raises_only_format_error(pcrs: object, message: object, extra: dict[str, object]) -> None:
     document = {
         "tpm_quote": {"message": message, "signature": "AAAA", "pcrs": pcrs},
         "ak_public": "AAAA",

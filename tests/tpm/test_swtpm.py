@@ -26,9 +26,7 @@ REPORT_DATA = hashlib.sha384(b"runtime digest").digest()
 
 
 def _verify(evidence: dict[str, object], **options: object) -> dict[str, object]:
-    result = verifier.verify(
-        "tpm", evidence, Options(at=datetime.now(UTC), report_data=REPORT_DATA[:32], **options)
-    )  # type: ignore[arg-type]
+    result = verifier.verify("tpm", evidence, Options(at=datetime.now(UTC), report_data=REPORT_DATA[:32], **options))  # type: ignore[arg-type]
     return dict(result.claims)
 
 
@@ -133,15 +131,10 @@ def test_credential_for_the_ek_key_from_its_certificate(swtpm_ek: Swtpm) -> None
     _, certificate = attester.ek()
     assert certificate is not None
     root, issuer = swtpm_ek.ca_certificates
-    ek_key = verify_ek_certificate(
-        certificate, [root], datetime.now(UTC), intermediates=[issuer]
-    ).public_key()
+    ek_key = verify_ek_certificate(certificate, [root], datetime.now(UTC), intermediates=[issuer]).public_key()
     ak = parse_public(attester.ak_tpmt_public())
     credential = make_credential(ek_key, ak.name, b"enrolment secret")  # type: ignore[arg-type]
-    assert (
-        attester.activate_credential(credential.credential_blob, credential.encrypted_secret)
-        == b"enrolment secret"
-    )
+    assert attester.activate_credential(credential.credential_blob, credential.encrypted_secret) == b"enrolment secret"
 
 
 def test_credential_for_another_name_does_not_activate(swtpm_ek: Swtpm) -> None:

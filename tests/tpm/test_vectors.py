@@ -29,14 +29,12 @@ GOOGLE_CLOCKS = {"sha1": 8219159479, "sha256": 8219159552, "sha384": 8219159625}
 GOOGLE_PCR0 = {
     "sha1": "c032c3b51dbb6f96b047421512fd4b4dfde496f3",
     "sha256": "0f35c214608d93c7a6e68ae7359b4a8be5a0e99eea9107ece427c4dea4e439cf",
-    "sha384": "46ce251b0b5b3da7917c5eb7a72e6e88f8f830445b149937921b095c1fd628db"
-    "691963861c1153aba9c7097ff1c747f9",
+    "sha384": "46ce251b0b5b3da7917c5eb7a72e6e88f8f830445b149937921b095c1fd628db691963861c1153aba9c7097ff1c747f9",
 }
 GOOGLE_PCR9 = {
     "sha1": "f43c10ad862c39aee3f99fa270b91472533bae5f",
     "sha256": "e01c8cf808763422c5ede2cdb34595b92bd7d06b8bbd6014b54d2e95b14b0963",
-    "sha384": "25bb55977c44a0eb38fdaf6f4c2fc4cda23c20bc89ada9399f52908d0ba7342f"
-    "28c2ba3e953ab1786273f90be0e8447c",
+    "sha384": "25bb55977c44a0eb38fdaf6f4c2fc4cda23c20bc89ada9399f52908d0ba7342f28c2ba3e953ab1786273f90be0e8447c",
 }
 # EXPECTED.log P3: trustee's software-TPM quote.
 TRUSTEE_EXTRA_DATA = (
@@ -95,9 +93,7 @@ def test_google_event_log_replays_pcr0_to_9(google: GoTpmAttestation, index: int
 
 def test_google_ak_certificate_key_is_the_ak(google: GoTpmAttestation) -> None:
     cert = x509.load_der_x509_certificate(google.ak_certificate)
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     ak = parse_public(google.ak_tpmt_public)
     assert spki == ak.spki_der()
     # EXPECTED.log P1: the AK's TPM name.
@@ -117,9 +113,7 @@ def test_trustee_evidence_verifies(trustee: dict[str, object]) -> None:
     claims = result.claims
     assert claims["report_data"] == TRUSTEE_EXTRA_DATA
     assert claims["ak_trust"] == "none"
-    assert (
-        claims["qualified_signer"] == "000b3081a4cbbe307f3de1456f9875a3c2632528a70d91fcf578ccf092465e4e8e09"
-    )
+    assert claims["qualified_signer"] == "000b3081a4cbbe307f3de1456f9875a3c2632528a70d91fcf578ccf092465e4e8e09"
     assert claims["clock"] == 1913548331
     assert claims["reset_count"] == 2
     assert claims["restart_count"] == 0
