@@ -26,9 +26,7 @@ STARTUP_TIMEOUT = 10.0
 def require_swtpm() -> None:
     missing = [tool for tool in ("swtpm", "swtpm_setup", "swtpm_localca") if shutil.which(tool) is None]
     if missing:
-        pytest.fail(
-            f"{', '.join(missing)} not found: install the apt packages swtpm and swtpm-tools (scripts/setup)"
-        )
+        pytest.fail(f"{', '.join(missing)} not found: install the apt packages swtpm and swtpm-tools (scripts/setup)")
     if importlib.util.find_spec("tpm2_pytss") is None:
         pytest.fail("tpm2-pytss is not installed: pip install 'veritee[tpm]' (needs apt libtss2-dev)")
 
@@ -145,7 +143,5 @@ class Swtpm:
     def __enter__(self) -> Swtpm:
         return self.start()
 
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
