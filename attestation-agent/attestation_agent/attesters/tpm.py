@@ -279,9 +279,7 @@ class TpmAttester:
 
 
 def _selected(selection: Any) -> list[int]:
-    return [
-        8 * j + i for j in range(selection.sizeofSelect) for i in range(8) if selection.pcrSelect[j] >> i & 1
-    ]
+    return [8 * j + i for j in range(selection.sizeofSelect) for i in range(8) if selection.pcrSelect[j] >> i & 1]
 
 
 def _b64(data: bytes) -> str:
