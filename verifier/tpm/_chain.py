@@ -48,9 +48,7 @@ def load_certificates(blob: bytes, what: str) -> tuple[x509.Certificate, ...]:
             return tuple(_parse_der(c.public_bytes(serialization.Encoding.DER)) for c in pems)
         return (_parse_der(bytes(blob)),)
     except ValueError as exc:
-        raise VerificationError(
-            Reason.CERTIFICATE_INVALID, f"{what} is not an X.509 certificate ({exc})"
-        ) from exc
+        raise VerificationError(Reason.CERTIFICATE_INVALID, f"{what} is not an X.509 certificate ({exc})") from exc
 
 
 @functools.lru_cache(maxsize=64)
@@ -86,9 +84,7 @@ def spki_der(cert: x509.Certificate) -> bytes:
 
 @functools.lru_cache(maxsize=4096)
 def _spki_cached(cert: x509.Certificate) -> bytes:
-    return cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -58,9 +58,7 @@ DEFAULT_SYMMETRIC_BITS = 128
 # Part 2 §10.4.2: a TPM2B_DIGEST holds at most sizeof(TPMU_HA).
 MAX_SECRET = 64
 
-AK_REQUIRED = (
-    TPMA_FIXED_TPM | TPMA_FIXED_PARENT | TPMA_SENSITIVE_DATA_ORIGIN | TPMA_RESTRICTED | TPMA_SIGN_ENCRYPT
-)
+AK_REQUIRED = TPMA_FIXED_TPM | TPMA_FIXED_PARENT | TPMA_SENSITIVE_DATA_ORIGIN | TPMA_RESTRICTED | TPMA_SIGN_ENCRYPT
 
 
 @dataclass(frozen=True)
@@ -93,9 +91,7 @@ def kdfe(hash_name: str, z: bytes, label: bytes, party_u: bytes, party_v: bytes,
     counter = 0
     while len(out) * 8 < bits:
         counter += 1
-        out += hashlib.new(
-            hash_name, struct.pack(">I", counter) + z + _label(label) + party_u + party_v
-        ).digest()
+        out += hashlib.new(hash_name, struct.pack(">I", counter) + z + _label(label) + party_u + party_v).digest()
     return out[: (bits + 7) // 8]
 
 
@@ -142,9 +138,7 @@ def make_credential(
     if isinstance(ek, TpmPublic):
         name_alg = ek.name_alg
         if ek.symmetric is None or not ek.has(TPMA_RESTRICTED | TPMA_DECRYPT):
-            raise ValueError(
-                "the EK must be a restricted decryption key with a symmetric algorithm (a storage key)"
-            )
+            raise ValueError("the EK must be a restricted decryption key with a symmetric algorithm (a storage key)")
         symmetric_bits = ek.symmetric[1]
         ek_key = ek.public_key
     else:

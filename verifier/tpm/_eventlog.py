@@ -15,9 +15,7 @@ __all__ = ["replay_events"]
 
 def replay_events(data: bytes, quoted: Mapping[str, Mapping[int, bytes]]) -> tuple[Mapping[str, object], ...]:
     log = parse(data, "tcg2")
-    check_replay(
-        log, {bank: {str(i): value for i, value in values.items()} for bank, values in quoted.items()}
-    )
+    check_replay(log, {bank: {str(i): value for i, value in values.items()} for bank, values in quoted.items()})
     events = log.to_json()["events"]
     assert isinstance(events, list)
     return tuple(events)

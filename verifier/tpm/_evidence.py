@@ -56,9 +56,7 @@ def _hex(value: object, bank: str, index: int) -> bytes:
 def _pcrs(value: object) -> Mapping[str, Mapping[int, bytes]]:
     if isinstance(value, list):
         if len(value) != PCR_COUNT:
-            raise FormatError(
-                f"{WHAT}: tpm_quote.pcrs is a list of {len(value)}, expected {PCR_COUNT} (sha256)"
-            )
+            raise FormatError(f"{WHAT}: tpm_quote.pcrs is a list of {len(value)}, expected {PCR_COUNT} (sha256)")
         bank = {i: _hex(v, "sha256", i) for i, v in enumerate(value)}
         return MappingProxyType({"sha256": MappingProxyType(bank)})
     if not isinstance(value, Mapping):
@@ -66,9 +64,7 @@ def _pcrs(value: object) -> Mapping[str, Mapping[int, bytes]]:
     banks: dict[str, Mapping[int, bytes]] = {}
     for bank, registers in value.items():
         if bank not in HASH_SIZES:
-            raise FormatError(
-                f"{WHAT}: tpm_quote.pcrs bank is {bank!r}, expected one of {sorted(HASH_SIZES)}"
-            )
+            raise FormatError(f"{WHAT}: tpm_quote.pcrs bank is {bank!r}, expected one of {sorted(HASH_SIZES)}")
         if not isinstance(registers, Mapping):
             raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} is not an object of index -> hex")
         parsed: dict[int, bytes] = {}

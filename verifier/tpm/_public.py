@@ -62,9 +62,7 @@ class TpmPublic:
         return HASH_IDS[self.name_alg].to_bytes(2, "big") + hashlib.new(self.name_alg, self.raw).digest()
 
     def spki_der(self) -> bytes:
-        return self.public_key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        return self.public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
     def has(self, bits: int) -> bool:
         return self.attributes & bits == bits
@@ -102,9 +100,7 @@ def parse_public(data: bytes) -> TpmPublic:
     name_alg_id = reader.u16be("nameAlg")
     name_alg = HASH_ALGS.get(name_alg_id)
     if name_alg is None:
-        raise FormatError(
-            f"TPMT_PUBLIC: nameAlg is {name_alg_id:#06x}, expected a SHA hash", Reason.UNSUPPORTED_FORMAT
-        )
+        raise FormatError(f"TPMT_PUBLIC: nameAlg is {name_alg_id:#06x}, expected a SHA hash", Reason.UNSUPPORTED_FORMAT)
     attributes = reader.u32be("objectAttributes")
     policy = reader.sized_be16("authPolicy")
     if len(policy) > max(len(hashlib.new(n).digest()) for n in HASH_ALGS.values()):
@@ -117,9 +113,7 @@ def parse_public(data: bytes) -> TpmPublic:
         exponent = reader.u32be("parameters.rsaDetail.exponent") or DEFAULT_RSA_EXPONENT
         modulus = reader.sized_be16("unique.rsa")
         if len(modulus) > MAX_KEY_BYTES or len(modulus) * 8 != key_bits:
-            raise FormatError(
-                f"TPMT_PUBLIC: unique.rsa is {len(modulus)} bytes, expected keyBits {key_bits} / 8"
-            )
+            raise FormatError(f"TPMT_PUBLIC: unique.rsa is {len(modulus)} bytes, expected keyBits {key_bits} / 8")
         try:
             public_key = rsa.RSAPublicNumbers(exponent, int.from_bytes(modulus, "big")).public_key()
         except ValueError as exc:

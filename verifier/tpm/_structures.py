@@ -119,9 +119,7 @@ def _sized(reader: Reader, field: str, limit: int) -> bytes:
     offset = reader.offset
     value = reader.sized_be16(field)
     if len(value) > limit:
-        raise FormatError(
-            f"{reader.what}: {field} at {offset:#x} is {len(value)} bytes, at most {limit} allowed"
-        )
+        raise FormatError(f"{reader.what}: {field} at {offset:#x} is {len(value)} bytes, at most {limit} allowed")
     return value
 
 
@@ -131,18 +129,14 @@ def _pcr_selection(reader: Reader) -> tuple[PcrSelection, ...]:
     pcrSelect is a bitmap: bit i of octet j selects PCR 8*j + i (Part 2 §10.6.1)."""
     count = reader.u32be("TPML_PCR_SELECTION.count")
     if count > MAX_PCR_BANKS:
-        raise FormatError(
-            f"{reader.what}: TPML_PCR_SELECTION.count is {count}, at most {MAX_PCR_BANKS} allowed"
-        )
+        raise FormatError(f"{reader.what}: TPML_PCR_SELECTION.count is {count}, at most {MAX_PCR_BANKS} allowed")
     selections = []
     for n in range(count):
         field = f"TPML_PCR_SELECTION.pcrSelections[{n}]"
         bank = _hash_alg(reader, f"{field}.hash")
         size = reader.u8(f"{field}.sizeofSelect")
         if size > MAX_SIZEOF_SELECT:
-            raise FormatError(
-                f"{reader.what}: {field}.sizeofSelect is {size}, at most {MAX_SIZEOF_SELECT} allowed"
-            )
+            raise FormatError(f"{reader.what}: {field}.sizeofSelect is {size}, at most {MAX_SIZEOF_SELECT} allowed")
         bitmap = reader.take(size, f"{field}.pcrSelect")
         indices = tuple(8 * j + i for j, octet in enumerate(bitmap) for i in range(8) if octet >> i & 1)
         selections.append(PcrSelection(bank=bank, indices=indices))
@@ -154,9 +148,7 @@ def parse_attest(data: bytes) -> Attest:
     reader = Reader(data, "TPMS_ATTEST")
     magic = reader.u32be("magic")
     if magic != TPM_GENERATED_VALUE:
-        raise FormatError(
-            f"TPMS_ATTEST: magic is {magic:#010x}, expected TPM_GENERATED_VALUE {TPM_GENERATED_VALUE:#x}"
-        )
+        raise FormatError(f"TPMS_ATTEST: magic is {magic:#010x}, expected TPM_GENERATED_VALUE {TPM_GENERATED_VALUE:#x}")
     kind = reader.u16be("type")
     if kind != TPM_ST_ATTEST_QUOTE:
         raise FormatError(

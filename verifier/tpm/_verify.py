@@ -80,9 +80,7 @@ def verify_quote_signature(key: AkPublicKey, signature: Signature, message: byte
     try:
         if signature.scheme == "ecdsa":
             if not isinstance(key, ec.EllipticCurvePublicKey):
-                raise VerificationError(
-                    Reason.SIGNATURE_INVALID, "TPMT_SIGNATURE.sigAlg is ECDSA, the AK is RSA"
-                )
+                raise VerificationError(Reason.SIGNATURE_INVALID, "TPMT_SIGNATURE.sigAlg is ECDSA, the AK is RSA")
             der = encode_dss_signature(
                 int.from_bytes(signature.ecdsa_r, "big"), int.from_bytes(signature.ecdsa_s, "big")
             )
@@ -103,8 +101,7 @@ def verify_quote_signature(key: AkPublicKey, signature: Signature, message: byte
     except InvalidSignature as exc:
         raise VerificationError(
             Reason.SIGNATURE_INVALID,
-            f"TPMT_SIGNATURE ({signature.scheme}, {signature.hash}) does not verify over TPMS_ATTEST "
-            "with the AK",
+            f"TPMT_SIGNATURE ({signature.scheme}, {signature.hash}) does not verify over TPMS_ATTEST with the AK",
         ) from exc
 
 
@@ -182,9 +179,7 @@ def _ak_trust(evidence: TpmEvidence, ak_sha256: bytes, options: Options) -> AkTr
 def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified:
     """Verify TPM evidence (SPEC section 4); the claims are SPEC section 5's."""
     if isinstance(evidence, bytes | bytearray):
-        raise FormatError(
-            "tpm evidence is the JSON of SPEC section 4, not raw bytes", Reason.UNSUPPORTED_FORMAT
-        )
+        raise FormatError("tpm evidence is the JSON of SPEC section 4, not raw bytes", Reason.UNSUPPORTED_FORMAT)
     parsed = parse_evidence(evidence)
     attest = parse_attest(parsed.message)
     signature = parse_signature(parsed.signature)
