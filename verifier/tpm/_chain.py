@@ -21,6 +21,9 @@ from cryptography.hazmat.primitives import serialization
 from ..errors import Reason, VerificationError
 
 __all__ = [
+    "Path",
+    "certification_path",
+    "check_validity",
     "describe",
     "is_self_signed",
     "load_certificates",
@@ -41,7 +44,12 @@ def _parse_der(der: bytes) -> x509.Certificate:
 
 
 def load_certificates(blob: bytes, what: str) -> tuple[x509.Certificate, ...]:
-    """One DER certificate, or any number of PEM certificates."""
+    """One DER certificate, or any number of PEM certificates (parsed once per distinct blob)."""
+    return _load_certificates(bytes(blob), what)
+
+
+@functools.lru_cache(maxsize=1024)
+def _load_certificates(blob: bytes, what: str) -> tuple[x509.Certificate, ...]:
     try:
         if PEM_MARKER in blob:
             pems = x509.load_pem_x509_certificates(blob)
@@ -61,10 +69,12 @@ def pinned_certificates() -> tuple[x509.Certificate, ...]:
     return tuple(found)
 
 
+@functools.lru_cache(maxsize=1)
 def pinned_roots() -> tuple[x509.Certificate, ...]:
     return tuple(c for c in pinned_certificates() if is_self_signed(c))
 
 
+@functools.lru_cache(maxsize=1)
 def pinned_intermediates() -> tuple[x509.Certificate, ...]:
     return tuple(c for c in pinned_certificates() if not is_self_signed(c))
 
@@ -124,13 +134,34 @@ def _can_issue(child: x509.Certificate, parent: x509.Certificate, anchor_ders: s
     return (_der_cached(parent) in anchor_ders or _is_ca(parent)) and _issued_by(child, parent)
 
 
-def _check_dates(cert: x509.Certificate, at: datetime, what: str) -> None:
-    if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
-        raise VerificationError(
-            Reason.CERTIFICATE_EXPIRED,
-            f"{what} ({describe(cert)}) is valid {cert.not_valid_before_utc.isoformat()} to "
-            f"{cert.not_valid_after_utc.isoformat()}, evaluated at {at.isoformat()}",
-        )
+# A certification path with each certificate's validity period, as (not_before, not_after, certificate).
+Path = tuple[tuple[datetime, datetime, x509.Certificate], ...]
+
+
+def certification_path(
+    leaf: x509.Certificate,
+    intermediates: Iterable[x509.Certificate],
+    anchors: Iterable[x509.Certificate],
+    what: str,
+) -> Path:
+    """The path leaf -> ... -> anchor by signatures (cached per leaf, pool and anchors); untrusted_key if none.
+    Dates are not judged here: `check_validity` does that at the caller's time."""
+    anchor_list = tuple(anchors)
+    path = _path(leaf, tuple(intermediates), anchor_list)
+    if isinstance(path, str):
+        raise VerificationError(Reason.UNTRUSTED_KEY, f"{what}: {path} ({len(anchor_list)} anchors configured)")
+    return tuple((cert.not_valid_before_utc, cert.not_valid_after_utc, cert) for cert in path)
+
+
+def check_validity(path: Path, at: datetime, what: str) -> None:
+    """certificate_expired when a certificate of the path is outside its validity period at `at`."""
+    for n, (not_before, not_after, cert) in enumerate(path):
+        if not not_before <= at <= not_after:
+            raise VerificationError(
+                Reason.CERTIFICATE_EXPIRED,
+                f"{what if n == 0 else f'issuer of {what}'} ({describe(cert)}) is valid {not_before.isoformat()} "
+                f"to {not_after.isoformat()}, evaluated at {at.isoformat()}",
+            )
 
 
 def verify_chain(
@@ -139,27 +170,31 @@ def verify_chain(
     anchors: Iterable[x509.Certificate],
     at: datetime,
     what: str,
-) -> tuple[x509.Certificate, ...]:
+) -> Path:
     """The chain leaf -> ... -> anchor, every link's signature and dates checked at `at`.
 
     Raises VerificationError: untrusted_key when no path reaches an anchor, certificate_expired when a
     certificate on the path is outside its validity period at `at`."""
-    anchor_list = tuple(anchors)
-    anchor_ders = {_der_cached(a) for a in anchor_list}
-    pool = anchor_list + tuple(c for c in intermediates if _der_cached(c) not in anchor_ders)
+    path = certification_path(leaf, intermediates, anchors, what)
+    check_validity(path, at, what)
+    return path
+
+
+@functools.lru_cache(maxsize=1024)
+def _path(
+    leaf: x509.Certificate, intermediates: tuple[x509.Certificate, ...], anchors: tuple[x509.Certificate, ...]
+) -> tuple[x509.Certificate, ...] | str:
+    """The issuer path from leaf to an anchor by signatures, or why there is none."""
+    anchor_ders = {_der_cached(a) for a in anchors}
+    pool = anchors + tuple(c for c in intermediates if _der_cached(c) not in anchor_ders)
     chain = [leaf]
     current = leaf
     for _ in range(MAX_CHAIN_DEPTH):
-        _check_dates(current, at, what if current is leaf else f"issuer of {what}")
         if _der_cached(current) in anchor_ders:
             return tuple(chain)
         parent = next((c for c in pool if c is not current and _can_issue(current, c, anchor_ders)), None)
         if parent is None:
-            raise VerificationError(
-                Reason.UNTRUSTED_KEY,
-                f"{what}: {describe(current)}, issued by {describe(current, 'issuer')}, "
-                f"does not chain to a trusted root ({len(anchor_list)} anchors configured)",
-            )
+            return f"{describe(current)}, issued by {describe(current, 'issuer')}, does not chain to a trusted root"
         chain.append(parent)
         current = parent
-    raise VerificationError(Reason.UNTRUSTED_KEY, f"{what}: chain longer than {MAX_CHAIN_DEPTH} certificates")
+    return f"chain longer than {MAX_CHAIN_DEPTH} certificates"

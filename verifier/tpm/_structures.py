@@ -15,6 +15,8 @@ digests are the business of `_verify`. Every failure is a FormatError.
 
 from __future__ import annotations
 
+import functools
+import struct
 from dataclasses import dataclass
 
 from .._reader import Reader
@@ -55,6 +57,13 @@ TPM_ALG_RSASSA = 0x0014
 TPM_ALG_RSAPSS = 0x0016
 TPM_ALG_ECDSA = 0x0018
 SIG_SCHEMES: dict[int, str] = {TPM_ALG_RSASSA: "rsassa", TPM_ALG_RSAPSS: "rsapss", TPM_ALG_ECDSA: "ecdsa"}
+
+# Part 2 §10.12.12 TPMS_ATTEST.magic (TPM_GENERATED) and .type (TPMI_ST_ATTEST).
+MAGIC_AND_TYPE = struct.Struct(">IH")
+# Part 2 §11.3.4 TPMT_SIGNATURE.sigAlg and the scheme's hash (first field of every TPMU_SIGNATURE member we take).
+ALG_AND_HASH = struct.Struct(">HH")
+# Part 2 §10.11.1 TPMS_CLOCK_INFO followed by TPMS_ATTEST.firmwareVersion.
+CLOCK_AND_FIRMWARE = struct.Struct(">QIIBQ")
 
 # Size caps (Part 2 §10.5.3 TPM2B_NAME: a digest with its algorithm id, or a 4-byte handle;
 # §10.4.3 TPM2B_DATA: at most sizeof(TPMT_HA); §10.9.7: at most HASH_COUNT selections;
@@ -137,19 +146,22 @@ def _pcr_selection(reader: Reader) -> tuple[PcrSelection, ...]:
         size = reader.u8(f"{field}.sizeofSelect")
         if size > MAX_SIZEOF_SELECT:
             raise FormatError(f"{reader.what}: {field}.sizeofSelect is {size}, at most {MAX_SIZEOF_SELECT} allowed")
-        bitmap = reader.take(size, f"{field}.pcrSelect")
-        indices = tuple(8 * j + i for j, octet in enumerate(bitmap) for i in range(8) if octet >> i & 1)
-        selections.append(PcrSelection(bank=bank, indices=indices))
+        selections.append(PcrSelection(bank=bank, indices=_selected(reader.take(size, f"{field}.pcrSelect"))))
     return tuple(selections)
+
+
+@functools.lru_cache(maxsize=256)
+def _selected(bitmap: bytes) -> tuple[int, ...]:
+    """PCR indices of a pcrSelect bitmap, ascending (quotes repeat a handful of selections: cached)."""
+    return tuple(8 * j + i for j, octet in enumerate(bitmap) for i in range(8) if octet >> i & 1)
 
 
 def parse_attest(data: bytes) -> Attest:
     """TPMS_ATTEST of a quote: magic, type, qualifiedSigner, extraData, clockInfo, firmwareVersion, quote."""
     reader = Reader(data, "TPMS_ATTEST")
-    magic = reader.u32be("magic")
+    magic, kind = MAGIC_AND_TYPE.unpack(reader.take(MAGIC_AND_TYPE.size, "magic, type"))
     if magic != TPM_GENERATED_VALUE:
         raise FormatError(f"TPMS_ATTEST: magic is {magic:#010x}, expected TPM_GENERATED_VALUE {TPM_GENERATED_VALUE:#x}")
-    kind = reader.u16be("type")
     if kind != TPM_ST_ATTEST_QUOTE:
         raise FormatError(
             f"TPMS_ATTEST: type is {kind:#06x}, expected TPM_ST_ATTEST_QUOTE {TPM_ST_ATTEST_QUOTE:#06x}",
@@ -157,14 +169,13 @@ def parse_attest(data: bytes) -> Attest:
         )
     qualified_signer = _sized(reader, "qualifiedSigner", MAX_NAME_SIZE)
     extra_data = _sized(reader, "extraData", MAX_EXTRA_DATA_SIZE)
-    # TPMS_CLOCK_INFO
-    clock = reader.u64be("clockInfo.clock")
-    reset_count = reader.u32be("clockInfo.resetCount")
-    restart_count = reader.u32be("clockInfo.restartCount")
-    safe = reader.u8("clockInfo.safe")
+    # TPMS_CLOCK_INFO {clock u64, resetCount u32, restartCount u32, safe TPMI_YES_NO}, firmwareVersion u64:
+    # one fixed-size block, read at once.
+    clock, reset_count, restart_count, safe, firmware_version = CLOCK_AND_FIRMWARE.unpack(
+        reader.take(CLOCK_AND_FIRMWARE.size, "clockInfo, firmwareVersion")
+    )
     if safe > 1:
         raise FormatError(f"TPMS_ATTEST: clockInfo.safe is {safe}, expected TPMI_YES_NO (0 or 1)")
-    firmware_version = reader.u64be("firmwareVersion")
     # TPMS_QUOTE_INFO
     selection = _pcr_selection(reader)
     pcr_digest = _sized(reader, "attested.quote.pcrDigest", max(HASH_SIZES.values()))
@@ -186,7 +197,7 @@ def parse_attest(data: bytes) -> Attest:
 def parse_signature(data: bytes) -> Signature:
     """TPMT_SIGNATURE: sigAlg, then TPMS_SIGNATURE_RSA {hash, sig} or TPMS_SIGNATURE_ECC {hash, r, s}."""
     reader = Reader(data, "TPMT_SIGNATURE")
-    alg = reader.u16be("sigAlg")
+    alg, hash_alg = ALG_AND_HASH.unpack(reader.take(ALG_AND_HASH.size, "sigAlg, signature.hash"))
     scheme = SIG_SCHEMES.get(alg)
     if scheme is None:
         raise FormatError(
@@ -194,7 +205,13 @@ def parse_signature(data: bytes) -> Signature:
             f"{', '.join(f'{a:#06x} ({n})' for a, n in SIG_SCHEMES.items())}",
             Reason.UNSUPPORTED_FORMAT,
         )
-    hash_name = _hash_alg(reader, "signature.hash")
+    hash_name = HASH_ALGS.get(hash_alg)
+    if hash_name is None:
+        raise FormatError(
+            f"TPMT_SIGNATURE: signature.hash is {hash_alg:#06x}, expected one of "
+            f"{', '.join(f'{a:#06x} ({n})' for a, n in HASH_ALGS.items())}",
+            Reason.UNSUPPORTED_FORMAT,
+        )
     if scheme == "ecdsa":
         r = _sized(reader, "signature.signatureR", MAX_ECC_PARAMETER)
         s = _sized(reader, "signature.signatureS", MAX_ECC_PARAMETER)

@@ -30,7 +30,16 @@ from ..errors import FormatError, Reason, VerificationError
 from ..options import Options
 from ..result import Verified
 from . import _eventlog
-from ._chain import describe, load_certificates, pinned_intermediates, pinned_roots, spki_der, verify_chain
+from ._chain import (
+    Path,
+    certification_path,
+    check_validity,
+    describe,
+    load_certificates,
+    pinned_intermediates,
+    pinned_roots,
+    spki_der,
+)
 from ._claims import AkTrust, TpmClaims, claims_to_json
 from ._evidence import TpmEvidence, parse_evidence
 from ._structures import Attest, Signature, parse_attest, parse_signature
@@ -48,6 +57,8 @@ _HASHES: dict[str, hashes.HashAlgorithm] = {
     "sha384": hashes.SHA384(),
     "sha512": hashes.SHA512(),
 }
+
+_HASHLIB = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
 
 AkPublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
@@ -122,11 +133,8 @@ def _quoted_pcrs(attest: Attest, evidence: TpmEvidence) -> dict[str, dict[int, b
 
 
 def _check_pcr_digest(attest: Attest, quoted: Mapping[str, Mapping[int, bytes]], hash_name: str) -> None:
-    h = hashlib.new(hash_name)
-    for selection in attest.pcr_selection:
-        for index in selection.indices:
-            h.update(quoted[selection.bank][index])
-    computed = h.digest()
+    selected = b"".join(quoted[s.bank][index] for s in attest.pcr_selection for index in s.indices)
+    computed = _HASHLIB[hash_name](selected).digest()
     if computed != attest.pcr_digest:
         raise VerificationError(
             Reason.PCR_DIGEST_MISMATCH,
@@ -146,26 +154,40 @@ def _check_init_data(quoted: Mapping[str, Mapping[int, bytes]], digest: bytes) -
     check_init_data(f"PCR {INIT_DATA_BANK}[{INIT_DATA_PCR}]", pcr8, expected)
 
 
-def _ak_trust(evidence: TpmEvidence, ak_sha256: bytes, options: Options) -> AkTrust:
-    given = tuple(c for blob in options.certificates for c in load_certificates(blob, "--cert certificate"))
+@functools.lru_cache(maxsize=1024)
+def _ak_certificate_path(
+    ak_certificate: bytes | None, ak_public: bytes, given: tuple[bytes, ...], trust: tuple[bytes, ...]
+) -> Path | None:
+    """The AK certificate's path to a trusted root, by signatures, or None when no certificate is for this AK.
+
+    Cached on the raw bytes (a broker sees the same AK and configuration again and again); dates are judged by
+    the caller at each verification's time."""
+    certificates = tuple(c for blob in given for c in load_certificates(blob, "--cert certificate"))
     ak_cert: x509.Certificate | None
-    if evidence.ak_certificate is not None:
-        (ak_cert,) = load_certificates(evidence.ak_certificate, "tpm evidence: ak_certificate")
-        if spki_der(ak_cert) != evidence.ak_public:
+    if ak_certificate is not None:
+        (ak_cert,) = load_certificates(ak_certificate, "tpm evidence: ak_certificate")
+        if spki_der(ak_cert) != ak_public:
             raise VerificationError(
                 Reason.CERTIFICATE_INVALID,
                 f"ak_certificate ({describe(ak_cert)}) certifies key sha256 "
-                f"{hashlib.sha256(spki_der(ak_cert)).hexdigest()}, expected the AK {ak_sha256.hex()}",
+                f"{hashlib.sha256(spki_der(ak_cert)).hexdigest()}, expected the AK "
+                f"{hashlib.sha256(ak_public).hexdigest()}",
             )
     else:
-        ak_cert = next((c for c in given if spki_der(c) == evidence.ak_public), None)
-    if ak_cert is not None:
-        configured = tuple(
-            c for blob in options.trust.get("tpm", ()) for c in load_certificates(blob, "tpm trust anchor")
-        )
-        anchors = pinned_roots() + configured
-        intermediates = pinned_intermediates() + given
-        verify_chain(ak_cert, intermediates, anchors, options.at, "AK certificate")
+        ak_cert = next((c for c in certificates if spki_der(c) == ak_public), None)
+    if ak_cert is None:
+        return None
+    configured = tuple(c for blob in trust for c in load_certificates(blob, "tpm trust anchor"))
+    anchors = pinned_roots() + configured
+    return certification_path(ak_cert, pinned_intermediates() + certificates, anchors, "AK certificate")
+
+
+def _ak_trust(evidence: TpmEvidence, ak_sha256: bytes, options: Options) -> AkTrust:
+    path = _ak_certificate_path(
+        evidence.ak_certificate, evidence.ak_public, tuple(options.certificates), tuple(options.trust.get("tpm", ()))
+    )
+    if path is not None:
+        check_validity(path, options.at, "AK certificate")
         return AkTrust.CERTIFICATE
     source = options.sources.get("tpm")
     if source is not None:
