@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ._evidence import PcrBank
+
 __all__ = ["AkTrust", "TpmClaims", "claims_to_json"]
 
 
@@ -19,7 +21,7 @@ class AkTrust(StrEnum):
 
 @dataclass(frozen=True)
 class TpmClaims:
-    pcrs: Mapping[str, Mapping[int, bytes]]  # only the quoted PCRs, by bank
+    pcrs: Mapping[str, PcrBank]  # only the quoted PCRs, by bank
     report_data: bytes  # TPMS_ATTEST.extraData
     ak_sha256: bytes  # SHA-256 of the AK's DER SubjectPublicKeyInfo
     ak_trust: AkTrust
@@ -38,10 +40,7 @@ class TpmClaims:
 def claims_to_json(claims: TpmClaims) -> dict[str, object]:
     """Hex is lowercase; firmware_version is 16 hex digits (a u64 is beyond a JSON number's exact range)."""
     document: dict[str, object] = {
-        "pcrs": {
-            bank: {str(index): value.hex() for index, value in sorted(registers.items())}
-            for bank, registers in claims.pcrs.items()
-        },
+        "pcrs": {bank: registers.hex_values() for bank, registers in claims.pcrs.items()},
         "report_data": claims.report_data.hex(),
         "ak_sha256": claims.ak_sha256.hex(),
         "ak_trust": claims.ak_trust.value,

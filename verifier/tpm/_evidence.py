@@ -8,20 +8,20 @@ PCRS is trustee's list of 24 SHA-256 hex strings, or {"<bank>": {"<index>": "<he
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
 from .._common import b64field, optional_b64field
 from ..errors import FormatError
 from ._structures import HASH_SIZES
 
-__all__ = ["PCR_COUNT", "TpmEvidence", "parse_evidence"]
+__all__ = ["PCR_COUNT", "PcrBank", "TpmEvidence", "parse_evidence"]
 
 # TCG PC Client Platform TPM Profile §4.6: 24 PCRs per bank.
 PCR_COUNT = 24
 WHAT = "tpm evidence"
 _INDEX_KEYS = frozenset(str(i) for i in range(PCR_COUNT))
+_ALL_INDICES = list(range(PCR_COUNT))
 # Size caps before decoding (the HTTP body cap is larger; these bound each field).
 MAX_MESSAGE = 1024
 MAX_SIGNATURE = 1024
@@ -31,10 +31,43 @@ MAX_EVENT_LOG = 1024 * 1024
 
 
 @dataclass(frozen=True)
+class PcrBank(Mapping[int, bytes]):
+    """One bank's PCR values: the indices in the order given and their values concatenated (a quote's
+    pcrDigest input is exactly this when the selection matches, so nothing is split and joined again)."""
+
+    bank: str
+    indices: tuple[int, ...]
+    concatenated: bytes
+
+    @property
+    def size(self) -> int:
+        return HASH_SIZES[self.bank]
+
+    def __getitem__(self, index: int) -> bytes:
+        try:
+            k = self.indices.index(index)
+        except ValueError:
+            raise KeyError(index) from None
+        return self.concatenated[k * self.size : (k + 1) * self.size]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def hex_values(self) -> dict[str, str]:
+        """index -> lowercase hex, in the bank's order (one hex conversion for the whole bank)."""
+        text = self.concatenated.hex()
+        width = 2 * self.size
+        return {str(index): text[k * width : (k + 1) * width] for k, index in enumerate(self.indices)}
+
+
+@dataclass(frozen=True)
 class TpmEvidence:
     message: bytes
     signature: bytes
-    pcrs: Mapping[str, Mapping[int, bytes]]
+    pcrs: Mapping[str, PcrBank]
     ak_public: bytes
     ak_certificate: bytes | None
     ek_certificate: bytes | None
@@ -54,29 +87,28 @@ def _hex(value: object, bank: str, index: int) -> bytes:
     return raw
 
 
-def _bank(bank: str, indices: list[int], values: list[object]) -> dict[int, bytes]:
+def _bank(bank: str, indices: list[int], values: list[object]) -> PcrBank:
     """Decode one bank's hex values. The common case (all well formed) is one fromhex over the joined
     strings, since a broker decodes 24 of them per quote; any anomaly takes the per-value path for its message."""
     size = HASH_SIZES[bank]
-    width = 2 * size
     try:
         joined = "".join(values)  # type: ignore[arg-type]
-        raw = bytes.fromhex(joined) if set(map(len, values)) == {width} else b""  # type: ignore[arg-type]
+        raw = bytes.fromhex(joined) if set(map(len, values)) == {2 * size} else b""  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raw = b""
-    if values and len(raw) == size * len(values):
-        return {index: raw[k * size : (k + 1) * size] for k, index in enumerate(indices)}
-    return {index: _hex(value, bank, index) for index, value in zip(indices, values, strict=True)}
+    if len(raw) != size * len(values):
+        raw = b"".join(_hex(value, bank, index) for index, value in zip(indices, values, strict=True))
+    return PcrBank(bank=bank, indices=tuple(indices), concatenated=raw)
 
 
-def _pcrs(value: object) -> Mapping[str, Mapping[int, bytes]]:
+def _pcrs(value: object) -> Mapping[str, PcrBank]:
     if isinstance(value, list):
         if len(value) != PCR_COUNT:
             raise FormatError(f"{WHAT}: tpm_quote.pcrs is a list of {len(value)}, expected {PCR_COUNT} (sha256)")
-        return MappingProxyType({"sha256": MappingProxyType(_bank("sha256", list(range(PCR_COUNT)), value))})
+        return {"sha256": _bank("sha256", _ALL_INDICES, value)}
     if not isinstance(value, Mapping):
         raise FormatError(f"{WHAT}: tpm_quote.pcrs is {type(value).__name__}, expected a list or an object")
-    banks: dict[str, Mapping[int, bytes]] = {}
+    banks: dict[str, PcrBank] = {}
     for bank, registers in value.items():
         if bank not in HASH_SIZES:
             raise FormatError(f"{WHAT}: tpm_quote.pcrs bank is {bank!r}, expected one of {sorted(HASH_SIZES)}")
@@ -87,8 +119,8 @@ def _pcrs(value: object) -> Mapping[str, Mapping[int, bytes]]:
             if not (isinstance(key, str) and key in _INDEX_KEYS):
                 raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} index is {key!r}, expected '0'..'23'")
             indices.append(int(key))
-        banks[bank] = MappingProxyType(_bank(bank, indices, list(registers.values())))
-    return MappingProxyType(banks)
+        banks[bank] = _bank(bank, indices, list(registers.values()))
+    return banks
 
 
 def _check_size(key: str, value: bytes | None, limit: int) -> None:

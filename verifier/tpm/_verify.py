@@ -41,7 +41,7 @@ from ._chain import (
     spki_der,
 )
 from ._claims import AkTrust, TpmClaims, claims_to_json
-from ._evidence import TpmEvidence, parse_evidence
+from ._evidence import PcrBank, TpmEvidence, parse_evidence
 from ._structures import Attest, Signature, parse_attest, parse_signature
 
 __all__ = ["EnrolledAks", "verify", "verify_quote_signature"]
@@ -116,25 +116,30 @@ def verify_quote_signature(key: AkPublicKey, signature: Signature, message: byte
         ) from exc
 
 
-def _quoted_pcrs(attest: Attest, evidence: TpmEvidence) -> dict[str, dict[int, bytes]]:
-    quoted: dict[str, dict[int, bytes]] = {}
+def _quoted_pcrs(attest: Attest, evidence: TpmEvidence) -> tuple[PcrBank, ...]:
+    """The evidence's PCR values for each TPMS_PCR_SELECTION of the quote, in selection order."""
+    quoted = []
     for selection in attest.pcr_selection:
-        registers = evidence.pcrs.get(selection.bank, {})
-        bank = quoted.setdefault(selection.bank, {})
+        bank = evidence.pcrs.get(selection.bank)
+        if bank is not None and bank.indices == selection.indices:
+            quoted.append(bank)
+            continue
+        values = []
         for index in selection.indices:
-            value = registers.get(index)
+            value = None if bank is None else bank.get(index)
             if value is None:
                 raise FormatError(
                     f"tpm evidence: PCR {selection.bank}[{index}] is selected by TPMS_QUOTE_INFO.pcrSelect "
                     "but missing from tpm_quote.pcrs"
                 )
-            bank[index] = value
-    return quoted
+            values.append(value)
+        quoted.append(PcrBank(bank=selection.bank, indices=selection.indices, concatenated=b"".join(values)))
+    return tuple(quoted)
 
 
-def _check_pcr_digest(attest: Attest, quoted: Mapping[str, Mapping[int, bytes]], hash_name: str) -> None:
-    selected = b"".join(quoted[s.bank][index] for s in attest.pcr_selection for index in s.indices)
-    computed = _HASHLIB[hash_name](selected).digest()
+def _check_pcr_digest(attest: Attest, quoted: tuple[PcrBank, ...], hash_name: str) -> None:
+    """pcrDigest = H_sig(PCR values in selection order) (Part 3 §18.4): the signing scheme's hash, any bank."""
+    computed = _HASHLIB[hash_name](b"".join(bank.concatenated for bank in quoted)).digest()
     if computed != attest.pcr_digest:
         raise VerificationError(
             Reason.PCR_DIGEST_MISMATCH,
@@ -207,8 +212,9 @@ def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified
     signature = parse_signature(parsed.signature)
     key = _load_ak(parsed.ak_public)
     verify_quote_signature(key, signature, attest.raw)
-    quoted = _quoted_pcrs(attest, parsed)
-    _check_pcr_digest(attest, quoted, signature.hash)
+    selected = _quoted_pcrs(attest, parsed)
+    _check_pcr_digest(attest, selected, signature.hash)
+    quoted = {bank.bank: bank for bank in selected}
     check_report_data("TPMS_ATTEST.extraData", attest.extra_data, options)
     if options.init_data_digest is not None:
         _check_init_data(quoted, options.init_data_digest)
