@@ -22,6 +22,7 @@ PCR_COUNT = 24
 WHAT = "tpm evidence"
 _INDEX_KEYS = frozenset(str(i) for i in range(PCR_COUNT))
 _ALL_INDICES = list(range(PCR_COUNT))
+_INDEX_STR = tuple(str(i) for i in range(PCR_COUNT))
 # Size caps before decoding (the HTTP body cap is larger; these bound each field).
 MAX_MESSAGE = 1024
 MAX_SIGNATURE = 1024
@@ -60,7 +61,7 @@ class PcrBank(Mapping[int, bytes]):
         """index -> lowercase hex, in the bank's order (one hex conversion for the whole bank)."""
         text = self.concatenated.hex()
         width = 2 * self.size
-        return {str(index): text[k * width : (k + 1) * width] for k, index in enumerate(self.indices)}
+        return {_INDEX_STR[index]: text[k * width : (k + 1) * width] for k, index in enumerate(self.indices)}
 
 
 @dataclass(frozen=True)
@@ -114,12 +115,12 @@ def _pcrs(value: object) -> Mapping[str, PcrBank]:
             raise FormatError(f"{WHAT}: tpm_quote.pcrs bank is {bank!r}, expected one of {sorted(HASH_SIZES)}")
         if not isinstance(registers, Mapping):
             raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} is not an object of index -> hex")
-        indices = []
         for key in registers:
             if not (isinstance(key, str) and key in _INDEX_KEYS):
                 raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} index is {key!r}, expected '0'..'23'")
-            indices.append(int(key))
-        banks[bank] = _bank(bank, indices, list(registers.values()))
+        # Ascending, as a quote selects them (JSON objects, e.g. from protobuf maps, come in any order).
+        ordered = sorted(registers.items(), key=lambda item: int(item[0]))
+        banks[bank] = _bank(bank, [int(key) for key, _ in ordered], [value for _, value in ordered])
     return banks
 
 
