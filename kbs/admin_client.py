@@ -19,7 +19,7 @@ __all__ = ["AdminClient", "AdminError"]
 
 class AdminError(Exception):
     def __init__(self, status: int, detail: str) -> None:
-        super().__init__(f"HTTP {status}: {detail}")
+        super().__init__(f"HTTP {status}: {detail}" if status else detail)
         self.status = status
         self.detail = detail
 
@@ -31,7 +31,8 @@ def _b64url(text: str) -> str:
 class AdminClient:
     def __init__(self, url: str, token: str, *, verify: bool | str = True, timeout: float = 30.0) -> None:
         self.base = url.rstrip("/") + BASE_PATH
-        self._http = httpx.Client(headers={"Authorization": f"Bearer {token}"}, verify=verify, timeout=timeout)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(headers=headers, verify=verify, timeout=timeout)
 
     def close(self) -> None:
         self._http.close()
@@ -43,7 +44,10 @@ class AdminClient:
         self.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = self._http.request(method, self.base + path, **kwargs)
+        try:
+            response = self._http.request(method, self.base + path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise AdminError(0, f"cannot reach the broker at {self.base}: {exc}") from exc
         if response.status_code >= 400:
             try:
                 detail = str(response.json().get("detail", response.text))

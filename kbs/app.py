@@ -53,6 +53,16 @@ class ReferenceValueBody(BaseModel):
     expires: datetime | None = None
 
 
+def _raw_resource_path(request: Request, prefix: str) -> str:
+    """The resource path exactly as sent: validated on the raw bytes, so `%2f` cannot smuggle a separator and
+    `..` is refused rather than normalised."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("latin-1").split("?", 1)[0]
+    if not path.startswith(prefix):
+        raise KbsError.invalid_request("malformed resource path")
+    return resource_path(*split_resource_path(path.removeprefix(prefix)))
+
+
 async def _json(request: Request, model: type[T]) -> T:
     raw = await request.body()
     try:
@@ -150,7 +160,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     @app.get(BASE + "/resource/{path:path}")
     async def get_resource(path: str, request: Request) -> Response:
-        path = resource_path(*split_resource_path(path))
+        path = _raw_resource_path(request, f"{BASE}/resource/")
         try:
             response = await run(
                 broker.release,
@@ -169,7 +179,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     @app.post(BASE + "/resource/{path:path}")
     async def put_resource(path: str, request: Request) -> Response:
         actor = admin_call(request, Permission.RESOURCE_WRITE)
-        path = resource_path(*split_resource_path(path))
+        path = _raw_resource_path(request, f"{BASE}/resource/")
         value = await request.body()
         await run(broker.put_resource, actor, path, value, now_seconds())
         return Response(status_code=200)
@@ -177,7 +187,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     @app.delete(BASE + "/resource/{path:path}")
     async def delete_resource(path: str, request: Request) -> Response:
         actor = admin_call(request, Permission.RESOURCE_WRITE)
-        path = resource_path(*split_resource_path(path))
+        path = _raw_resource_path(request, f"{BASE}/resource/")
         await run(broker.delete_resource, actor, path, now_seconds())
         return Response(status_code=200)
 
@@ -220,7 +230,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     @app.get(BASE + "/admin/resource/{path:path}")
     async def read_resource(path: str, request: Request) -> Response:
         actor = admin_call(request, Permission.RESOURCE_READ)
-        path = resource_path(*split_resource_path(path))
+        path = _raw_resource_path(request, f"{BASE}/admin/resource/")
         value = await run(broker.get_resource, actor, path, now_seconds())
         return Response(value, media_type="application/octet-stream")
 

@@ -6,6 +6,8 @@ and RSA1_5 only when configured for old clients.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +27,16 @@ class JweError(Exception):
     """The tee-pubkey cannot be encrypted to."""
 
 
+def _modulus_bits(n: object) -> int:
+    if not isinstance(n, str):
+        raise JweError("tee-pubkey RSA key has no modulus n")
+    try:
+        modulus = base64.urlsafe_b64decode(n + "=" * (-len(n) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise JweError("tee-pubkey RSA modulus n is not base64url") from exc
+    return int.from_bytes(modulus, "big").bit_length()
+
+
 def encrypt_for(tee_pubkey: Mapping[str, Any], plaintext: bytes, *, allow_rsa1_5: bool = False) -> dict[str, str]:
     jwk = {k: v for k, v in tee_pubkey.items() if k not in ("d", "p", "q", "dp", "dq", "qi")}
     kty = jwk.get("kty")
@@ -36,9 +48,10 @@ def encrypt_for(tee_pubkey: Mapping[str, Any], plaintext: bytes, *, allow_rsa1_5
             key: ECKey | RSAKey = ECKey.import_key(jwk)
             alg = "ECDH-ES+A256KW"
         elif kty == "RSA":
+            bits = _modulus_bits(jwk.get("n"))
+            if bits < MIN_RSA_BITS:
+                raise JweError(f"tee-pubkey RSA key is {bits} bits, at least {MIN_RSA_BITS} expected")
             key = RSAKey.import_key(jwk)
-            if key.raw_value.key_size < MIN_RSA_BITS:
-                raise JweError(f"tee-pubkey RSA key is {key.raw_value.key_size} bits, at least {MIN_RSA_BITS}")
             alg = jwk.get("alg", "RSA-OAEP-256")
             if alg == "RSA1_5" and not allow_rsa1_5:
                 raise JweError("tee-pubkey asks for RSA1_5, which this broker refuses (insecure_allow_rsa1_5)")

@@ -196,10 +196,9 @@ class Broker:
         return token
 
     def _attestation_policy(self, tee: str) -> tuple[str, str]:
-        for policy_id in (tee, "default"):
-            row = self.store.get_policy(f"attestation:{policy_id}")
-            if row is not None:
-                return policy_id, row.source
+        row = self.store.first_policy([f"attestation:{tee}", "attestation:default"])
+        if row is not None:
+            return row.id.removeprefix("attestation:"), row.source
         shipped = attestation_default(tee)
         if shipped is None:
             raise KbsError.attestation_failed(f"no attestation policy for tee {tee!r}")
@@ -239,11 +238,8 @@ class Broker:
     def resource_policy(self, path: str) -> tuple[str, str]:
         """The most specific resource policy for a path: by tag, type, repository, then global, then shipped."""
         repo, type_, tag = path.split("/")
-        for scope in (f"{repo}/{type_}/{tag}", f"{repo}/{type_}", repo):
-            row = self.store.get_policy(f"resource:{scope}")
-            if row is not None:
-                return row.id, row.source
-        row = self.store.get_policy("resource")
+        scopes = [f"resource:{repo}/{type_}/{tag}", f"resource:{repo}/{type_}", f"resource:{repo}", "resource"]
+        row = self.store.first_policy(scopes)
         if row is not None:
             return row.id, row.source
         return "default", load_shipped_policy("resource.rego")
@@ -262,7 +258,7 @@ class Broker:
         digest = claims_digest(claims)
         if result.get("allow") is not True:
             reasons = result.get("reasons")
-            why = f": {'; '.join(sorted(reasons))}" if isinstance(reasons, list) and reasons else ""
+            why = f": {'; '.join(sorted(map(str, reasons)))}" if isinstance(reasons, list) and reasons else ""
             self._audit("token", "resource.deny", path, "denied", digest, now)
             raise KbsError.policy_deny(f"resource policy {policy_id} denies {path}{why}")
         row = self.store.get_resource(path)

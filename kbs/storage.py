@@ -47,6 +47,8 @@ def normalise_url(url: str) -> str:
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL still survives a crash of the process; only an OS crash may lose the newest commits.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -169,6 +171,12 @@ class Store:
     def get_policy(self, policy_id: str) -> Policy | None:
         with self._tx() as db:
             return db.get(Policy, policy_id)
+
+    def first_policy(self, policy_ids: Sequence[str]) -> Policy | None:
+        """The first of `policy_ids` (in that order of preference) that exists, in one query."""
+        with self._tx() as db:
+            rows = {r.id: r for r in db.exec(select(Policy).where(col(Policy.id).in_(policy_ids))).all()}
+        return next((rows[i] for i in policy_ids if i in rows), None)
 
     def list_policies(self) -> Sequence[Policy]:
         with self._tx() as db:

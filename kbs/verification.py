@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 from verifier import Options
+from verifier.snp.kds import KdsClient
 
 from .settings import VerifierSettings
 
@@ -23,10 +24,12 @@ def _read_all(paths: list[Path]) -> tuple[bytes, ...]:
 
 
 def build_sources(settings: VerifierSettings) -> dict[str, object]:
-    """Network-backed collateral sources by TEE (AMD KDS, Intel PCS); none in offline mode."""
+    """Network-backed collateral sources by TEE (AMD KDS, Intel PCS). Offline, only what a cache already holds."""
     sources: dict[str, object] = {}
-    if settings.offline:
-        return sources
+    if not settings.offline or settings.cache_dir is not None:
+        # AMD KDS: VCEKs by chip and TCB, fetched once and kept in cache_dir/snp; CRLs for revocation.
+        snp_cache = settings.cache_dir / "snp" if settings.cache_dir is not None else None
+        sources["snp"] = KdsClient(cache_dir=snp_cache, offline=settings.offline)
     return sources
 
 

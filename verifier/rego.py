@@ -10,9 +10,10 @@ True
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import regorus
@@ -33,27 +34,40 @@ def _message(exc: Exception) -> str:
     return str(exc).split("\nStack backtrace:", 1)[0].strip()
 
 
-@dataclass(frozen=True)
 class Policy:
-    source: str
-    _engine: Any
+    """A compiled policy. regorus engines are bound to the thread that made them, so each thread compiles its
+    own copy on first use (once per thread and policy) and evaluates on a clone of it."""
+
+    def __init__(self, source: str, modules: tuple[tuple[str, str], ...]) -> None:
+        self.source = source
+        self._modules = modules
+        self._local = threading.local()
+        self._local.engine = self._build()  # compile now, in the caller's thread, so errors surface here
 
     @classmethod
     def compile(cls, source: str, name: str = "policy.rego", *extra: tuple[str, str]) -> Policy:
         """Compile Rego source (plus extra (name, source) modules, e.g. a policy's unit tests)."""
         if len(source.encode()) > MAX_POLICY_BYTES:
             raise PolicyError(f"policy is {len(source.encode())} bytes, at most {MAX_POLICY_BYTES}")
+        return cls(source, ((name, source), *extra))
+
+    def _build(self) -> Any:
         engine = regorus.Engine()
-        try:
-            engine.add_policy(name, source)
-            for extra_name, extra_source in extra:
-                engine.add_policy(extra_name, extra_source)
-        except RuntimeError as exc:
-            raise PolicyError(f"{name}: {_message(exc)}") from exc
-        return cls(source=source, _engine=engine)
+        for module_name, module_source in self._modules:
+            try:
+                engine.add_policy(module_name, module_source)
+            except RuntimeError as exc:
+                raise PolicyError(f"{module_name}: {_message(exc)}") from exc
+        return engine
+
+    def _engine(self) -> Any:
+        engine = getattr(self._local, "engine", None)
+        if engine is None:
+            engine = self._local.engine = self._build()
+        return engine
 
     def packages(self) -> list[str]:
-        return list(self._engine.get_packages())
+        return list(self._engine().get_packages())
 
     def evaluate(
         self, query: str, input: Mapping[str, object], data: Mapping[str, object] | None = None
@@ -62,12 +76,13 @@ class Policy:
 
         An undefined result is an empty dict: callers treat a missing rule as its fail-closed default.
         """
-        engine = self._engine.clone()
+        engine = self._engine().clone()
         try:
             if data:
                 engine.add_data(dict(data))
             engine.set_input(dict(input))
-            result = engine.eval_query(query)
+            # Through JSON so that Rego sets arrive as lists, like every other JSON value the callers handle.
+            result = json.loads(engine.eval_query_as_json(query))
         except RuntimeError as exc:
             raise PolicyError(_message(exc)) from exc
         rows = result.get("result") or []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -85,6 +86,34 @@ def _cmd_tpm_enroll(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keyprovider(args: argparse.Namespace) -> int:
+    """ocicrypt key-provider command protocol on stdin/stdout: keyunwrap after attesting to the KBS."""
+    from .kbs_client import KbsClient  # noqa: PLC0415
+    from .keyprovider import KeyProviderError, handle_request  # noqa: PLC0415
+
+    url = args.kbs or os.environ.get("VERITEE_KBS_URL")
+    if not url:
+        print("attestation-agent keyprovider: give --kbs URL (or set VERITEE_KBS_URL)", file=sys.stderr)
+        return 2
+    clients: list[KbsClient] = []
+
+    def client() -> KbsClient:
+        clients.append(KbsClient(url, pick_attester(args.tee), verify=args.cacert or True))
+        return clients[-1]
+
+    try:
+        response = handle_request(sys.stdin.buffer.read(), client)
+    except KeyProviderError as exc:
+        print(f"attestation-agent keyprovider: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for c in clients:
+            c.close()
+    sys.stdout.buffer.write(response)
+    sys.stdout.buffer.flush()
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attestation-agent", description="Veritee in-guest attestation agent.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
     te.add_argument("--cacert", help="CA certificate for the broker's TLS")
     te.add_argument("--json", action="store_true")
     te.set_defaults(func=_cmd_tpm_enroll)
+    kp = sub.add_parser("keyprovider", help="ocicrypt key-provider command (keyunwrap) on stdin/stdout")
+    kp.add_argument("--kbs", help="broker URL (default: $VERITEE_KBS_URL)")
+    kp.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
+    kp.add_argument("--cacert", help="CA certificate for the broker's TLS")
+    kp.set_defaults(func=_cmd_keyprovider)
     return parser
 
 

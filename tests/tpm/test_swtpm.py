@@ -32,7 +32,7 @@ def _verify(evidence: dict[str, object], **options: object) -> dict[str, object]
 
 def _transient_handles(tpm: Swtpm) -> list[int]:
     # Imported here, after the swtpm fixture ran require_swtpm(), so a missing package fails with its message.
-    from tpm2_pytss import ESAPI, TPM2_CAP, TPM2_HR  # noqa: PLC0415
+    from tpm2_pytss import ESAPI, TPM2_CAP, TPM2_HR
 
     esapi = ESAPI(tpm.tcti)
     try:

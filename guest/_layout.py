@@ -1,0 +1,275 @@
+"""OCI image layouts on disk: read `oci:DIR[:TAG]` (index.json, manifest, config, blobs) and write new ones.
+
+Follows the OCI image-spec image-layout.md: `oci-layout` holds `{"imageLayoutVersion": "1.0.0"}`,
+`index.json` is an image index whose descriptors name manifests (tag in the
+`org.opencontainers.image.ref.name` annotation), and every blob lives at `blobs/<algorithm>/<encoded>`.
+Digests are validated against a strict pattern before they become path components, so no descriptor can
+point outside `blobs/`; every blob read is checked against its descriptor's size and digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from guest._errors import ImageRefError, LayoutError
+
+__all__ = [
+    "REF_NAME_ANNOTATION",
+    "Descriptor",
+    "ImageRef",
+    "LayoutWriter",
+    "Manifest",
+    "OciLayout",
+]
+
+# image-spec annotations.md: the tag of a manifest inside an image layout's index.
+REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
+LAYOUT_VERSION = "1.0.0"  # image-layout.md, `oci-layout` file
+INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
+MANIFEST_MEDIA_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",  # skopeo keeps Docker schema 2 when copying as-is
+)
+# Caps on the JSON documents read whole (index, manifest, config); layers are only ever streamed.
+MAX_JSON_BYTES = 4 * 1024 * 1024
+# descriptor.md "Digests": algorithm ":" encoded; registered algorithms only, lowercase hex of exact length.
+_DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
+# image-spec annotations.md ref.name grammar (a tag or a fuller reference), without path separators abuse.
+_REF_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._:/@+-]{0,254}")
+_CHUNK = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """`oci:DIR[:TAG]`; DIR may not contain ':' (as in skopeo's oci transport)."""
+
+    directory: Path
+    tag: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> ImageRef:
+        prefix, sep, rest = text.partition(":")
+        if prefix != "oci" or not sep or not rest:
+            raise ImageRefError(f"image reference {text!r}: expected oci:DIR[:TAG]")
+        directory, _, tag = rest.partition(":")
+        if not directory:
+            raise ImageRefError(f"image reference {text!r}: DIR is empty")
+        if tag and not _REF_RE.fullmatch(tag):
+            raise ImageRefError(f"image reference {text!r}: tag {tag!r} is not a valid reference name")
+        return cls(Path(directory), tag or None)
+
+    def __str__(self) -> str:
+        return f"oci:{self.directory}" + (f":{self.tag}" if self.tag else "")
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """An OCI content descriptor (descriptor.md); `extra` keeps fields this code does not interpret."""
+
+    media_type: str
+    digest: str
+    size: int
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, doc: object, what: str) -> Descriptor:
+        if not isinstance(doc, dict):
+            raise LayoutError(f"{what}: descriptor is {type(doc).__name__}, expected a JSON object")
+        media_type, digest, size = doc.get("mediaType"), doc.get("digest"), doc.get("size")
+        if not isinstance(media_type, str) or not media_type:
+            raise LayoutError(f"{what}: mediaType is {media_type!r}, expected a media type string")
+        if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
+            raise LayoutError(f"{what}: digest is {digest!r}, expected sha256:<64 hex> or sha512:<128 hex>")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise LayoutError(f"{what}: size is {size!r}, expected a non-negative integer")
+        annotations = doc.get("annotations", {})
+        if not isinstance(annotations, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
+        ):
+            raise LayoutError(f"{what}: annotations must map strings to strings")
+        extra = {k: v for k, v in doc.items() if k not in {"mediaType", "digest", "size", "annotations"}}
+        return cls(media_type, digest, size, dict(annotations), extra)
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        doc.update(self.extra)
+        if self.annotations:
+            doc["annotations"] = dict(self.annotations)
+        return doc
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """An image manifest (manifest.md) with its own descriptor and the raw document for faithful rewriting."""
+
+    descriptor: Descriptor
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+    raw: Mapping[str, Any]
+
+
+def digest_of(data: bytes, algorithm: str = "sha256") -> str:
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+def load_json_object(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LayoutError(f"{what}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise LayoutError(f"{what}: is a JSON {type(doc).__name__}, expected an object")
+    return doc
+
+
+class OciLayout:
+    """A read-only OCI image layout directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        marker = directory / "oci-layout"
+        if not directory.is_dir():
+            raise LayoutError(f"{directory}: no such image layout directory")
+        try:
+            doc = load_json_object(self._read_small(marker, "oci-layout"), f"{marker}")
+        except FileNotFoundError:
+            raise LayoutError(f"{marker}: missing; {directory} is not an OCI image layout") from None
+        if doc.get("imageLayoutVersion") != LAYOUT_VERSION:
+            raise LayoutError(
+                f"{marker}: imageLayoutVersion is {doc.get('imageLayoutVersion')!r}, expected {LAYOUT_VERSION!r}"
+            )
+
+    @staticmethod
+    def _read_small(path: Path, what: str) -> bytes:
+        with path.open("rb") as f:
+            data = f.read(MAX_JSON_BYTES + 1)
+        if len(data) > MAX_JSON_BYTES:
+            raise LayoutError(f"{what}: larger than {MAX_JSON_BYTES} bytes")
+        return data
+
+    def blob_path(self, desc: Descriptor) -> Path:
+        """The blob file of `desc`, checked to be a regular file of the descriptor's size (not its digest)."""
+        algorithm, _, encoded = desc.digest.partition(":")  # validated by Descriptor.parse: no '/' or '..'
+        path = self.directory / "blobs" / algorithm / encoded
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            raise LayoutError(f"blob {desc.digest}: missing from {self.directory / 'blobs'}") from None
+        if not path.is_file() or path.is_symlink():
+            raise LayoutError(f"blob {desc.digest}: {path} is not a regular file")
+        if st.st_size != desc.size:
+            raise LayoutError(f"blob {desc.digest}: size is {st.st_size}, descriptor says {desc.size}")
+        return path
+
+    def read_json_blob(self, desc: Descriptor, what: str) -> dict[str, Any]:
+        if desc.size > MAX_JSON_BYTES:
+            raise LayoutError(f"{what} {desc.digest}: size {desc.size} exceeds the {MAX_JSON_BYTES}-byte cap")
+        data = self.blob_path(desc).read_bytes()
+        algorithm = desc.digest.partition(":")[0]
+        if (found := digest_of(data, algorithm)) != desc.digest:
+            raise LayoutError(f"{what}: blob digest is {found}, descriptor says {desc.digest}")
+        return load_json_object(data, f"{what} {desc.digest}")
+
+    def index(self) -> tuple[Descriptor, ...]:
+        path = self.directory / "index.json"
+        try:
+            doc = load_json_object(self._read_small(path, "index.json"), "index.json")
+        except FileNotFoundError:
+            raise LayoutError(f"{path}: missing") from None
+        if doc.get("schemaVersion") != 2:
+            raise LayoutError(f"index.json: schemaVersion is {doc.get('schemaVersion')!r}, expected 2")
+        manifests = doc.get("manifests")
+        if not isinstance(manifests, list):
+            raise LayoutError("index.json: manifests is missing or not a list")
+        return tuple(Descriptor.parse(m, f"index.json manifests[{i}]") for i, m in enumerate(manifests))
+
+    def resolve(self, tag: str | None) -> Manifest:
+        """The manifest tagged `tag`, or the only manifest when no tag is given."""
+        entries = self.index()
+        if tag is None:
+            if len(entries) != 1:
+                tags = sorted(e.annotations.get(REF_NAME_ANNOTATION, "<untagged>") for e in entries)
+                raise LayoutError(f"index.json holds {len(entries)} manifests {tags}; name one as oci:DIR:TAG")
+            chosen = entries[0]
+        else:
+            matches = [e for e in entries if e.annotations.get(REF_NAME_ANNOTATION) == tag]
+            if len(matches) != 1:
+                tags = sorted(e.annotations.get(REF_NAME_ANNOTATION, "<untagged>") for e in entries)
+                raise LayoutError(f"index.json: {len(matches)} manifests tagged {tag!r}, expected 1 (tags: {tags})")
+            chosen = matches[0]
+        if chosen.media_type not in MANIFEST_MEDIA_TYPES:
+            raise LayoutError(
+                f"index.json: manifest {chosen.digest} has mediaType {chosen.media_type!r}, "
+                f"expected one of {list(MANIFEST_MEDIA_TYPES)} (nested indexes are not supported)"
+            )
+        doc = self.read_json_blob(chosen, "manifest")
+        if doc.get("schemaVersion") != 2:
+            raise LayoutError(f"manifest {chosen.digest}: schemaVersion is {doc.get('schemaVersion')!r}, expected 2")
+        layers = doc.get("layers")
+        if not isinstance(layers, list):
+            raise LayoutError(f"manifest {chosen.digest}: layers is missing or not a list")
+        return Manifest(
+            descriptor=chosen,
+            config=Descriptor.parse(doc.get("config"), f"manifest {chosen.digest} config"),
+            layers=tuple(Descriptor.parse(d, f"manifest {chosen.digest} layers[{i}]") for i, d in enumerate(layers)),
+            raw=doc,
+        )
+
+    def diff_ids(self, manifest: Manifest) -> tuple[str, ...]:
+        """The config's rootfs.diff_ids (config.md), one per layer."""
+        config = self.read_json_blob(manifest.config, "config")
+        rootfs = config.get("rootfs")
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        if not isinstance(diff_ids, list) or not all(isinstance(d, str) and _DIGEST_RE.fullmatch(d) for d in diff_ids):
+            raise LayoutError(f"config {manifest.config.digest}: rootfs.diff_ids is missing or malformed")
+        if len(diff_ids) != len(manifest.layers):
+            raise LayoutError(
+                f"config {manifest.config.digest}: {len(diff_ids)} rootfs.diff_ids for {len(manifest.layers)} layers"
+            )
+        return tuple(diff_ids)
+
+
+class LayoutWriter:
+    """Builds a new OCI image layout in `directory` (a temporary one, renamed into place at the end)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        (directory / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        (directory / "oci-layout").write_text(json.dumps({"imageLayoutVersion": LAYOUT_VERSION}))
+
+    def blob_path(self, digest: str) -> Path:
+        if not _DIGEST_RE.fullmatch(digest):
+            raise LayoutError(f"refusing to store blob with malformed digest {digest!r}")
+        algorithm, _, encoded = digest.partition(":")
+        (self.directory / "blobs" / algorithm).mkdir(parents=True, exist_ok=True)
+        return self.directory / "blobs" / algorithm / encoded
+
+    def scratch(self, name: str) -> Path:
+        """A path for a file being written, in the layout's directory (same filesystem: rename is atomic)."""
+        return self.directory / f".partial-{name}"
+
+    def adopt(self, partial: Path, digest: str) -> None:
+        """Move a fully verified file into place as blob `digest`."""
+        partial.chmod(0o644)  # blobs are public content of the layout (scratch files start private)
+        partial.replace(self.blob_path(digest))
+
+    def put_json(self, doc: Mapping[str, Any]) -> tuple[str, int]:
+        data = json.dumps(doc, separators=(",", ":")).encode()
+        digest = digest_of(data)
+        self.blob_path(digest).write_bytes(data)
+        return digest, len(data)
+
+    def write_index(self, manifests: Sequence[Descriptor]) -> None:
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": INDEX_MEDIA_TYPE,
+            "manifests": [m.to_json() for m in manifests],
+        }
+        (self.directory / "index.json").write_text(json.dumps(doc, separators=(",", ":")))

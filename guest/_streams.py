@@ -1,0 +1,152 @@
+"""Streaming helpers: layer media types, decompression, and readers that hash what passes through them.
+
+Everything here reads in bounded chunks (CHUNK bytes), so memory does not grow with a layer's size, and a
+decompression bomb only costs time, never memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import IO, Protocol, cast
+
+import zstandard
+
+from guest._errors import LayoutError
+
+__all__ = [
+    "CHUNK",
+    "Compression",
+    "HashingReader",
+    "LayerType",
+    "Readable",
+    "TarEndPadding",
+    "decompressed",
+    "drain",
+]
+
+CHUNK = 4 * 1024 * 1024  # large reads keep the per-call overhead of hashing and AES negligible
+ENCRYPTED_SUFFIX = "+encrypted"  # ocicrypt appends this to the plain layer media type
+
+
+class Compression(StrEnum):
+    NONE = "none"
+    GZIP = "gzip"
+    ZSTD = "zstd"
+
+
+# image-spec layer.md media types (and Docker's gzip layer), by compression of the tar stream.
+_PLAIN_TYPES = {
+    "application/vnd.oci.image.layer.v1.tar": Compression.NONE,
+    "application/vnd.oci.image.layer.v1.tar+gzip": Compression.GZIP,
+    "application/vnd.oci.image.layer.v1.tar+zstd": Compression.ZSTD,
+    "application/vnd.oci.image.layer.nondistributable.v1.tar": Compression.NONE,
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": Compression.GZIP,
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": Compression.ZSTD,
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": Compression.GZIP,
+    "application/vnd.docker.image.rootfs.diff.tar": Compression.NONE,
+}
+
+
+@dataclass(frozen=True)
+class LayerType:
+    """What a layer media type says: its plain media type, its compression, whether ocicrypt encrypted it."""
+
+    plain_media_type: str
+    compression: Compression
+    encrypted: bool
+
+    @classmethod
+    def of(cls, media_type: str) -> LayerType:
+        encrypted = media_type.endswith(ENCRYPTED_SUFFIX)
+        plain = media_type.removesuffix(ENCRYPTED_SUFFIX)
+        if plain not in _PLAIN_TYPES:
+            raise LayoutError(
+                f"layer mediaType {media_type!r} is not a tar layer type this guest knows "
+                f"(expected one of {sorted(_PLAIN_TYPES)}, optionally with {ENCRYPTED_SUFFIX!r})"
+            )
+        return cls(plain, _PLAIN_TYPES[plain], encrypted)
+
+
+class Readable(Protocol):
+    """A byte stream read sequentially (a file, a decompressor, a HashingReader)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class HashingReader(io.RawIOBase):
+    """A read-only stream over `inner` that hashes every byte read through it."""
+
+    def __init__(self, inner: Readable, algorithm: str = "sha256") -> None:
+        super().__init__()
+        self._inner = inner
+        self._algorithm = algorithm
+        self._hash = hashlib.new(algorithm)
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._inner.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self._hash.update(data)
+        self.count += n
+        return n
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(CHUNK), b""))
+        data = self._inner.read(size)
+        self._hash.update(data)
+        self.count += len(data)
+        return data
+
+    def digest(self) -> str:
+        return f"{self._algorithm}:{self._hash.hexdigest()}"
+
+
+TAR_BLOCK = 512  # POSIX ustar: records are 512-byte blocks; two zero blocks end the archive
+
+
+class TarEndPadding:
+    """Ends a tar stream properly when its writer did not: zero-pads the last block and appends the two zero
+    end-of-archive blocks. Go's archive/tar (umoci, containerd) reads such streams; Python's tarfile needs the
+    padding. The bytes added are not hashed: the diff_id check sees the stream exactly as the image has it."""
+
+    def __init__(self, inner: Readable) -> None:
+        self._inner = inner
+        self._count = 0
+        self._tail: bytes | None = None
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._tail is None:
+            data = self._inner.read(CHUNK if size < 0 else size)
+            if data:
+                self._count += len(data)
+                return data
+            self._tail = bytes(-self._count % TAR_BLOCK + 2 * TAR_BLOCK)
+        n = len(self._tail) if size < 0 else size
+        data, self._tail = self._tail[:n], self._tail[n:]
+        return data
+
+
+def decompressed(raw: Readable, compression: Compression) -> Readable:
+    """The uncompressed tar stream of a layer read from `raw`."""
+    if compression is Compression.GZIP:
+        return gzip.GzipFile(
+            fileobj=cast(IO[bytes], raw), mode="rb"
+        )  # handles multi-member streams (pigz, layer appends)
+    if compression is Compression.ZSTD:
+        return zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], raw), read_across_frames=True, closefd=False)
+    return raw
+
+
+def drain(stream: Readable) -> None:
+    """Read `stream` to its end (so a hashing reader under it has seen every byte)."""
+    while stream.read(CHUNK):
+        pass

@@ -1,0 +1,116 @@
+"""`guest`: decrypt or unpack an (encrypted) OCI image layout in the confidential guest (SPEC sections 2, 8).
+
+    guest decrypt-image [--kbs URL] [--key REF]... [--json] oci:SRC[:TAG] oci:DST[:TAG]
+    guest unpack        [--kbs URL] [--key REF]... [--json] oci:SRC[:TAG] ROOTFS
+
+Exit status: 0 success, 1 verification/decryption/operational failure, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from attestation_agent.attesters import AttesterError
+from attestation_agent.kbs_client import KbsClient, KbsClientError
+
+from guest._errors import GuestError, ImageRefError
+from guest._image import decrypt_image, unpack_image
+from guest._keys import Keyring
+from guest._layout import ImageRef
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="guest", description="Decrypt and unpack ocicrypt-encrypted OCI images.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--kbs", metavar="URL", help="key broker: key-provider KEKs and kbs:/// private keys")
+    common.add_argument(
+        "--key",
+        metavar="REF",
+        action="append",
+        default=[],
+        help="private key for ocicrypt JWE recipients: kbs:///REPO/TYPE/TAG (fetched after attesting) or file:PATH",
+    )
+    common.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    decrypt = commands.add_parser(
+        "decrypt-image",
+        parents=[common],
+        help="write a decrypted copy of an image layout",
+        description=__doc__,
+    )
+    decrypt.add_argument("source", metavar="SRC", help="oci:DIR[:TAG]")
+    decrypt.add_argument("destination", metavar="DST", help="oci:DIR[:TAG] (DIR new or empty)")
+    unpack = commands.add_parser(
+        "unpack", parents=[common], help="unpack an image layout into a root filesystem", description=__doc__
+    )
+    unpack.add_argument("source", metavar="SRC", help="oci:DIR[:TAG]")
+    unpack.add_argument("rootfs", metavar="ROOTFS", help="directory to create (new or empty)")
+    return parser
+
+
+class _LazyKbs:
+    """Attests (through the agent's KbsClient) only when a key is first needed, then caches what it fetched."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client: KbsClient | None = None
+        self._cache: dict[str, bytes] = {}
+
+    def get_resource(self, uri: str) -> bytes:
+        if uri not in self._cache:
+            if self._client is None:
+                self._client = KbsClient(self.url)
+            self._cache[uri] = self._client.get_resource(uri)
+        return self._cache[uri]
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    kbs = _LazyKbs(args.kbs) if args.kbs else None
+    try:
+        source = ImageRef.parse(args.source)
+        keyring = Keyring(fetcher=kbs, key_refs=tuple(args.key))
+        if args.command == "decrypt-image":
+            result = decrypt_image(source, ImageRef.parse(args.destination), keyring)
+            summary = {
+                "image": args.destination,
+                "manifest": result.manifest.digest,
+                "layers": [d.digest for d in result.layers],
+                "decrypted_layers": result.decrypted,
+            }
+            message = f"decrypted {result.decrypted} of {len(result.layers)} layers into {args.destination}"
+        else:
+            count = unpack_image(source, Path(args.rootfs), keyring)
+            summary = {"rootfs": args.rootfs, "layers": count}
+            message = f"unpacked {count} layers into {args.rootfs}"
+    except ImageRefError as exc:
+        print(f"guest: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (GuestError, KbsClientError, AttesterError) as exc:
+        print(f"guest: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as exc:
+        print(f"guest: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        if kbs is not None:
+            kbs.close()
+    if args.json:
+        print(json.dumps(summary))
+    print(f"guest: {message}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

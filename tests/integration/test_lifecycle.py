@@ -1,0 +1,201 @@
+"""Broker lifecycle: expiry, restarts, key rotation, replicas sharing one database, a database outage, limits."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import policies
+from tests.integration._guest import Guest
+from tests.integration._kbs_server import KbsServer
+from tests.integration.conftest import new_database_url
+from tests.integration.test_rcar import SECRET, assert_error
+
+DEMO_POLICY = policies.load("demo_resource_allow_sample.rego")
+
+
+def provision(server: KbsServer) -> None:
+    server.admin.put_resource("default/key/1", SECRET)
+    server.admin.put_reference_value("sample_svn", ["1"])
+    server.admin.set_resource_policy(DEMO_POLICY)
+
+
+def test_expired_session_and_token(tmp_path: Path) -> None:
+    config = {"sessions": {"ttl_seconds": 1}, "tokens": {"ttl_seconds": 2}}
+    with KbsServer(tmp_path / "kbs", config=config) as server:
+        provision(server)
+        late = Guest(server.url)
+        nonce = late.auth().json()["nonce"]
+        session = late.http.cookies["kbs-session-id"]
+        guest = Guest(server.url)
+        token = guest.handshake()
+        time.sleep(1.2)
+        # The client's cookie jar drops the expired cookie; send it anyway, as a stale or hostile client would.
+        stale = httpx.post(
+            server.url + "/kbs/v0/attest",
+            json=late.attest_body(nonce),
+            headers={"Cookie": f"kbs-session-id={session}"},
+        )
+        assert_error(stale, 401, "UnAuthorized", "expired")
+        time.sleep(1.0)
+        assert_error(guest.resource("default/key/1", token, cookies=False), 401, "JWTVerificationFailed", "expired")
+
+
+def test_restart_keeps_state_and_tokens(tmp_path: Path, database_url: str) -> None:
+    with KbsServer(tmp_path / "kbs", database_url=database_url) as server:
+        provision(server)
+        guest = Guest(server.url)
+        token = guest.handshake()
+        jwks_before = httpx.get(server.url + "/.well-known/jwks.json").json()
+        server.restart()
+        assert httpx.get(server.url + "/.well-known/jwks.json").json() == jwks_before
+        response = guest.resource("default/key/1", token, cookies=False)
+        assert response.status_code == 200, response.text
+        assert guest.decrypt(response.json()) == SECRET
+        assert server.admin.get_policy("resource") == DEMO_POLICY
+        assert [r["name"] for r in server.admin.list_reference_values()] == ["sample_svn"]
+
+
+def test_signing_key_rotation_overlaps(tmp_path: Path) -> None:
+    with KbsServer(tmp_path / "kbs") as server:
+        provision(server)
+        guest = Guest(server.url)
+        old_token = guest.handshake()
+        new_kid = server.admin.rotate_signing_key()
+        kids = [k["kid"] for k in httpx.get(server.url + "/.well-known/jwks.json").json()["keys"]]
+        assert new_kid in kids
+        assert len(kids) == 2
+        assert guest.resource("default/key/1", old_token, cookies=False).status_code == 200
+        new_token = Guest(server.url).handshake()
+        assert new_token.split(".")[0] != old_token.split(".")[0]
+
+
+def test_two_replicas_share_one_postgres(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    url = new_database_url(request, "postgres", tmp_path)
+    first = KbsServer(tmp_path / "a", database_url=url)
+    # The second replica shares the first one's configuration folder (same KEK and admin key).
+    with first:
+        provision(first)
+        second = KbsServer(tmp_path / "a", database_url=url, init=False)
+        with second:
+            guest = Guest(first.url)
+            nonce = guest.auth().json()["nonce"]
+            cookie = guest.http.cookies.get("kbs-session-id")
+            other = httpx.Client(base_url=second.url + "/kbs/v0", cookies={"kbs-session-id": cookie or ""})
+            try:
+                attested = other.post("/attest", json=guest.attest_body(nonce))
+                assert attested.status_code == 200, attested.text
+                token = attested.json()["token"]
+                by_cookie = other.get("/resource/default/key/1")
+                assert guest.decrypt(by_cookie.json()) == SECRET
+                # the token from replica 2 is honoured by replica 1
+                assert guest.decrypt(guest.resource("default/key/1", token, cookies=False).json()) == SECRET
+                # and the nonce cannot be replayed on either replica
+                assert_error(guest.attest(nonce), 401, "UnAuthorized", "already used")
+            finally:
+                other.close()
+
+
+class _Proxy:
+    """A TCP proxy between the broker and PostgreSQL that the test can cut and restore."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open = True
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.open:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            self.connections += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.open = False
+        for s in self.connections:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        self.connections.clear()
+
+    def restore(self) -> None:
+        self.open = True
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+@pytest.fixture
+def proxy() -> Iterator[_Proxy]:
+    p = _Proxy(("127.0.0.1", 5432))
+    yield p
+    p.close()
+
+
+def test_database_outage_is_503_and_recovers(tmp_path: Path, request: pytest.FixtureRequest, proxy: _Proxy) -> None:
+    url = new_database_url(request, "postgres", tmp_path).replace(":5432/", f":{proxy.port}/")
+    with KbsServer(tmp_path / "kbs", database_url=url) as server:
+        provision(server)
+        proxy.cut()
+        assert_error(Guest(server.url).auth(), 503, "ServiceUnavailable", "database")
+        assert httpx.get(server.url + "/readyz").status_code == 503
+        assert httpx.get(server.url + "/healthz").status_code == 200
+        proxy.restore()
+        guest = Guest(server.url)
+        token = guest.handshake()
+        assert guest.decrypt(guest.resource("default/key/1", token).json()) == SECRET
+
+
+def test_auth_rate_limit(tmp_path: Path) -> None:
+    with KbsServer(tmp_path / "kbs", config={"rate_limit": {"auth_per_minute": 60}}) as server:
+        guest = Guest(server.url)
+        statuses = [guest.auth().status_code for _ in range(15)]
+        assert statuses[:10] == [200] * 10
+        assert 429 in statuses
+        assert_error(guest.auth(), 429, "RateLimited")
+
+
+def test_legacy_401_switch(tmp_path: Path) -> None:
+    with KbsServer(tmp_path / "kbs", config={"server": {"legacy_401": True}}) as server:
+        assert_error(Guest(server.url).auth(version="0.1.0"), 401, "ProtocolVersion")
+
+
+def test_admin_disabled_without_keys(tmp_path: Path) -> None:
+    with KbsServer(tmp_path / "kbs", config={"admin": {"public_keys": []}}) as server:
+        response = httpx.post(
+            server.url + "/kbs/v0/resource/default/key/1",
+            content=b"x",
+            headers={"Authorization": f"Bearer {server.token}"},
+        )
+        assert_error(response, 403, "AdminDenied", "disabled")
