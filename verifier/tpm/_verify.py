@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from .._common import check_init_data, check_report_data
 from ..errors import FormatError, Reason, VerificationError
+from ..eventlog import check_replay, parse
 from ..options import Options
 from ..result import Verified
-from . import _eventlog
 from ._chain import (
     Path,
     certification_path,
@@ -203,6 +203,16 @@ def _ak_trust(evidence: TpmEvidence, ak_sha256: bytes, options: Options) -> AkTr
     return AkTrust.NONE
 
 
+def _replay_events(data: bytes, quoted: Mapping[str, Mapping[int, bytes]]) -> tuple[Mapping[str, object], ...]:
+    """Parse and replay the TCG2 log; every register that it extends and the quote carries must match
+    (eventlog_mismatch otherwise, or when none is in common). The parsed events become the `eventlog` claim."""
+    log = parse(data, "tcg2")
+    check_replay(log, {bank: {str(i): value for i, value in values.items()} for bank, values in quoted.items()})
+    events = log.to_json()["events"]
+    assert isinstance(events, list)
+    return tuple(events)
+
+
 def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified:
     """Verify TPM evidence (SPEC section 4); the claims are SPEC section 5's."""
     if isinstance(evidence, bytes | bytearray):
@@ -222,7 +232,7 @@ def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified
     trust = _ak_trust(parsed, ak_sha256, options)
     events = None
     if parsed.event_log is not None:
-        events = _eventlog.replay_events(parsed.event_log, quoted)
+        events = _replay_events(parsed.event_log, quoted)
     claims = TpmClaims(
         pcrs=quoted,
         report_data=attest.extra_data,
