@@ -21,7 +21,7 @@ from . import __version__
 from ._limits import BodyLimit, Metrics, RateLimiter
 from .admin_auth import AdminAuthority, Permission
 from .errors import KbsError
-from .protocol import SESSION_COOKIE, Attestation
+from .protocol import SESSION_COOKIE, Attestation, TpmActivateRequest, TpmEnrollRequest
 from .protocol import Request as AuthRequest
 from .sealing import Sealer, load_or_create_kek
 from .service import Broker, now_seconds, resource_path, split_resource_path
@@ -143,6 +143,20 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             raise
         metrics.inc("kbs_attest_total", outcome="token")
         return JSONResponse({"token": token})
+
+    # -- TPM AK enrolment by credential activation (kbs/tpm_enrollment.py) ------------------------------------
+    @app.post(f"{BASE}/tpm/enroll")
+    async def tpm_enroll(request: Request) -> Response:
+        limiter.check(request.client.host if request.client else "unknown")
+        body = await _json(request, TpmEnrollRequest)
+        challenge = await run(broker.tpm_enroll, body, now_seconds())
+        return JSONResponse(challenge.model_dump())
+
+    @app.post(f"{BASE}/tpm/activate")
+    async def tpm_activate(request: Request) -> Response:
+        body = await _json(request, TpmActivateRequest)
+        enrolled = await run(broker.tpm_activate, body, now_seconds())
+        return JSONResponse(enrolled.model_dump())
 
     @app.get(BASE + "/resource/{path:path}")
     async def get_resource(path: str, request: Request) -> Response:

@@ -31,6 +31,10 @@ __all__ = [
     "Response",
     "RuntimeData",
     "TeeEvidence",
+    "TpmActivateRequest",
+    "TpmCredentialChallenge",
+    "TpmEnrollRequest",
+    "TpmEnrolled",
     "expected_report_data",
     "init_data_digest",
     "parse_resource_uri",
@@ -148,3 +152,34 @@ def init_data_digest(body: str) -> bytes:
     if hasher is None:
         raise ValueError(f"init-data algorithm is {algorithm!r}, expected one of {sorted(_INIT_DATA_HASHES)}")
     return hasher(body.encode()).digest()
+
+
+# -- TPM AK enrolment by credential activation (Veritee's own endpoints; binary fields standard base64) --------
+
+
+class TpmEnrollRequest(_Wire):
+    """POST /kbs/v0/tpm/enroll: the AK's TPMT_PUBLIC, and the EK as certificate (required) and TPMT_PUBLIC."""
+
+    ak_public: str
+    ek_certificate: str
+    ek_public: str | None = None
+
+
+class TpmCredentialChallenge(_Wire):
+    """The broker's TPM2_MakeCredential output: activate it in the TPM and return the secret."""
+
+    id: str
+    credential_blob: str
+    encrypted_secret: str
+    expires_in: int
+
+
+class TpmActivateRequest(_Wire):
+    """POST /kbs/v0/tpm/activate: the challenge id and the secret TPM2_ActivateCredential recovered."""
+
+    id: str
+    secret: str
+
+
+class TpmEnrolled(_Wire):
+    ak_sha256: str

@@ -31,6 +31,10 @@ from .protocol import (
     Attestation,
     Challenge,
     Request,
+    TpmActivateRequest,
+    TpmCredentialChallenge,
+    TpmEnrolled,
+    TpmEnrollRequest,
     expected_report_data,
     init_data_digest,
     runtime_digest,
@@ -43,6 +47,7 @@ from .storage import ConflictError, Store
 from .tables import Audit, Resource
 from .tables import Policy as PolicyRow
 from .tables import Session as SessionRow
+from .tpm_enrollment import EnrolledAkRegistry, TpmEnrollmentService
 from .verification import VerifierInputs
 
 __all__ = ["Broker", "resource_path"]
@@ -85,6 +90,8 @@ class Broker:
         self.sealer = sealer
         self.keys = KeyRing(store, sealer, settings.tokens.rotation_overlap_seconds)
         self.inputs = VerifierInputs(settings.verifier)
+        self.tpm = TpmEnrollmentService(store, self.inputs.trust.get("tpm", ()))
+        self.enrolled_aks = EnrolledAkRegistry(store)
         self._last_sweep = 0.0
 
     def start(self) -> None:
@@ -152,7 +159,10 @@ class Broker:
         digest = runtime_digest(runtime.nonce, runtime.tee_pubkey, attestation.tee_evidence.additional_evidence)
         at = datetime.fromtimestamp(now, UTC)
         options = self.inputs.options(
-            at=at, report_data=expected_report_data(session.tee, digest), init_data_digest=init_digest
+            at=at,
+            report_data=expected_report_data(session.tee, digest),
+            init_data_digest=init_digest,
+            extra_sources={"tpm": self.enrolled_aks},
         )
         try:
             verified = verifier.verify(session.tee, attestation.tee_evidence.primary_evidence, options)
@@ -270,6 +280,19 @@ class Broker:
         return response
 
     # -- admin ------------------------------------------------------------------------------------------------
+    # -- TPM AK enrolment (kbs/tpm_enrollment.py) ------------------------------------------------------------
+    def tpm_enroll(self, request: TpmEnrollRequest, now: float) -> TpmCredentialChallenge:
+        return self.tpm.enroll(request, now)
+
+    def tpm_activate(self, request: TpmActivateRequest, now: float) -> TpmEnrolled:
+        try:
+            enrolled = self.tpm.activate(request, now)
+        except KbsError:
+            self._audit("tpm-guest", "tpm.enroll", f"enrollment:{request.id[:16]}", "refused", None, now)
+            raise
+        self._audit("tpm-guest", "tpm.enroll", f"ak:{enrolled.ak_sha256}", "ok", None, now)
+        return enrolled
+
     def _audit(self, actor: str, action: str, target: str, outcome: str, digest: str | None, now: float) -> None:
         self.store.audit(
             Audit(at=now, actor=actor, action=action, target=target, outcome=outcome, claims_digest=digest)

@@ -20,7 +20,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session as DbSession
 from sqlmodel import col, create_engine, delete, select, update
 
-from .tables import Audit, Policy, ReferenceValue, Resource, Session, SigningKey
+from .tables import Audit, Policy, ReferenceValue, Resource, Session, SigningKey, TpmAk, TpmEnrollment
 
 __all__ = ["ConflictError", "StorageError", "Store", "normalise_url"]
 
@@ -240,6 +240,29 @@ class Store:
     def audit_log(self, limit: int = 100) -> Sequence[Audit]:
         with self._tx() as db:
             return db.exec(select(Audit).order_by(col(Audit.id).desc()).limit(limit)).all()
+
+    # -- TPM AK enrolment -------------------------------------------------------------------------------------
+    def add_tpm_enrollment(self, row: TpmEnrollment) -> None:
+        with self._tx() as db:
+            db.exec(delete(TpmEnrollment).where(col(TpmEnrollment.expires_at) <= row.created_at))
+            db.add(row)
+
+    def take_tpm_enrollment(self, enrollment_id: str, now: float) -> TpmEnrollment | None:
+        """The open challenge, removed in the same transaction: each is answered at most once."""
+        with self._tx() as db:
+            row = db.get(TpmEnrollment, enrollment_id)
+            if row is None:
+                return None
+            db.delete(row)
+            return row if row.expires_at > now else None
+
+    def enroll_tpm_ak(self, row: TpmAk) -> None:
+        with self._tx() as db:
+            db.merge(row)
+
+    def tpm_ak_enrolled(self, ak_sha256: str) -> bool:
+        with self._tx() as db:
+            return db.get(TpmAk, ak_sha256) is not None
 
 
 def database_url_from_env(default: str) -> str:

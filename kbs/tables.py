@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import Field, SQLModel
 
-__all__ = ["Audit", "Policy", "ReferenceValue", "Resource", "Session", "SigningKey"]
+__all__ = ["Audit", "Policy", "ReferenceValue", "Resource", "Session", "SigningKey", "TpmAk", "TpmEnrollment"]
 
 
 class Session(SQLModel, table=True):
@@ -71,3 +71,27 @@ class Audit(SQLModel, table=True):
     target: str = Field(max_length=400)
     outcome: str = Field(max_length=32)
     claims_digest: str | None = Field(default=None, max_length=64)
+
+
+class TpmEnrollment(SQLModel, table=True):
+    """A credential made for an AK under an EK, waiting for the guest to return the activated secret."""
+
+    __tablename__ = "kbs_tpm_enrollment"
+
+    id: str = Field(primary_key=True, max_length=64)
+    ak_sha256: str = Field(max_length=64)
+    ek_certificate_sha256: str = Field(max_length=64)
+    # Only a digest of the secret is kept: the row alone cannot answer its own challenge.
+    secret_sha256: str = Field(max_length=64)
+    created_at: float
+    expires_at: float = Field(index=True)
+
+
+class TpmAk(SQLModel, table=True):
+    """An AK proven by credential activation to live in a TPM whose EK certificate chains to a trusted root."""
+
+    __tablename__ = "kbs_tpm_ak"
+
+    ak_sha256: str = Field(primary_key=True, max_length=64)
+    ek_certificate_sha256: str = Field(max_length=64)
+    enrolled_at: float

@@ -1,10 +1,15 @@
-"""The end-to-end demo: a broker on SQLite, an admin provisioning a secret, a guest attesting and fetching it.
+"""The end-to-end demo: a broker on SQLite, an admin provisioning a secret, a guest attesting with a TPM and
+fetching it.
 
-Every step runs the real console scripts (`kbs`, `attestation-agent`) as a user would.
+Every step runs the real console scripts (`kbs`, `attestation-agent`) as a user would. The guest's TPM is
+/dev/tpmrm0 (or /dev/tpm0, or $VERITEE_TPM_TCTI) when there is one; otherwise the demo starts a software TPM
+(swtpm) manufactured with an EK certificate by a throw-away local CA, which the broker is configured to trust, and
+enrols the TPM's attestation key by credential activation. `--sample` runs the old sample-TEE demo instead.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -100,7 +105,161 @@ def encrypted_image_demo(work: Path, url: str, admin: list[str]) -> None:
     print("    " + (rootfs / "etc" / "hello.txt").read_text().strip())
 
 
-def main() -> int:
+def free_port_pair() -> tuple[int, int]:
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port, port + 1
+    raise SystemExit("no free pair of loopback ports for swtpm")
+
+
+class SoftwareTpm:
+    """swtpm on free loopback ports with an EK certificate from a local CA (swtpm_setup + swtpm_localca)."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.ca = work / "ca"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def start(self) -> str:
+        for tool in ("swtpm", "swtpm_setup", "swtpm_localca"):
+            if shutil.which(tool) is None:
+                raise SystemExit(f"no TPM device and no {tool}: install the apt packages swtpm swtpm-tools")
+        state = self.work / "state"
+        state.mkdir(parents=True)
+        self.ca.mkdir()
+        localca = self.work / "swtpm-localca.conf"
+        localca.write_text(
+            f"statedir = {self.ca}\nsigningkey = {self.ca}/signkey.pem\n"
+            f"issuercert = {self.ca}/issuercert.pem\ncertserial = {self.ca}/certserial\n"
+        )
+        setup = self.work / "swtpm_setup.conf"
+        setup.write_text(
+            f"create_certs_tool = {shutil.which('swtpm_localca')}\ncreate_certs_tool_config = {localca}\n"
+            "create_certs_tool_options = /etc/swtpm-localca.options\n"
+        )
+        print(f"    $ swtpm_setup --tpm2 --tpmstate {state} --create-ek-cert --create-platform-cert ...", flush=True)
+        subprocess.run(
+            [str(shutil.which("swtpm_setup")), "--tpm2", "--tpmstate", str(state), "--config", str(setup),
+             "--create-ek-cert", "--create-platform-cert", "--pcr-banks", "sha256", "--overwrite"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        # tpm2-tss's swtpm TCTI talks to the control channel on the server port + 1.
+        self.port, control = free_port_pair()
+        self.process = subprocess.Popen(
+            [str(shutil.which("swtpm")), "socket", "--tpm2",
+             "--server", f"type=tcp,port={self.port},bindaddr=127.0.0.1",
+             "--ctrl", f"type=tcp,port={control},bindaddr=127.0.0.1", "--tpmstate", f"dir={state}",
+             "--flags", "not-need-init,startup-clear"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return f"swtpm:host=127.0.0.1,port={self.port}"
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("swtpm did not start")
+
+    def ca_certificates(self) -> list[Path]:
+        return [self.ca / "swtpm-localca-rootca-cert.pem", self.ca / "issuercert.pem"]
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def has_tpm_device() -> bool:
+    return bool(os.environ.get("VERITEE_TPM_TCTI")) or any(Path(p).exists() for p in ("/dev/tpmrm0", "/dev/tpm0"))
+
+
+def tpm_demo() -> int:
+    work = Path(tempfile.mkdtemp(prefix="veritee-demo-"))
+    kbs, agent = script("kbs", "kbs.cli"), script("attestation-agent", "attestation_agent.cli")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    admin = [*kbs, "admin", "--url", url, "--token", str(work / "kbs" / "admin.token")]
+    server: subprocess.Popen[bytes] | None = None
+    software: SoftwareTpm | None = None
+    try:
+        if has_tpm_device():
+            step("guest TPM: the machine's own (device node or $VERITEE_TPM_TCTI)")
+        else:
+            step("guest TPM: none on this machine, so start swtpm with an EK certificate from a local CA")
+            software = SoftwareTpm(work / "swtpm")
+            os.environ["VERITEE_TPM_TCTI"] = software.start()
+            print(f"    VERITEE_TPM_TCTI={os.environ['VERITEE_TPM_TCTI']}")
+
+        step("kbs init: configuration, key-encryption key, admin key pair and admin token (sample TEE refused)")
+        run(*kbs, "init", str(work / "kbs"))
+        if software is not None:
+            anchors = ", ".join(f'"{p}"' for p in software.ca_certificates())
+            with (work / "kbs" / "kbs.toml").open("a") as config:
+                config.write(f"# the demo's software TPM: its EK certificate's CA\ntrust = {{ tpm = [{anchors}] }}\n")
+            print("    [verifier] trust.tpm = the swtpm local CA (EK certificates it issued are genuine to us)")
+
+        step(f"kbs serve on {url} (SQLite in {work / 'kbs'})")
+        log = (work / "kbs-serve.log").open("wb")
+        server = subprocess.Popen(
+            [*kbs, "serve", "--config", str(work / "kbs" / "kbs.toml"), "--port", str(port)], stdout=log, stderr=log
+        )
+        wait_ready(url, server)
+
+        step("guest: read the TPM's current PCRs (evidence for a throw-away nonce)")
+        print(f"    $ {' '.join(agent)} evidence --tee tpm --report-data 00", flush=True)
+        done = subprocess.run(
+            [*agent, "evidence", "--tee", "tpm", "--report-data", "00"], check=True, stdout=subprocess.PIPE
+        )
+        evidence = json.loads(done.stdout)
+        pcr0 = evidence["tpm_quote"]["pcrs"]["sha256"]["0"]
+        ak_sha256 = hashlib.sha256(base64.b64decode(evidence["ak_public"])).hexdigest()
+        print(f"    PCR0 (sha256) = {pcr0}\n    AK sha256      = {ak_sha256}")
+
+        if software is not None:
+            step("guest: enrol the AK by credential activation (EK certificate + TPM2_ActivateCredential)")
+            run(*agent, "tpm-enroll", "--kbs", url)
+        else:
+            step("admin: trust this TPM's AK by fingerprint (no EK root configured for this machine's TPM)")
+            run(*admin, "reference-value", "put", "tpm_ak_sha256", ak_sha256)
+
+        step("admin: provision the secret default/key/1 and the reference value tpm_pcr0 (default policies)")
+        print("    (the demo trusts the PCR0 it just read; production provisions known-good values)")
+        secret = os.urandom(32)
+        (work / "secret.bin").write_bytes(secret)
+        run(*admin, "resource", "put", "default/key/1", str(work / "secret.bin"))
+        run(*admin, "reference-value", "put", "tpm_pcr0", pcr0)
+
+        step("guest: attestation-agent get-resource (auth, attest with a TPM quote bound to nonce + key, JWE fetch)")
+        out = work / "released.bin"
+        run(*agent, "get-resource", "--kbs", url, "kbs:///default/key/1", "--out", str(out))
+        released = out.read_bytes()
+        if released != secret:
+            print("released secret differs from the provisioned one", file=sys.stderr)
+            return 1
+        print(f"    released secret sha256: {hashlib.sha256(released).hexdigest()} (matches the provisioned one)")
+
+        encrypted_image_demo(work, url, admin)
+
+        step("admin: the audit log records the enrolment and the releases (never the secret)")
+        run(*admin, "audit", "--limit", "5")
+        print("\ndemo: OK")
+        return 0
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+        if software is not None:
+            software.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def sample_demo() -> int:
     work = Path(tempfile.mkdtemp(prefix="veritee-demo-"))
     kbs, agent = script("kbs", "kbs.cli"), script("attestation-agent", "attestation_agent.cli")
     port = free_port()
@@ -145,6 +304,12 @@ def main() -> int:
             server.terminate()
             server.wait(timeout=10)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    if "--sample" in sys.argv[1:]:
+        return sample_demo()
+    return tpm_demo()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`attestation-agent` console script: detect the TEE, print evidence, fetch a resource from a KBS.
+"""`attestation-agent` console script: detect the TEE, print evidence, fetch a resource from a KBS, enrol a TPM AK.
 
 Exit codes: 0 success, 1 attestation/operational failure, 2 usage error. JSON on stdout, messages on stderr.
 """
@@ -74,6 +74,18 @@ def _cmd_get_resource(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tpm_enroll(args: argparse.Namespace) -> int:
+    from .attesters.tpm import TpmAttester  # noqa: PLC0415
+    from .tpm_enroll import enroll  # noqa: PLC0415
+
+    attester = pick_attester("tpm")
+    assert isinstance(attester, TpmAttester)
+    ak_sha256 = enroll(args.kbs, attester, verify=args.cacert or True)
+    print(json.dumps({"ak_sha256": ak_sha256}) if args.json else ak_sha256)
+    print(f"attestation-agent: AK {ak_sha256} enrolled by credential activation", file=sys.stderr)
+    return 0
+
+
 def _cmd_keyprovider(args: argparse.Namespace) -> int:
     """ocicrypt key-provider command protocol on stdin/stdout: keyunwrap after attesting to the KBS."""
     from .kbs_client import KbsClient  # noqa: PLC0415
@@ -120,6 +132,11 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--init-data", help="init-data TOML file to bind")
     gr.add_argument("--cacert", help="CA certificate for the broker's TLS")
     gr.set_defaults(func=_cmd_get_resource)
+    te = sub.add_parser("tpm-enroll", help="enrol this TPM's AK with a KBS by EK credential activation")
+    te.add_argument("--kbs", required=True, help="broker URL, e.g. http://127.0.0.1:8080")
+    te.add_argument("--cacert", help="CA certificate for the broker's TLS")
+    te.add_argument("--json", action="store_true")
+    te.set_defaults(func=_cmd_tpm_enroll)
     kp = sub.add_parser("keyprovider", help="ocicrypt key-provider command (keyunwrap) on stdin/stdout")
     kp.add_argument("--kbs", help="broker URL (default: $VERITEE_KBS_URL)")
     kp.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])

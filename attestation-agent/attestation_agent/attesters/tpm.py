@@ -1,0 +1,303 @@
+"""The TPM 2.0 attester, on tpm2-pytss (ESAPI): quote, PCRs, AK/EK, event log, init-data binding, enrolment.
+
+Device: `$VERITEE_TPM_TCTI` (a TCTI string such as `swtpm:host=127.0.0.1,port=2321`), else
+`<sysroot>/dev/tpmrm0`, else `<sysroot>/dev/tpm0`. The AK is a restricted signing key (RSA-2048 RSASSA-SHA256,
+or ECC P-256 ECDSA) created under the EK (TCG EK Credential Profile 2.5 template L-1, RSA 2048; L-2, ECC P-256
+as an option) and persisted at `ak_handle` (default 0x81010002), so the same AK is reused across boots and is
+enrolled once. Every transient object and session is flushed before the context closes: a TPM without a
+resource manager (swtpm, /dev/tpm0) keeps them otherwise.
+
+>>> from pathlib import Path
+>>> probe(Path("/nonexistent")) is None or "VERITEE_TPM_TCTI" in __import__("os").environ
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from . import AttesterError
+
+__all__ = [
+    "DEFAULT_AK_HANDLE",
+    "DEFAULT_PCRS",
+    "TCTI_ENV",
+    "TpmAttester",
+    "probe",
+]
+
+TCTI_ENV = "VERITEE_TPM_TCTI"
+AK_HANDLE_ENV = "VERITEE_TPM_AK_HANDLE"
+AK_TYPE_ENV = "VERITEE_TPM_AK_TYPE"
+DEFAULT_AK_HANDLE = 0x81010002
+DEFAULT_PCRS = tuple(range(16))
+DEVICES = ("dev/tpmrm0", "dev/tpm0")
+EVENT_LOG = "sys/kernel/security/tpm0/binary_bios_measurements"
+# SPEC section 3: extraData is the first 32 bytes of the runtime digest; init-data goes to PCR8 (SHA-256).
+EXTRA_DATA_SIZE = 32
+INIT_DATA_PCR = 8
+SHA256_SIZE = 32
+# TCG EK Credential Profile 2.5 §2.2.1.5: NV indices of the EK certificates of templates L-1 and L-2.
+EK_TEMPLATES = {"rsa": ("EK-RSA2048", 0x01C00002), "ecc": ("EK-ECC256", 0x01C0000A)}
+# TPM2_PCR_Read returns at most 8 digests per call (Part 3 §22.4: TPML_DIGEST holds 8).
+PCR_READ_BATCH = 8
+AK_TYPES = {"rsa": "rsa2048:rsassa-sha256:null", "ecc": "ecc256:ecdsa-sha256:null"}
+
+
+def _tss() -> Any:
+    # tpm2-tss logs expected failures (probing absent NV indices) to stderr unless told otherwise.
+    os.environ.setdefault("TSS2_LOG", "all+none")
+    try:
+        import tpm2_pytss  # noqa: PLC0415 - optional dependency (extra "tpm"), only where a TPM is used
+    except ImportError as exc:
+        raise AttesterError(
+            "the TPM attester needs tpm2-pytss (pip install 'veritee[tpm]') and libtss2 (apt libtss2-dev)"
+        ) from exc
+    return tpm2_pytss
+
+
+class TpmAttester:
+    """Evidence from a TPM reached through `tcti` (a tpm2-tss TCTI string)."""
+
+    tee = "tpm"
+
+    def __init__(
+        self,
+        tcti: str,
+        *,
+        sysroot: Path = Path("/"),
+        ak_handle: int = DEFAULT_AK_HANDLE,
+        ak_type: str = "rsa",
+        ek_type: str = "rsa",
+        pcrs: Sequence[int] = DEFAULT_PCRS,
+    ) -> None:
+        if ak_type not in AK_TYPES:
+            raise AttesterError(f"AK type is {ak_type!r}, expected one of {sorted(AK_TYPES)}")
+        if ek_type not in EK_TEMPLATES:
+            raise AttesterError(f"EK type is {ek_type!r}, expected one of {sorted(EK_TEMPLATES)}")
+        self.ek_type = ek_type
+        self.tcti = tcti
+        self.sysroot = sysroot
+        self.ak_handle = ak_handle
+        self.ak_type = ak_type
+        self.pcrs = tuple(pcrs)
+
+    # ---- plumbing ----
+
+    @contextmanager
+    def _esapi(self) -> Iterator[Any]:
+        tss = _tss()
+        try:
+            esapi = tss.ESAPI(self.tcti)
+        except tss.TSS2_Exception as exc:
+            raise AttesterError(f"cannot open the TPM through TCTI {self.tcti!r}: {exc}") from exc
+        try:
+            yield esapi
+        except tss.TSS2_Exception as exc:
+            raise AttesterError(f"TPM command failed: {exc}") from exc
+        finally:
+            esapi.close()
+
+    @contextmanager
+    def _transient(self, esapi: Any, handle: Any) -> Iterator[Any]:
+        """A transient object or session, flushed on the way out whatever happens."""
+        try:
+            yield handle
+        finally:
+            with suppress(_tss().TSS2_Exception):
+                esapi.flush_context(handle)
+
+    def _ek(self, esapi: Any) -> tuple[Any, bytes | None, Any]:
+        """The EK from its standard template (a transient primary): its handle, certificate, public area."""
+        tss = _tss()
+        from tpm2_pytss.utils import NVReadEK, create_ek_template  # noqa: PLC0415
+
+        name, _ = EK_TEMPLATES[self.ek_type]
+        cert, template = create_ek_template(name, NVReadEK(esapi))
+        handle, public, *_ = esapi.create_primary(None, template, tss.ESYS_TR.ENDORSEMENT)
+        return handle, (bytes(cert) if cert else None), public
+
+    def _ek_session(self, esapi: Any) -> Any:
+        """A session meeting the EK's authPolicy, PolicySecret(TPM_RH_ENDORSEMENT) (EK profile §B.3.3)."""
+        tss = _tss()
+        session = esapi.start_auth_session(
+            tss.ESYS_TR.NONE,
+            tss.ESYS_TR.NONE,
+            tss.TPM2_SE.POLICY,
+            tss.TPMT_SYM_DEF(algorithm=tss.TPM2_ALG.NULL),
+            tss.TPM2_ALG.SHA256,
+        )
+        esapi.policy_secret(tss.ESYS_TR.ENDORSEMENT, session, b"", b"", b"", 0)
+        return session
+
+    def _persistent_ak(self, esapi: Any) -> Any | None:
+        tss = _tss()
+        _, data = esapi.get_capability(tss.TPM2_CAP.HANDLES, self.ak_handle, 1)
+        handles = list(data.data.handles)
+        if not handles or handles[0] != self.ak_handle:
+            return None
+        return esapi.tr_from_tpmpublic(self.ak_handle)
+
+    def _ak(self, esapi: Any) -> Any:
+        """The AK at its persistent handle, created under the EK and persisted the first time."""
+        found = self._persistent_ak(esapi)
+        if found is not None:
+            return found
+        tss = _tss()
+        attributes = (
+            tss.TPMA_OBJECT.RESTRICTED
+            | tss.TPMA_OBJECT.SIGN_ENCRYPT
+            | tss.TPMA_OBJECT.FIXEDTPM
+            | tss.TPMA_OBJECT.FIXEDPARENT
+            | tss.TPMA_OBJECT.SENSITIVEDATAORIGIN
+            | tss.TPMA_OBJECT.USERWITHAUTH
+        )
+        template = tss.TPM2B_PUBLIC.parse(AK_TYPES[self.ak_type], objectAttributes=attributes)
+        ek, _, _ = self._ek(esapi)
+        with self._transient(esapi, ek):
+            with self._transient(esapi, self._ek_session(esapi)) as session:
+                private, public, *_ = esapi.create(ek, None, template, session1=session)
+            with self._transient(esapi, self._ek_session(esapi)) as session:
+                loaded = esapi.load(ek, private, public, session1=session)
+            with self._transient(esapi, loaded):
+                return esapi.evict_control(tss.ESYS_TR.OWNER, loaded, self.ak_handle)
+
+    def _pcr_values(self, esapi: Any) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for start in range(0, len(self.pcrs), PCR_READ_BATCH):
+            batch = self.pcrs[start : start + PCR_READ_BATCH]
+            _, selection, digests = esapi.pcr_read(f"sha256:{','.join(map(str, batch))}")
+            read = [i for s in selection for i in _selected(s)]
+            for index, digest in zip(read, digests, strict=True):
+                values[str(index)] = bytes(digest).hex()
+        missing = [i for i in self.pcrs if str(i) not in values]
+        if missing:
+            raise AttesterError(f"TPM did not return SHA-256 PCRs {missing}: is the SHA-256 bank active?")
+        return values
+
+    # ---- the Attester protocol ----
+
+    def evidence(self, report_data: bytes) -> dict[str, object]:
+        """SPEC section 4 TPM evidence; extraData is the first 32 bytes of report_data (SPEC section 3)."""
+        tss = _tss()
+        extra_data = report_data[:EXTRA_DATA_SIZE]
+        with self._esapi() as esapi:
+            ak = self._ak(esapi)
+            ak_public, _, _ = esapi.read_public(ak)
+            attest, signature = esapi.quote(
+                ak,
+                f"sha256:{','.join(map(str, self.pcrs))}",
+                extra_data,
+                tss.TPMT_SIG_SCHEME(scheme=tss.TPM2_ALG.NULL),
+            )
+            pcrs = self._pcr_values(esapi)
+            ek_certificate = self._ek_certificate(esapi)
+        document: dict[str, object] = {
+            "tpm_quote": {
+                "message": _b64(bytes(attest)),
+                "signature": _b64(signature.marshal()),
+                "pcrs": {"sha256": pcrs},
+            },
+            "ak_public": _b64(ak_public.publicArea.to_der()),
+        }
+        if ek_certificate:
+            document["ek_certificate"] = _b64(ek_certificate)
+        event_log = self._event_log()
+        if event_log:
+            document["event_log"] = _b64(event_log)
+        return document
+
+    def bind_init_data(self, digest: bytes) -> None:
+        """Extend PCR8 (SHA-256 bank) with the init-data digest, so that a fresh PCR8 reads
+        SHA-256(32 zero bytes || digest) (SPEC section 3, as trustee and guest-components do). TPM2_PCR_Extend
+        takes a digest of the bank's size, so only a SHA-256 init-data digest can be bound."""
+        if len(digest) != SHA256_SIZE:
+            raise AttesterError(
+                f"init-data digest is {len(digest)} bytes; the TPM binds only SHA-256 init-data "
+                '(set algorithm = "sha256" in the init-data TOML)'
+            )
+        tss = _tss()
+        with self._esapi() as esapi:
+            values = tss.TPML_DIGEST_VALUES(
+                [tss.TPMT_HA(hashAlg=tss.TPM2_ALG.SHA256, digest=tss.TPMU_HA(sha256=digest))]
+            )
+            esapi.pcr_extend(tss.ESYS_TR.PCR8, values, session1=tss.ESYS_TR.PASSWORD)
+
+    # ---- enrolment (credential activation) ----
+
+    def ak_tpmt_public(self) -> bytes:
+        """The AK's marshalled TPMT_PUBLIC (its name is nameAlg || H(this))."""
+        with self._esapi() as esapi:
+            public, _, _ = esapi.read_public(self._ak(esapi))
+            return bytes(public.publicArea.marshal())
+
+    def ek(self) -> tuple[bytes, bytes | None]:
+        """The EK's marshalled TPMT_PUBLIC and its certificate from NV (None when the TPM has none)."""
+        with self._esapi() as esapi:
+            handle, cert, public = self._ek(esapi)
+            with self._transient(esapi, handle):
+                return bytes(public.publicArea.marshal()), cert
+
+    def activate_credential(self, credential_blob: bytes, encrypted_secret: bytes) -> bytes:
+        """TPM2_ActivateCredential with the AK (activateHandle) and the EK (keyHandle): the secret that the
+        broker's TPM2_MakeCredential protected, recovered only if the AK lives in the EK's TPM."""
+        tss = _tss()
+        with self._esapi() as esapi:
+            ak = self._ak(esapi)
+            ek, _, _ = self._ek(esapi)
+            with self._transient(esapi, ek), self._transient(esapi, self._ek_session(esapi)) as session:
+                secret = esapi.activate_credential(
+                    ak,
+                    ek,
+                    tss.TPM2B_ID_OBJECT(credential_blob),
+                    tss.TPM2B_ENCRYPTED_SECRET(encrypted_secret),
+                    session1=tss.ESYS_TR.PASSWORD,
+                    session2=session,
+                )
+            return bytes(secret)
+
+    def _ek_certificate(self, esapi: Any) -> bytes | None:
+        from tpm2_pytss.utils import NoSuchIndex, NVReadEK  # noqa: PLC0415
+
+        _, index = EK_TEMPLATES[self.ek_type]
+        try:
+            return bytes(NVReadEK(esapi)(index)) or None
+        except NoSuchIndex:
+            return None
+
+    def _event_log(self) -> bytes | None:
+        path = self.sysroot / EVENT_LOG
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None
+
+
+def _selected(selection: Any) -> list[int]:
+    return [8 * j + i for j in range(selection.sizeofSelect) for i in range(8) if selection.pcrSelect[j] >> i & 1]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def probe(sysroot: Path) -> TpmAttester | None:
+    """A TPM attester when a TCTI is configured or a TPM device node exists under sysroot."""
+    options: dict[str, Any] = {"sysroot": sysroot}
+    if AK_HANDLE_ENV in os.environ:
+        options["ak_handle"] = int(os.environ[AK_HANDLE_ENV], 0)
+    if AK_TYPE_ENV in os.environ:
+        options["ak_type"] = os.environ[AK_TYPE_ENV]
+    tcti = os.environ.get(TCTI_ENV)
+    if tcti:
+        return TpmAttester(tcti, **options)
+    for device in DEVICES:
+        path = sysroot / device
+        if path.exists():
+            return TpmAttester(f"device:{path}", **options)
+    return None

@@ -1,0 +1,222 @@
+"""TPM 2.0 wire structures a quote is made of, parsed with the bounded Reader.
+
+Names follow TCG "TPM 2.0 Library, Part 2: Structures" (rev 1.59); every integer is big-endian (Part 1 §18).
+
+    TPMS_ATTEST            Part 2 §10.12.12   the signed message of TPM2_Quote
+    TPMS_CLOCK_INFO        Part 2 §10.11.1
+    TPMS_QUOTE_INFO        Part 2 §10.12.4    attested.quote when type == TPM_ST_ATTEST_QUOTE
+    TPML_PCR_SELECTION     Part 2 §10.9.7
+    TPMS_PCR_SELECTION     Part 2 §10.6.2
+    TPMT_SIGNATURE         Part 2 §11.3.4     RSASSA/RSAPSS (TPMS_SIGNATURE_RSA), ECDSA (TPMS_SIGNATURE_ECC)
+
+Parsing checks structure only (magic, type, sizes, known algorithm ids, no trailing bytes); signatures and
+digests are the business of `_verify`. Every failure is a FormatError.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from dataclasses import dataclass
+
+from .._reader import Reader
+from ..errors import FormatError, Reason
+
+__all__ = [
+    "HASH_ALGS",
+    "HASH_SIZES",
+    "SIG_SCHEMES",
+    "Attest",
+    "PcrSelection",
+    "Signature",
+    "parse_attest",
+    "parse_signature",
+]
+
+# Part 2 §6.2 TPM_GENERATED: TPM_GENERATED_VALUE marks a structure the TPM made itself.
+TPM_GENERATED_VALUE = 0xFF544347
+# Part 2 §6.9 TPM_ST: the structure tag of a TPMS_ATTEST made by TPM2_Quote.
+TPM_ST_ATTEST_QUOTE = 0x8018
+
+# TCG Algorithm Registry, Table 3: the hash algorithms a PCR bank or a signature may use.
+TPM_ALG_SHA1 = 0x0004
+TPM_ALG_SHA256 = 0x000B
+TPM_ALG_SHA384 = 0x000C
+TPM_ALG_SHA512 = 0x000D
+HASH_ALGS: dict[int, str] = {
+    TPM_ALG_SHA1: "sha1",
+    TPM_ALG_SHA256: "sha256",
+    TPM_ALG_SHA384: "sha384",
+    TPM_ALG_SHA512: "sha512",
+}
+HASH_IDS: dict[str, int] = {name: alg for alg, name in HASH_ALGS.items()}
+HASH_SIZES: dict[str, int] = {"sha1": 20, "sha256": 32, "sha384": 48, "sha512": 64}
+
+# TCG Algorithm Registry, Table 3: signature schemes of TPMT_SIGNATURE.sigAlg.
+TPM_ALG_RSASSA = 0x0014
+TPM_ALG_RSAPSS = 0x0016
+TPM_ALG_ECDSA = 0x0018
+SIG_SCHEMES: dict[int, str] = {TPM_ALG_RSASSA: "rsassa", TPM_ALG_RSAPSS: "rsapss", TPM_ALG_ECDSA: "ecdsa"}
+
+# Part 2 §10.12.12 TPMS_ATTEST.magic (TPM_GENERATED) and .type (TPMI_ST_ATTEST).
+MAGIC_AND_TYPE = struct.Struct(">IH")
+# Part 2 §11.3.4 TPMT_SIGNATURE.sigAlg and the scheme's hash (first field of every TPMU_SIGNATURE member we take).
+ALG_AND_HASH = struct.Struct(">HH")
+# Part 2 §10.11.1 TPMS_CLOCK_INFO followed by TPMS_ATTEST.firmwareVersion.
+CLOCK_AND_FIRMWARE = struct.Struct(">QIIBQ")
+
+# Size caps (Part 2 §10.5.3 TPM2B_NAME: a digest with its algorithm id, or a 4-byte handle;
+# §10.4.3 TPM2B_DATA: at most sizeof(TPMT_HA); §10.9.7: at most HASH_COUNT selections;
+# §10.6.1 PCR_SELECT_MAX for 32 PCRs).
+MAX_NAME_SIZE = 2 + 64
+MAX_EXTRA_DATA_SIZE = 2 + 64
+MAX_PCR_BANKS = 16
+MAX_SIZEOF_SELECT = 4
+# TPM2B_PUBLIC_KEY_RSA holds at most a 4096-bit modulus; ECC parameters at most a P-521 coordinate.
+MAX_RSA_SIGNATURE = 512
+MAX_ECC_PARAMETER = 66
+
+
+@dataclass(frozen=True)
+class PcrSelection:
+    """TPMS_PCR_SELECTION: one bank and the PCR indices selected in it, ascending (the quote's order)."""
+
+    bank: str
+    indices: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Attest:
+    """TPMS_ATTEST with attested = TPMS_QUOTE_INFO. `raw` is the exact signed byte string."""
+
+    raw: bytes
+    qualified_signer: bytes
+    extra_data: bytes
+    clock: int
+    reset_count: int
+    restart_count: int
+    safe: bool
+    firmware_version: int
+    pcr_selection: tuple[PcrSelection, ...]
+    pcr_digest: bytes
+
+
+@dataclass(frozen=True)
+class Signature:
+    """TPMT_SIGNATURE: the scheme, its hash, and the signature (RSA) or the (r, s) pair (ECDSA)."""
+
+    scheme: str
+    hash: str
+    rsa_signature: bytes = b""
+    ecdsa_r: bytes = b""
+    ecdsa_s: bytes = b""
+
+
+def _hash_alg(reader: Reader, field: str) -> str:
+    alg = reader.u16be(field)
+    name = HASH_ALGS.get(alg)
+    if name is None:
+        raise FormatError(
+            f"{reader.what}: {field} is {alg:#06x}, expected one of "
+            f"{', '.join(f'{a:#06x} ({n})' for a, n in HASH_ALGS.items())}",
+            Reason.UNSUPPORTED_FORMAT,
+        )
+    return name
+
+
+def _sized(reader: Reader, field: str, limit: int) -> bytes:
+    offset = reader.offset
+    value = reader.sized_be16(field)
+    if len(value) > limit:
+        raise FormatError(f"{reader.what}: {field} at {offset:#x} is {len(value)} bytes, at most {limit} allowed")
+    return value
+
+
+def _pcr_selection(reader: Reader) -> tuple[PcrSelection, ...]:
+    """TPML_PCR_SELECTION: count, then count TPMS_PCR_SELECTION {hash, sizeofSelect, pcrSelect[]}.
+
+    pcrSelect is a bitmap: bit i of octet j selects PCR 8*j + i (Part 2 §10.6.1)."""
+    count = reader.u32be("TPML_PCR_SELECTION.count")
+    if count > MAX_PCR_BANKS:
+        raise FormatError(f"{reader.what}: TPML_PCR_SELECTION.count is {count}, at most {MAX_PCR_BANKS} allowed")
+    selections = []
+    for n in range(count):
+        field = f"TPML_PCR_SELECTION.pcrSelections[{n}]"
+        bank = _hash_alg(reader, f"{field}.hash")
+        size = reader.u8(f"{field}.sizeofSelect")
+        if size > MAX_SIZEOF_SELECT:
+            raise FormatError(f"{reader.what}: {field}.sizeofSelect is {size}, at most {MAX_SIZEOF_SELECT} allowed")
+        selections.append(PcrSelection(bank=bank, indices=_selected(reader.take(size, f"{field}.pcrSelect"))))
+    return tuple(selections)
+
+
+@functools.lru_cache(maxsize=256)
+def _selected(bitmap: bytes) -> tuple[int, ...]:
+    """PCR indices of a pcrSelect bitmap, ascending (quotes repeat a handful of selections: cached)."""
+    return tuple(8 * j + i for j, octet in enumerate(bitmap) for i in range(8) if octet >> i & 1)
+
+
+def parse_attest(data: bytes) -> Attest:
+    """TPMS_ATTEST of a quote: magic, type, qualifiedSigner, extraData, clockInfo, firmwareVersion, quote."""
+    reader = Reader(data, "TPMS_ATTEST")
+    magic, kind = MAGIC_AND_TYPE.unpack(reader.take(MAGIC_AND_TYPE.size, "magic, type"))
+    if magic != TPM_GENERATED_VALUE:
+        raise FormatError(f"TPMS_ATTEST: magic is {magic:#010x}, expected TPM_GENERATED_VALUE {TPM_GENERATED_VALUE:#x}")
+    if kind != TPM_ST_ATTEST_QUOTE:
+        raise FormatError(
+            f"TPMS_ATTEST: type is {kind:#06x}, expected TPM_ST_ATTEST_QUOTE {TPM_ST_ATTEST_QUOTE:#06x}",
+            Reason.UNSUPPORTED_FORMAT,
+        )
+    qualified_signer = _sized(reader, "qualifiedSigner", MAX_NAME_SIZE)
+    extra_data = _sized(reader, "extraData", MAX_EXTRA_DATA_SIZE)
+    # TPMS_CLOCK_INFO {clock u64, resetCount u32, restartCount u32, safe TPMI_YES_NO}, firmwareVersion u64:
+    # one fixed-size block, read at once.
+    clock, reset_count, restart_count, safe, firmware_version = CLOCK_AND_FIRMWARE.unpack(
+        reader.take(CLOCK_AND_FIRMWARE.size, "clockInfo, firmwareVersion")
+    )
+    if safe > 1:
+        raise FormatError(f"TPMS_ATTEST: clockInfo.safe is {safe}, expected TPMI_YES_NO (0 or 1)")
+    # TPMS_QUOTE_INFO
+    selection = _pcr_selection(reader)
+    pcr_digest = _sized(reader, "attested.quote.pcrDigest", max(HASH_SIZES.values()))
+    reader.finish()
+    return Attest(
+        raw=bytes(data),
+        qualified_signer=qualified_signer,
+        extra_data=extra_data,
+        clock=clock,
+        reset_count=reset_count,
+        restart_count=restart_count,
+        safe=bool(safe),
+        firmware_version=firmware_version,
+        pcr_selection=selection,
+        pcr_digest=pcr_digest,
+    )
+
+
+def parse_signature(data: bytes) -> Signature:
+    """TPMT_SIGNATURE: sigAlg, then TPMS_SIGNATURE_RSA {hash, sig} or TPMS_SIGNATURE_ECC {hash, r, s}."""
+    reader = Reader(data, "TPMT_SIGNATURE")
+    alg, hash_alg = ALG_AND_HASH.unpack(reader.take(ALG_AND_HASH.size, "sigAlg, signature.hash"))
+    scheme = SIG_SCHEMES.get(alg)
+    if scheme is None:
+        raise FormatError(
+            f"TPMT_SIGNATURE: sigAlg is {alg:#06x}, expected one of "
+            f"{', '.join(f'{a:#06x} ({n})' for a, n in SIG_SCHEMES.items())}",
+            Reason.UNSUPPORTED_FORMAT,
+        )
+    hash_name = HASH_ALGS.get(hash_alg)
+    if hash_name is None:
+        raise FormatError(
+            f"TPMT_SIGNATURE: signature.hash is {hash_alg:#06x}, expected one of "
+            f"{', '.join(f'{a:#06x} ({n})' for a, n in HASH_ALGS.items())}",
+            Reason.UNSUPPORTED_FORMAT,
+        )
+    if scheme == "ecdsa":
+        r = _sized(reader, "signature.signatureR", MAX_ECC_PARAMETER)
+        s = _sized(reader, "signature.signatureS", MAX_ECC_PARAMETER)
+        reader.finish()
+        return Signature(scheme=scheme, hash=hash_name, ecdsa_r=r, ecdsa_s=s)
+    sig = _sized(reader, "signature.sig", MAX_RSA_SIGNATURE)
+    reader.finish()
+    return Signature(scheme=scheme, hash=hash_name, rsa_signature=sig)

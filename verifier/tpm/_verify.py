@@ -1,0 +1,252 @@
+"""Verification of a TPM 2.0 quote: the AK signature, pcrDigest, the bindings, AK trust, the event log.
+
+Steps, in order (each raises VerifierError with its SPEC reason code):
+  1. parse the evidence JSON, TPMS_ATTEST and TPMT_SIGNATURE (FormatError);
+  2. the signature over the exact TPMS_ATTEST bytes with the AK (signature_invalid);
+  3. pcrDigest == H_sig(selected PCR values in selection order), where H_sig is the signature scheme's hash
+     whatever the bank (TPM 2.0 Part 3 §18.4 TPM2_Quote; pcr_digest_mismatch);
+  4. extraData == the expected report data, exactly (report_data_mismatch);
+  5. PCR8 of the SHA-256 bank == SHA-256(32 zero bytes || init-data digest) (init_data_mismatch);
+  6. AK trust: an AK certificate chaining to pinned/configured roots, else an enrolment source, else none
+     (untrusted_key / certificate_expired / certificate_invalid);
+  7. the event log replays to the quoted PCRs (eventlog_mismatch).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from .._common import check_init_data, check_report_data
+from ..errors import FormatError, Reason, VerificationError
+from ..eventlog import check_replay, parse
+from ..options import Options
+from ..result import Verified
+from ._chain import (
+    Path,
+    certification_path,
+    check_validity,
+    describe,
+    load_certificates,
+    pinned_intermediates,
+    pinned_roots,
+    spki_der,
+)
+from ._claims import AkTrust, TpmClaims, claims_to_json
+from ._evidence import PcrBank, TpmEvidence, parse_evidence
+from ._structures import Attest, Signature, parse_attest, parse_signature
+
+__all__ = ["EnrolledAks", "verify", "verify_quote_signature"]
+
+INIT_DATA_PCR = 8
+INIT_DATA_BANK = "sha256"
+# SPEC section 3: PCR8 is extended once, from its reset value of 32 zero bytes, with the init-data digest.
+PCR_RESET_VALUE = bytes(32)
+
+_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "sha1": hashes.SHA1(),  # noqa: S303 - SHA-1 PCR banks and quotes exist (Google vTPM); policy judges them
+    "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(),
+    "sha512": hashes.SHA512(),
+}
+
+_HASHLIB = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
+
+AkPublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+
+
+@runtime_checkable
+class EnrolledAks(Protocol):
+    """`Options.sources["tpm"]`: the broker's record of AKs bound to an EK by credential activation."""
+
+    def is_enrolled(self, ak_sha256: bytes) -> bool: ...
+
+
+@functools.lru_cache(maxsize=1024)
+def _load_ak(der: bytes) -> AkPublicKey:
+    """The AK from its DER SubjectPublicKeyInfo, parsed once per key (a broker sees the same AKs often)."""
+    try:
+        key = serialization.load_der_public_key(der)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise FormatError(f"tpm evidence: ak_public is not a DER SubjectPublicKeyInfo ({exc})") from exc
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise FormatError(
+            f"tpm evidence: ak_public is a {type(key).__name__}, expected an RSA or ECC key",
+            Reason.UNSUPPORTED_FORMAT,
+        )
+    return key
+
+
+def verify_quote_signature(key: AkPublicKey, signature: Signature, message: bytes) -> None:
+    """TPMT_SIGNATURE over TPMS_ATTEST: RSASSA-PKCS1-v1_5, RSASSA-PSS or ECDSA with the signature's hash."""
+    algorithm = _HASHES[signature.hash]
+    try:
+        if signature.scheme == "ecdsa":
+            if not isinstance(key, ec.EllipticCurvePublicKey):
+                raise VerificationError(Reason.SIGNATURE_INVALID, "TPMT_SIGNATURE.sigAlg is ECDSA, the AK is RSA")
+            der = encode_dss_signature(
+                int.from_bytes(signature.ecdsa_r, "big"), int.from_bytes(signature.ecdsa_s, "big")
+            )
+            key.verify(der, message, ec.ECDSA(algorithm))
+            return
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise VerificationError(
+                Reason.SIGNATURE_INVALID,
+                f"TPMT_SIGNATURE.sigAlg is {signature.scheme.upper()}, the AK is ECC",
+            )
+        # Part 1 §B.7: RSAPSS salt is as long as the hash when the key allows; AUTO accepts what was used.
+        pad = (
+            padding.PKCS1v15()
+            if signature.scheme == "rsassa"
+            else padding.PSS(padding.MGF1(algorithm), padding.PSS.AUTO)
+        )
+        key.verify(signature.rsa_signature, message, pad, algorithm)
+    except InvalidSignature as exc:
+        raise VerificationError(
+            Reason.SIGNATURE_INVALID,
+            f"TPMT_SIGNATURE ({signature.scheme}, {signature.hash}) does not verify over TPMS_ATTEST with the AK",
+        ) from exc
+
+
+def _quoted_pcrs(attest: Attest, evidence: TpmEvidence) -> tuple[PcrBank, ...]:
+    """The evidence's PCR values for each TPMS_PCR_SELECTION of the quote, in selection order."""
+    quoted = []
+    for selection in attest.pcr_selection:
+        bank = evidence.pcrs.get(selection.bank)
+        if bank is not None and bank.indices == selection.indices:
+            quoted.append(bank)
+            continue
+        values = []
+        for index in selection.indices:
+            value = None if bank is None else bank.get(index)
+            if value is None:
+                raise FormatError(
+                    f"tpm evidence: PCR {selection.bank}[{index}] is selected by TPMS_QUOTE_INFO.pcrSelect "
+                    "but missing from tpm_quote.pcrs"
+                )
+            values.append(value)
+        quoted.append(PcrBank(bank=selection.bank, indices=selection.indices, concatenated=b"".join(values)))
+    return tuple(quoted)
+
+
+def _check_pcr_digest(attest: Attest, quoted: tuple[PcrBank, ...], hash_name: str) -> None:
+    """pcrDigest = H_sig(PCR values in selection order) (Part 3 §18.4): the signing scheme's hash, any bank."""
+    computed = _HASHLIB[hash_name](b"".join(bank.concatenated for bank in quoted)).digest()
+    if computed != attest.pcr_digest:
+        raise VerificationError(
+            Reason.PCR_DIGEST_MISMATCH,
+            f"TPMS_QUOTE_INFO.pcrDigest is {attest.pcr_digest.hex()}, the given PCR values hash "
+            f"({hash_name}) to {computed.hex()}",
+        )
+
+
+def _check_init_data(quoted: Mapping[str, Mapping[int, bytes]], digest: bytes) -> None:
+    pcr8 = quoted.get(INIT_DATA_BANK, {}).get(INIT_DATA_PCR)
+    if pcr8 is None:
+        raise VerificationError(
+            Reason.INIT_DATA_MISMATCH,
+            f"init-data is expected but PCR {INIT_DATA_BANK}[{INIT_DATA_PCR}] is not quoted",
+        )
+    expected = hashlib.sha256(PCR_RESET_VALUE + digest).digest()
+    check_init_data(f"PCR {INIT_DATA_BANK}[{INIT_DATA_PCR}]", pcr8, expected)
+
+
+@functools.lru_cache(maxsize=1024)
+def _ak_certificate_path(
+    ak_certificate: bytes | None, ak_public: bytes, given: tuple[bytes, ...], trust: tuple[bytes, ...]
+) -> Path | None:
+    """The AK certificate's path to a trusted root, by signatures, or None when no certificate is for this AK.
+
+    Cached on the raw bytes (a broker sees the same AK and configuration again and again); dates are judged by
+    the caller at each verification's time."""
+    certificates = tuple(c for blob in given for c in load_certificates(blob, "--cert certificate"))
+    ak_cert: x509.Certificate | None
+    if ak_certificate is not None:
+        (ak_cert,) = load_certificates(ak_certificate, "tpm evidence: ak_certificate")
+        if spki_der(ak_cert) != ak_public:
+            raise VerificationError(
+                Reason.CERTIFICATE_INVALID,
+                f"ak_certificate ({describe(ak_cert)}) certifies key sha256 "
+                f"{hashlib.sha256(spki_der(ak_cert)).hexdigest()}, expected the AK "
+                f"{hashlib.sha256(ak_public).hexdigest()}",
+            )
+    else:
+        ak_cert = next((c for c in certificates if spki_der(c) == ak_public), None)
+    if ak_cert is None:
+        return None
+    configured = tuple(c for blob in trust for c in load_certificates(blob, "tpm trust anchor"))
+    anchors = pinned_roots() + configured
+    return certification_path(ak_cert, pinned_intermediates() + certificates, anchors, "AK certificate")
+
+
+def _ak_trust(evidence: TpmEvidence, ak_sha256: bytes, options: Options) -> AkTrust:
+    path = _ak_certificate_path(
+        evidence.ak_certificate, evidence.ak_public, tuple(options.certificates), tuple(options.trust.get("tpm", ()))
+    )
+    if path is not None:
+        check_validity(path, options.at, "AK certificate")
+        return AkTrust.CERTIFICATE
+    source = options.sources.get("tpm")
+    if source is not None:
+        if not isinstance(source, EnrolledAks):
+            raise TypeError(f"Options.sources['tpm'] is a {type(source).__name__}, expected an EnrolledAks")
+        if source.is_enrolled(ak_sha256):
+            return AkTrust.ENROLLED
+    return AkTrust.NONE
+
+
+def _replay_events(data: bytes, quoted: Mapping[str, Mapping[int, bytes]]) -> tuple[Mapping[str, object], ...]:
+    """Parse and replay the TCG2 log; every register that it extends and the quote carries must match
+    (eventlog_mismatch otherwise, or when none is in common). The parsed events become the `eventlog` claim."""
+    log = parse(data, "tcg2")
+    check_replay(log, {bank: {str(i): value for i, value in values.items()} for bank, values in quoted.items()})
+    events = log.to_json()["events"]
+    assert isinstance(events, list)
+    return tuple(events)
+
+
+def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified:
+    """Verify TPM evidence (SPEC section 4); the claims are SPEC section 5's."""
+    if isinstance(evidence, bytes | bytearray):
+        raise FormatError("tpm evidence is the JSON of SPEC section 4, not raw bytes", Reason.UNSUPPORTED_FORMAT)
+    parsed = parse_evidence(evidence)
+    attest = parse_attest(parsed.message)
+    signature = parse_signature(parsed.signature)
+    key = _load_ak(parsed.ak_public)
+    verify_quote_signature(key, signature, attest.raw)
+    selected = _quoted_pcrs(attest, parsed)
+    _check_pcr_digest(attest, selected, signature.hash)
+    quoted = {bank.bank: bank for bank in selected}
+    check_report_data("TPMS_ATTEST.extraData", attest.extra_data, options)
+    if options.init_data_digest is not None:
+        _check_init_data(quoted, options.init_data_digest)
+    ak_sha256 = hashlib.sha256(parsed.ak_public).digest()
+    trust = _ak_trust(parsed, ak_sha256, options)
+    events = None
+    if parsed.event_log is not None:
+        events = _replay_events(parsed.event_log, quoted)
+    claims = TpmClaims(
+        pcrs=quoted,
+        report_data=attest.extra_data,
+        ak_sha256=ak_sha256,
+        ak_trust=trust,
+        firmware_version=attest.firmware_version,
+        reset_count=attest.reset_count,
+        restart_count=attest.restart_count,
+        clock=attest.clock,
+        safe=attest.safe,
+        qualified_signer=attest.qualified_signer,
+        signature_scheme=signature.scheme,
+        signature_hash=signature.hash,
+        eventlog=events,
+        pcr_replay_ok=None if events is None else True,
+    )
+    return Verified(tee="tpm", claims=claims_to_json(claims), report_data=attest.extra_data)
