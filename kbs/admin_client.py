@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from .protocol import BASE_PATH, parse_resource_uri
+from .protocol import BASE_PATH, parse_resource_uri, tls_verify
 
 __all__ = ["AdminClient", "AdminError"]
 
@@ -32,7 +32,7 @@ class AdminClient:
     def __init__(self, url: str, token: str, *, verify: bool | str = True, timeout: float = 30.0) -> None:
         self.base = url.rstrip("/") + BASE_PATH
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(headers=headers, verify=verify, timeout=timeout)
+        self._http = httpx.Client(headers=headers, verify=tls_verify(verify), timeout=timeout)
 
     def close(self) -> None:
         self._http.close()

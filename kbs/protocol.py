@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import ssl
 import tomllib
 from collections.abc import Mapping
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = [
     "init_data_digest",
     "parse_resource_uri",
     "runtime_digest",
+    "tls_verify",
     "version_supported",
 ]
 
@@ -92,6 +94,11 @@ class Response(_Wire):
 class ErrorBody(_Wire):
     type: str
     detail: str
+
+
+def tls_verify(verify: bool | str) -> bool | ssl.SSLContext:
+    """httpx's `verify` from True/False or the path of a CA certificate file (the broker's, for clients)."""
+    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
 
 
 def version_supported(version: str) -> bool:

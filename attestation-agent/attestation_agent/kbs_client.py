@@ -28,6 +28,7 @@ from kbs.protocol import (
     init_data_digest,
     parse_resource_uri,
     runtime_digest,
+    tls_verify,
 )
 
 from .attesters import Attester, detect
@@ -79,7 +80,7 @@ class KbsClient:
         self._attester = attester
         self._init_data = init_data
         self._retries = max(1, retries)
-        self._http = httpx.Client(timeout=timeout, verify=verify)
+        self._http = httpx.Client(timeout=timeout, verify=tls_verify(verify))
         self._attested: _Attested | None = None
 
     def close(self) -> None:

@@ -14,7 +14,14 @@ from typing import Any
 
 import httpx
 
-from kbs.protocol import BASE_PATH, TpmActivateRequest, TpmCredentialChallenge, TpmEnrolled, TpmEnrollRequest
+from kbs.protocol import (
+    BASE_PATH,
+    TpmActivateRequest,
+    TpmCredentialChallenge,
+    TpmEnrolled,
+    TpmEnrollRequest,
+    tls_verify,
+)
 
 from .attesters import AttesterError
 from .attesters.tpm import TpmAttester
@@ -51,7 +58,7 @@ def enroll(kbs_url: str, attester: TpmAttester, *, verify: bool | str = True, ti
         ek_certificate=base64.b64encode(ek_certificate).decode(),
         ek_public=base64.b64encode(ek_public).decode(),
     )
-    with httpx.Client(timeout=timeout, verify=verify) as client:
+    with httpx.Client(timeout=timeout, verify=tls_verify(verify)) as client:
         challenge = TpmCredentialChallenge.model_validate(
             _post(client, base + "/tpm/enroll", request.model_dump(), "TPM enrolment")
         )

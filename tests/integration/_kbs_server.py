@@ -19,6 +19,7 @@ import httpx
 import tomli_w
 
 from kbs.admin_client import AdminClient
+from kbs.protocol import tls_verify
 from tests.conftest import cli_env, run_cli
 
 __all__ = ["KbsServer", "free_port"]
@@ -50,11 +51,13 @@ class KbsServer:
         database_url: str | None = None,
         init: bool = True,
         port: int | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.config_dir = folder
         self.config_file = folder / "kbs.toml"
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.verify: bool | str = str(tls[0]) if tls else True
         self._process: subprocess.Popen[bytes] | None = None
         if init:
             args = ["init", str(folder), "--force"] + (["--allow-sample"] if allow_sample else [])
@@ -63,10 +66,12 @@ class KbsServer:
         document = tomllib.loads(self.config_file.read_text())
         if database_url:
             config = _merge({"database": {"url": database_url}}, config or {})
+        if tls:
+            config = _merge({"server": {"tls_cert": str(tls[0]), "tls_key": str(tls[1])}}, config or {})
         document = _merge(document, config or {})
         self.config_file.write_text(tomli_w.dumps(document))
         self.token = (folder / "admin.token").read_text().strip()
-        self.admin = AdminClient(self.url, self.token)
+        self.admin = AdminClient(self.url, self.token, verify=self.verify)
         self.log = folder / f"serve-{self.port}.log"
 
     def start(self) -> KbsServer:
@@ -83,7 +88,7 @@ class KbsServer:
             if self._process.poll() is not None:
                 raise RuntimeError(f"kbs serve exited with {self._process.returncode}: {self.log.read_text()}")
             try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/readyz", timeout=1, verify=tls_verify(self.verify)).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
@@ -108,5 +113,5 @@ class KbsServer:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:
+        self.admin.close()  # close keep-alive connections first: uvicorn waits for them when shutting down
         self.stop()
-        self.admin.close()

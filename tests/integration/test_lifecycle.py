@@ -214,3 +214,56 @@ def test_expired_reference_values_are_not_offered(tmp_path: Path) -> None:
         server.admin.put_reference_value("sample_svn", ["1"], expires=datetime.now(UTC) + timedelta(hours=1))
         fresh = Guest(server.url)
         assert fresh.resource("default/key/1", fresh.handshake()).status_code == 200
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def test_tls_and_secure_cookie(tmp_path: Path) -> None:
+    from attestation_agent.attesters.sample import SampleAttester
+    from attestation_agent.kbs_client import KbsClient
+
+    from kbs.protocol import tls_verify
+
+    tmp_path.joinpath("tls").mkdir()
+    cert, key = self_signed(tmp_path / "tls")
+    with KbsServer(tmp_path / "kbs", tls=(cert, key)) as server:
+        provision(server)
+        response = httpx.post(
+            server.url + "/kbs/v0/auth", json={"version": "0.4.0", "tee": "sample"}, verify=tls_verify(str(cert))
+        )
+        assert response.status_code == 200
+        assert "Secure" in response.headers["set-cookie"]
+        with KbsClient(server.url, SampleAttester(), verify=str(cert)) as client:
+            assert client.get_resource("kbs:///default/key/1") == SECRET
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(server.url + "/healthz")  # an unverified certificate is refused by default
