@@ -8,7 +8,10 @@ recipient); each contender runs as its own process and its peak RSS is that proc
 - raw:    Python reading the ciphertext in 4 MiB chunks: AES-256-CTR + HMAC-SHA256 only (cryptography, hmac).
 Targets (SPEC section 10): guest >= 2x skopeo's MB/s, guest within 2x of raw, RSS independent of layer size.
 
-    python bench/decrypt_layer.py [--mib 512] [--small-mib 128]
+    python bench/decrypt_layer.py [--mib 512] [--small-mib 128] [--workdir DIR]
+
+The work dir (default: TMPDIR, else the system's temporary directory) holds every image and output: on tmpfs
+(e.g. /dev/shm) the figures measure CPU work, on a disk they include the page cache's write-back costs.
 """
 
 from __future__ import annotations
@@ -133,12 +136,25 @@ def prepare(work: Path, mib: int, public: Path) -> Path:
     return folder
 
 
+def _filesystem(path: Path) -> str:
+    """The type of the filesystem holding `path` (longest mount point of /proc/mounts that contains it)."""
+    best, kind = "", "unknown"
+    with Path("/proc/mounts").open() as mounts:
+        for line in mounts:
+            _, point, fstype, *_ = line.split()
+            if path.resolve().is_relative_to(point) and len(point) > len(best):
+                best, kind = point, fstype
+    return f"{kind} mounted at {best}" if best else kind
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=512)
     parser.add_argument("--small-mib", type=int, default=128)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()), help="default: TMPDIR")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="veritee-bench-"))
+    work = Path(tempfile.mkdtemp(prefix="veritee-bench-", dir=args.workdir))
+    print(f"work dir: {work} ({_filesystem(work)}); CPUs: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}")
     try:
         key = ec.generate_private_key(ec.SECP256R1())
         private, public = work / "key.pem", work / "pub.pem"

@@ -7,24 +7,29 @@ temporary directory is removed, so nothing is ever left at the destination.
 
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
 import os
 import shutil
 import stat
 import tempfile
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import zstandard
 
 from guest._errors import DecryptionError, GuestError, LayoutError
 from guest._keys import Keyring
 from guest._layout import REF_NAME_ANNOTATION, Descriptor, ImageRef, LayoutWriter, OciLayout
-from guest._ocicrypt import ENC_ANNOTATION_PREFIX, PUBOPTS_ANNOTATION, PublicOptions, decrypt_layer
-from guest._streams import CHUNK, Compression, HashingReader, LayerType, decompressed, drain
+from guest._ocicrypt import ENC_ANNOTATION_PREFIX, PUBOPTS_ANNOTATION, PrivateOptions, PublicOptions, decrypt_layer
+from guest._pipeline import ChunkQueue, Consumer, TarDigest, fan_out
+from guest._streams import CHUNK, Compression, HashingReader, LayerType, Readable, decompressed, drain
 from guest._unpack import RootfsBuilder
 
 __all__ = ["DecryptedImage", "decrypt_image", "unpack_image"]
@@ -76,19 +81,6 @@ def _publish(built: Path, destination: Path) -> None:
     built.rename(destination)
 
 
-def _check_diff_id(blob: Path, compression: Compression, expected: str, layer: str) -> None:
-    """Stream the uncompressed layer and compare its digest to the config's rootfs.diff_ids entry."""
-    algorithm = expected.partition(":")[0]
-    try:
-        with blob.open("rb") as raw:
-            tar = HashingReader(decompressed(raw, compression), algorithm)
-            drain(tar)
-    except _DECOMPRESSION_ERRORS as exc:
-        raise LayoutError(f"layer {layer}: corrupt {compression} stream ({exc})") from None
-    if tar.digest() != expected:
-        raise LayoutError(f"layer {layer}: uncompressed digest is {tar.digest()}, config diff_id says {expected}")
-
-
 def _copy_verified(source: Path, target: Path, expected: str, what: str) -> None:
     algorithm = expected.partition(":")[0]
     with source.open("rb") as src, target.open("xb") as out:
@@ -100,13 +92,49 @@ def _copy_verified(source: Path, target: Path, expected: str, what: str) -> None
         raise LayoutError(f"{what}: blob digest is {reader.digest()}, descriptor says {expected}")
 
 
-def _decrypt_to(layout: OciLayout, desc: Descriptor, keyring: Keyring, scratch: Path) -> str:
-    """Decrypt encrypted layer `desc` into `scratch` (verified); returns the plain blob's digest."""
+def _keys_for(desc: Descriptor, keyring: Keyring) -> tuple[PrivateOptions, PublicOptions]:
     if PUBOPTS_ANNOTATION not in desc.annotations:
         raise DecryptionError(f"layer {desc.digest}: encrypted media type but no {PUBOPTS_ANNOTATION} annotation")
     public = PublicOptions.from_annotation(desc.annotations[PUBOPTS_ANNOTATION])
-    private = keyring.private_options(desc.digest, desc.annotations)
-    return decrypt_layer(layout.blob_path(desc), scratch, private, public, desc.digest)
+    return keyring.private_options(desc.digest, desc.annotations), public
+
+
+def _write_all(out: BinaryIO, view: memoryview) -> None:
+    while view:
+        view = view[out.write(view) or 0 :]
+
+
+def _plain_layer(
+    layout: OciLayout, desc: Descriptor, keyring: Keyring, kind: LayerType, scratch: Path, diff_id: str
+) -> str:
+    """Write layer `desc`'s plain blob to the new private file `scratch` in one streamed pass; returns its digest.
+
+    On the way: the plain blob's digest (the new descriptor's), the write, and the decompressed tar's digest, each
+    on its own thread (guest._pipeline). An encrypted layer is decrypted on the fly and must pass its HMAC
+    (decrypt_layer); a plain one must match its descriptor's digest. Then the tar's digest must equal the
+    config's diff_id. Any failure raises before the caller adopts `scratch` (its staging directory is removed).
+    """
+    algorithm = "sha256" if kind.encrypted else desc.digest.partition(":")[0]
+    blob_hash = hashlib.new(algorithm)
+    tar = TarDigest(kind.compression, diff_id.partition(":")[0], desc.digest)
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(fd, "wb", buffering=0) as out:  # noqa: PTH123 (an fd from os.open)
+        consumers: list[Consumer] = [blob_hash.update, functools.partial(_write_all, out)]
+        if kind.compression is not Compression.NONE:
+            consumers.append(tar)  # uncompressed: the blob digest is the diff_id, no second hash
+        if kind.encrypted:
+            private, public = _keys_for(desc, keyring)
+            decrypt_layer(layout.blob_path(desc), private, public, consumers, desc.digest)
+        else:
+            with layout.blob_path(desc).open("rb", buffering=0) as src:
+                fan_out(lambda buf: src.readinto(buf[:CHUNK]) or 0, consumers)
+    digest = f"{algorithm}:{blob_hash.hexdigest()}"
+    if not kind.encrypted and digest != desc.digest:
+        raise LayoutError(f"layer {desc.digest}: blob digest is {digest}, descriptor says {desc.digest}")
+    found = digest if kind.compression is Compression.NONE else tar.finish()
+    if found != diff_id:
+        raise LayoutError(f"layer {desc.digest}: uncompressed digest is {found}, config diff_id says {diff_id}")
+    return digest
 
 
 def decrypt_image(source: ImageRef, destination: ImageRef, keyring: Keyring) -> DecryptedImage:
@@ -124,17 +152,8 @@ def decrypt_image(source: ImageRef, destination: ImageRef, keyring: Keyring) -> 
         for index, desc in enumerate(manifest.layers):
             kind = LayerType.of(desc.media_type)
             scratch = writer.scratch(f"layer-{index}")
-            if kind.encrypted:
-                digest = _decrypt_to(layout, desc, keyring, scratch)
-                decrypted += 1
-            else:
-                digest = desc.digest
-                _copy_verified(layout.blob_path(desc), scratch, digest, f"layer {desc.digest}")
-            if kind.compression is Compression.NONE:
-                if digest != diff_ids[index]:
-                    raise LayoutError(f"layer {desc.digest}: digest is {digest}, config diff_id says {diff_ids[index]}")
-            else:
-                _check_diff_id(scratch, kind.compression, diff_ids[index], desc.digest)
+            digest = _plain_layer(layout, desc, keyring, kind, scratch, diff_ids[index])
+            decrypted += kind.encrypted
             size = scratch.stat().st_size
             writer.adopt(scratch, digest)
             annotations = {k: v for k, v in desc.annotations.items() if not k.startswith(ENC_ANNOTATION_PREFIX)}
@@ -166,36 +185,66 @@ def unpack_image(source: ImageRef, rootfs: Path, keyring: Keyring) -> int:
         for index, desc in enumerate(manifest.layers):
             kind = LayerType.of(desc.media_type)
             if kind.encrypted:
-                blob = staging / f"layer-{index}"
-                digest = _decrypt_to(layout, desc, keyring, blob)
+                _unpack_encrypted(layout, desc, keyring, kind, builder, diff_ids[index])
             else:
-                blob, digest = layout.blob_path(desc), desc.digest
-            _extract_verified(
-                builder, blob, kind.compression, digest=digest, diff_id=diff_ids[index], layer=desc.digest
-            )
-            if kind.encrypted:
-                blob.unlink()
+                with layout.blob_path(desc).open("rb") as raw:
+                    _extract_verified(builder, raw, kind.compression, digest=desc.digest, diff_id=diff_ids[index],
+                                      layer=desc.digest)  # fmt: skip
         builder.finish()
         _publish(root, rootfs)
     return len(manifest.layers)
 
 
-def _extract_verified(
-    builder: RootfsBuilder, blob: Path, compression: Compression, *, digest: str, diff_id: str, layer: str
+def _unpack_encrypted(
+    layout: OciLayout, desc: Descriptor, keyring: Keyring, kind: LayerType, builder: RootfsBuilder, diff_id: str
 ) -> None:
-    """Extract one layer, hashing the blob and its uncompressed stream on the way; a mismatch fails the unpack
-    (whose staging directory is then discarded, so nothing of an unverified layer survives)."""
+    """Decrypt, decompress and extract an encrypted layer in one pass, with no plaintext file.
+
+    The decryption (read + HMAC + AES-CTR) runs on a worker thread and hands plaintext chunks over a bounded
+    ChunkQueue to the extraction on this thread. The tar stream is extracted before the HMAC is known, but only
+    into the private staging rootfs, which is discarded unless the HMAC *and* the diff_id match; the extraction
+    rules (guest._unpack) hold for any stream, authenticated or not, exactly as for a plain layer whose diff_id
+    is only known at its end. When extraction fails, the rest of the layer is still decrypted so that a failed
+    HMAC (tampering, wrong key) is reported rather than its symptom (a corrupt tar or gzip stream).
+    """
+    private, public = _keys_for(desc, keyring)
+    chunks = ChunkQueue()
+
+    def produce() -> None:
+        try:
+            decrypt_layer(layout.blob_path(desc), private, public, [chunks.put], desc.digest)
+        finally:
+            chunks.close()
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decrypt") as pool:
+        decrypted = pool.submit(produce)
+        try:
+            _extract_verified(builder, chunks, kind.compression, digest=None, diff_id=diff_id, layer=desc.digest)
+        except GuestError:
+            chunks.drain()
+            decrypted.result()  # a failed HMAC is the stronger verdict
+            raise
+        finally:
+            chunks.drain()
+        decrypted.result()
+
+
+def _extract_verified(
+    builder: RootfsBuilder, raw: Readable, compression: Compression, *, digest: str | None, diff_id: str, layer: str
+) -> None:
+    """Extract one layer, hashing the blob (unless `digest` is None: a decrypted layer, authenticated by its HMAC)
+    and its uncompressed stream on the way; a mismatch fails the unpack (whose staging directory is then
+    discarded, so nothing of an unverified layer survives)."""
+    compressed = HashingReader(raw, digest.partition(":")[0]) if digest is not None else raw
     try:
-        with blob.open("rb") as raw:
-            compressed = HashingReader(raw, digest.partition(":")[0])
-            stream = decompressed(compressed, compression)
-            tar = HashingReader(stream, diff_id.partition(":")[0])
-            builder.apply_layer(tar, layer)
-            drain(tar)
-            drain(compressed)
+        stream = decompressed(compressed, compression)
+        tar = HashingReader(stream, diff_id.partition(":")[0])
+        builder.apply_layer(tar, layer)
+        drain(tar)
+        drain(compressed)
     except _DECOMPRESSION_ERRORS as exc:
         raise LayoutError(f"layer {layer}: corrupt {compression} stream ({exc})") from None
-    if compressed.digest() != digest:
+    if isinstance(compressed, HashingReader) and compressed.digest() != digest:
         raise LayoutError(f"layer {layer}: blob digest is {compressed.digest()}, expected {digest}")
     if tar.digest() != diff_id:
         raise LayoutError(f"layer {layer}: uncompressed digest is {tar.digest()}, config diff_id says {diff_id}")

@@ -13,14 +13,17 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from attestation_agent.attesters import AttesterError
-from attestation_agent.kbs_client import KbsClient, KbsClientError
 
 from guest._errors import GuestError, ImageRefError
 from guest._image import decrypt_image, unpack_image
 from guest._keys import Keyring
 from guest._layout import ImageRef
+
+if TYPE_CHECKING:
+    from attestation_agent.kbs_client import KbsClient
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -66,6 +69,9 @@ class _LazyKbs:
     def get_resource(self, uri: str) -> bytes:
         if uri not in self._cache:
             if self._client is None:
+                # Imported here: httpx and pydantic cost ~80 ms of start-up that only KBS users should pay.
+                from attestation_agent.kbs_client import KbsClient  # noqa: PLC0415
+
                 self._client = KbsClient(self.url)
             self._cache[uri] = self._client.get_resource(uri)
         return self._cache[uri]
@@ -73,6 +79,11 @@ class _LazyKbs:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+def _is_kbs_error(exc: Exception) -> bool:
+    client = sys.modules.get("attestation_agent.kbs_client")  # not imported: no KbsClientError can exist
+    return client is not None and isinstance(exc, client.KbsClientError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,11 +108,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImageRefError as exc:
         print(f"guest: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (GuestError, KbsClientError, AttesterError) as exc:
+    except (GuestError, AttesterError) as exc:
         print(f"guest: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except OSError as exc:
         print(f"guest: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # the CLI edge: a KbsClientError, whose module is imported only once a KBS is used
+        if not _is_kbs_error(exc):
+            raise
+        print(f"guest: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     finally:
         if kbs is not None:
