@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from .._common import b64field, optional_b64field
 from ..errors import FormatError
@@ -21,8 +22,9 @@ __all__ = ["PCR_COUNT", "PcrBank", "TpmEvidence", "parse_evidence"]
 PCR_COUNT = 24
 WHAT = "tpm evidence"
 _INDEX_KEYS = frozenset(str(i) for i in range(PCR_COUNT))
-_ALL_INDICES = list(range(PCR_COUNT))
+_ALL_INDICES = tuple(range(PCR_COUNT))
 _INDEX_STR = tuple(str(i) for i in range(PCR_COUNT))
+_INDEX_OF = {key: i for i, key in enumerate(_INDEX_STR)}
 # Size caps before decoding (the HTTP body cap is larger; these bound each field).
 MAX_MESSAGE = 1024
 MAX_SIGNATURE = 1024
@@ -33,12 +35,18 @@ MAX_EVENT_LOG = 1024 * 1024
 
 @dataclass(frozen=True)
 class PcrBank(Mapping[int, bytes]):
-    """One bank's PCR values: the indices in the order given and their values concatenated (a quote's
-    pcrDigest input is exactly this when the selection matches, so nothing is split and joined again)."""
+    """One bank's PCR values: the indices in the order given, their values concatenated (a quote's pcrDigest
+    input is exactly this when the selection matches, so nothing is split and joined again) and the same
+    values as lowercase hex strings, one per index (the claims' form, kept from the evidence's own strings)."""
 
     bank: str
     indices: tuple[int, ...]
     concatenated: bytes
+    hexes: tuple[str, ...]
+
+    @classmethod
+    def from_values(cls, bank: str, indices: tuple[int, ...], values: list[bytes]) -> PcrBank:
+        return cls(bank=bank, indices=indices, concatenated=b"".join(values), hexes=tuple(v.hex() for v in values))
 
     @property
     def size(self) -> int:
@@ -58,10 +66,8 @@ class PcrBank(Mapping[int, bytes]):
         return len(self.indices)
 
     def hex_values(self) -> dict[str, str]:
-        """index -> lowercase hex, in the bank's order (one hex conversion for the whole bank)."""
-        text = self.concatenated.hex()
-        width = 2 * self.size
-        return {_INDEX_STR[index]: text[k * width : (k + 1) * width] for k, index in enumerate(self.indices)}
+        """index -> lowercase hex, in the bank's order."""
+        return dict(zip(map(_INDEX_STR.__getitem__, self.indices), self.hexes, strict=True))
 
 
 @dataclass(frozen=True)
@@ -88,18 +94,24 @@ def _hex(value: object, bank: str, index: int) -> bytes:
     return raw
 
 
-def _bank(bank: str, indices: list[int], values: list[object]) -> PcrBank:
-    """Decode one bank's hex values. The common case (all well formed) is one fromhex over the joined
-    strings, since a broker decodes 24 of them per quote; any anomaly takes the per-value path for its message."""
+def _bank(bank: str, indices: tuple[int, ...], values: list[object]) -> PcrBank:
+    """Decode one bank's hex values. The common case (every value a hex string of the bank's digest size) is
+    one fromhex over the joined strings, and the claims reuse the strings (lowercased) instead of re-encoding
+    the bytes; any anomaly takes the per-value path for its message."""
     size = HASH_SIZES[bank]
     try:
         joined = "".join(values)  # type: ignore[arg-type]
         raw = bytes.fromhex(joined) if set(map(len, values)) == {2 * size} else b""  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raw = b""
+    # Every string is 2 * size characters and they decode to size bytes each: all hex digits, no whitespace
+    # (which fromhex would skip), so each string is its value's hex, up to case.
     if len(raw) != size * len(values):
-        raw = b"".join(_hex(value, bank, index) for index, value in zip(indices, values, strict=True))
-    return PcrBank(bank=bank, indices=tuple(indices), concatenated=raw)
+        decoded = [_hex(value, bank, index) for index, value in zip(indices, values, strict=True)]
+        return PcrBank.from_values(bank, indices, decoded)
+    strings = cast("list[str]", values)
+    hexes = tuple(strings if joined.lower() == joined else map(str.lower, strings))
+    return PcrBank(bank=bank, indices=indices, concatenated=raw, hexes=hexes)
 
 
 def _pcrs(value: object) -> Mapping[str, PcrBank]:
@@ -115,30 +127,14 @@ def _pcrs(value: object) -> Mapping[str, PcrBank]:
             raise FormatError(f"{WHAT}: tpm_quote.pcrs bank is {bank!r}, expected one of {sorted(HASH_SIZES)}")
         if not isinstance(registers, Mapping):
             raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} is not an object of index -> hex")
-        for key in registers:
-            if not (isinstance(key, str) and key in _INDEX_KEYS):
-                raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} index is {key!r}, expected '0'..'23'")
-        # Ascending, as a quote selects them (JSON objects, e.g. from protobuf maps, come in any order).
-        ordered = sorted(registers.items(), key=lambda item: int(item[0]))
-        banks[bank] = _bank(bank, [int(key) for key, _ in ordered], [value for _, value in ordered])
+        # Ascending, as a quote selects them (JSON objects, e.g. from protobuf maps, come in any order); a key
+        # that is not "0".."23" is not picked, so the count differs.
+        keys = [key for key in _INDEX_STR if key in registers]
+        if len(keys) != len(registers):
+            key = next(key for key in registers if not (isinstance(key, str) and key in _INDEX_KEYS))
+            raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} index is {key!r}, expected '0'..'23'")
+        banks[bank] = _bank(bank, tuple(map(_INDEX_OF.__getitem__, keys)), list(map(registers.__getitem__, keys)))
     return banks
-
-
-def _check_size(key: str, value: bytes | None, limit: int) -> None:
-    if value is not None and len(value) > limit:
-        raise FormatError(f"{WHAT}: field {key} is {len(value)} bytes, at most {limit} accepted")
-
-
-def _required(document: Mapping[str, object], key: str, limit: int) -> bytes:
-    value = b64field(document, key, WHAT)
-    _check_size(key, value, limit)
-    return value
-
-
-def _optional(document: Mapping[str, object], key: str, limit: int) -> bytes | None:
-    value = optional_b64field(document, key, WHAT)
-    _check_size(key, value, limit)
-    return value
 
 
 def parse_evidence(document: Mapping[str, object]) -> TpmEvidence:
@@ -146,11 +142,11 @@ def parse_evidence(document: Mapping[str, object]) -> TpmEvidence:
     if not isinstance(quote, Mapping):
         raise FormatError(f"{WHAT}: field tpm_quote is {type(quote).__name__}, expected an object")
     return TpmEvidence(
-        message=_required(quote, "message", MAX_MESSAGE),
-        signature=_required(quote, "signature", MAX_SIGNATURE),
+        message=b64field(quote, "message", WHAT, MAX_MESSAGE),
+        signature=b64field(quote, "signature", WHAT, MAX_SIGNATURE),
         pcrs=_pcrs(quote.get("pcrs")),
-        ak_public=_required(document, "ak_public", MAX_KEY),
-        ak_certificate=_optional(document, "ak_certificate", MAX_CERTIFICATE),
-        ek_certificate=_optional(document, "ek_certificate", MAX_CERTIFICATE),
-        event_log=_optional(document, "event_log", MAX_EVENT_LOG),
+        ak_public=b64field(document, "ak_public", WHAT, MAX_KEY),
+        ak_certificate=optional_b64field(document, "ak_certificate", WHAT, MAX_CERTIFICATE),
+        ek_certificate=optional_b64field(document, "ek_certificate", WHAT, MAX_CERTIFICATE),
+        event_log=optional_b64field(document, "event_log", WHAT, MAX_EVENT_LOG),
     )
