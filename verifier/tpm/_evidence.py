@@ -35,18 +35,26 @@ MAX_EVENT_LOG = 1024 * 1024
 
 @dataclass(frozen=True)
 class PcrBank(Mapping[int, bytes]):
-    """One bank's PCR values: the indices in the order given, their values concatenated (a quote's pcrDigest
-    input is exactly this when the selection matches, so nothing is split and joined again) and the same
-    values as lowercase hex strings, one per index (the claims' form, kept from the evidence's own strings)."""
+    """One bank's PCR values: the indices in the order given (also as their names "0".."23", the claims'
+    keys), their values concatenated (a quote's pcrDigest input is exactly this when the selection matches, so
+    nothing is split and joined again) and the same values as lowercase hex strings (the claims' form, kept
+    from the evidence's own strings rather than encoded again)."""
 
     bank: str
     indices: tuple[int, ...]
+    index_names: tuple[str, ...]
     concatenated: bytes
     hexes: tuple[str, ...]
 
     @classmethod
     def from_values(cls, bank: str, indices: tuple[int, ...], values: list[bytes]) -> PcrBank:
-        return cls(bank=bank, indices=indices, concatenated=b"".join(values), hexes=tuple(v.hex() for v in values))
+        return cls(
+            bank=bank,
+            indices=indices,
+            index_names=tuple(_INDEX_STR[index] for index in indices),
+            concatenated=b"".join(values),
+            hexes=tuple(value.hex() for value in values),
+        )
 
     @property
     def size(self) -> int:
@@ -67,7 +75,7 @@ class PcrBank(Mapping[int, bytes]):
 
     def hex_values(self) -> dict[str, str]:
         """index -> lowercase hex, in the bank's order."""
-        return dict(zip(map(_INDEX_STR.__getitem__, self.indices), self.hexes, strict=True))
+        return dict(zip(self.index_names, self.hexes, strict=True))
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,12 @@ def _hex(value: object, bank: str, index: int) -> bytes:
     return raw
 
 
-def _bank(bank: str, indices: tuple[int, ...], values: list[object]) -> PcrBank:
+def _has_upper(text: str) -> bool:
+    """Whether hex text has an uppercase digit (six substring scans beat lowercasing a copy to compare)."""
+    return "A" in text or "B" in text or "C" in text or "D" in text or "E" in text or "F" in text
+
+
+def _bank(bank: str, indices: tuple[int, ...], names: tuple[str, ...], values: list[object]) -> PcrBank:
     """Decode one bank's hex values. The common case (every value a hex string of the bank's digest size) is
     one fromhex over the joined strings, and the claims reuse the strings (lowercased) instead of re-encoding
     the bytes; any anomaly takes the per-value path for its message."""
@@ -110,15 +123,15 @@ def _bank(bank: str, indices: tuple[int, ...], values: list[object]) -> PcrBank:
         decoded = [_hex(value, bank, index) for index, value in zip(indices, values, strict=True)]
         return PcrBank.from_values(bank, indices, decoded)
     strings = cast("list[str]", values)
-    hexes = tuple(strings if joined.lower() == joined else map(str.lower, strings))
-    return PcrBank(bank=bank, indices=indices, concatenated=raw, hexes=hexes)
+    hexes = tuple(map(str.lower, strings) if _has_upper(joined) else strings)
+    return PcrBank(bank=bank, indices=indices, index_names=names, concatenated=raw, hexes=hexes)
 
 
 def _pcrs(value: object) -> Mapping[str, PcrBank]:
     if isinstance(value, list):
         if len(value) != PCR_COUNT:
             raise FormatError(f"{WHAT}: tpm_quote.pcrs is a list of {len(value)}, expected {PCR_COUNT} (sha256)")
-        return {"sha256": _bank("sha256", _ALL_INDICES, value)}
+        return {"sha256": _bank("sha256", _ALL_INDICES, _INDEX_STR, value)}
     if not isinstance(value, Mapping):
         raise FormatError(f"{WHAT}: tpm_quote.pcrs is {type(value).__name__}, expected a list or an object")
     banks: dict[str, PcrBank] = {}
@@ -129,11 +142,12 @@ def _pcrs(value: object) -> Mapping[str, PcrBank]:
             raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} is not an object of index -> hex")
         # Ascending, as a quote selects them (JSON objects, e.g. from protobuf maps, come in any order); a key
         # that is not "0".."23" is not picked, so the count differs.
-        keys = [key for key in _INDEX_STR if key in registers]
+        keys = tuple([key for key in _INDEX_STR if key in registers])
         if len(keys) != len(registers):
             key = next(key for key in registers if not (isinstance(key, str) and key in _INDEX_KEYS))
             raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} index is {key!r}, expected '0'..'23'")
-        banks[bank] = _bank(bank, tuple(map(_INDEX_OF.__getitem__, keys)), list(map(registers.__getitem__, keys)))
+        indices = tuple(map(_INDEX_OF.__getitem__, keys))
+        banks[bank] = _bank(bank, indices, keys, list(map(registers.__getitem__, keys)))
     return banks
 
 

@@ -132,9 +132,18 @@ _SELECTED_BY_OCTET: tuple[tuple[tuple[int, ...], ...], ...] = tuple(
 )
 
 
+# Field names of each TPMS_PCR_SELECTION for the Reader's messages, made once (not per quote).
+_SELECTION_FIELDS = tuple(f"TPML_PCR_SELECTION.pcrSelections[{n}]" for n in range(MAX_PCR_BANKS))
+_SELECTION_HEAD_FIELDS = tuple(f"{field}.hash, sizeofSelect" for field in _SELECTION_FIELDS)
+_SELECTION_BITMAP_FIELDS = tuple(f"{field}.pcrSelect" for field in _SELECTION_FIELDS)
+
+
 def _selected(bitmap: bytes) -> tuple[int, ...]:
     """PCR indices of a pcrSelect bitmap of at most MAX_SIZEOF_SELECT octets, ascending."""
-    return sum((_SELECTED_BY_OCTET[j][octet] for j, octet in enumerate(bitmap)), ())
+    indices: tuple[int, ...] = ()
+    for by_octet, octet in zip(_SELECTED_BY_OCTET, bitmap, strict=False):
+        indices += by_octet[octet]
+    return indices
 
 
 def _pcr_selection(reader: Reader, count: int) -> tuple[PcrSelection, ...]:
@@ -143,14 +152,15 @@ def _pcr_selection(reader: Reader, count: int) -> tuple[PcrSelection, ...]:
         raise FormatError(f"{reader.what}: TPML_PCR_SELECTION.count is {count}, at most {MAX_PCR_BANKS} allowed")
     selections = []
     for n in range(count):
-        field = f"TPML_PCR_SELECTION.pcrSelections[{n}]"
-        alg, size = reader.unpack(HASH_AND_SIZEOF_SELECT, f"{field}.hash, sizeofSelect")
+        alg, size = reader.unpack(HASH_AND_SIZEOF_SELECT, _SELECTION_HEAD_FIELDS[n])
         bank = HASH_ALGS.get(alg)
         if bank is None:
-            raise _unknown(reader.what, f"{field}.hash", alg, HASH_ALGS)
+            raise _unknown(reader.what, f"{_SELECTION_FIELDS[n]}.hash", alg, HASH_ALGS)
         if size > MAX_SIZEOF_SELECT:
-            raise FormatError(f"{reader.what}: {field}.sizeofSelect is {size}, at most {MAX_SIZEOF_SELECT} allowed")
-        selections.append(PcrSelection(bank=bank, indices=_selected(reader.take(size, f"{field}.pcrSelect"))))
+            raise FormatError(
+                f"{reader.what}: {_SELECTION_FIELDS[n]}.sizeofSelect is {size}, at most {MAX_SIZEOF_SELECT} allowed"
+            )
+        selections.append(PcrSelection(bank, _selected(reader.take(size, _SELECTION_BITMAP_FIELDS[n]))))
     return tuple(selections)
 
 
