@@ -148,7 +148,10 @@ def _quoted_pcrs(attest: Attest, evidence: TpmEvidence) -> tuple[PcrBank, ...]:
 
 def _check_pcr_digest(attest: Attest, quoted: tuple[PcrBank, ...], hash_name: str) -> None:
     """pcrDigest = H_sig(PCR values in selection order) (Part 3 §18.4): the signing scheme's hash, any bank."""
-    computed = _HASHLIB[hash_name](b"".join(bank.concatenated for bank in quoted)).digest()
+    digest = _HASHLIB[hash_name]()
+    for bank in quoted:
+        digest.update(bank.concatenated)
+    computed = digest.digest()
     if computed != attest.pcr_digest:
         raise VerificationError(
             Reason.PCR_DIGEST_MISMATCH,
