@@ -8,6 +8,7 @@ PCRS is trustee's list of 24 SHA-256 hex strings, or {"<bank>": {"<index>": "<he
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import cast
@@ -151,6 +152,30 @@ def _pcrs(value: object) -> Mapping[str, PcrBank]:
     return banks
 
 
+@functools.lru_cache(maxsize=256)
+def _decode_per_ak(text: str, key: str, limit: int) -> bytes:
+    return b64field({key: text}, key, WHAT, limit)
+
+
+def _per_ak(document: Mapping[str, object], key: str, limit: int) -> bytes:
+    """A field that belongs to the AK rather than to one quote (its public key), decoded once per distinct
+    base64 text: a broker sees the same AKs again and again, and a certificate's base64 costs more to decode
+    than the rest of the evidence JSON. Anything but a non-empty string takes the uncached path; an invalid
+    text raises on every call (lru_cache keeps no exceptions)."""
+    value = document.get(key)
+    if isinstance(value, str) and value:
+        return _decode_per_ak(value, key, limit)
+    return b64field(document, key, WHAT, limit)
+
+
+def _optional_per_ak(document: Mapping[str, object], key: str, limit: int) -> bytes | None:
+    """`_per_ak` for a field that may be absent (the AK certificate)."""
+    value = document.get(key)
+    if isinstance(value, str) and value:
+        return _decode_per_ak(value, key, limit)
+    return optional_b64field(document, key, WHAT, limit)
+
+
 def parse_evidence(document: Mapping[str, object]) -> TpmEvidence:
     quote = document.get("tpm_quote")
     if not isinstance(quote, Mapping):
@@ -159,8 +184,8 @@ def parse_evidence(document: Mapping[str, object]) -> TpmEvidence:
         message=b64field(quote, "message", WHAT, MAX_MESSAGE),
         signature=b64field(quote, "signature", WHAT, MAX_SIGNATURE),
         pcrs=_pcrs(quote.get("pcrs")),
-        ak_public=b64field(document, "ak_public", WHAT, MAX_KEY),
-        ak_certificate=optional_b64field(document, "ak_certificate", WHAT, MAX_CERTIFICATE),
+        ak_public=_per_ak(document, "ak_public", MAX_KEY),
+        ak_certificate=_optional_per_ak(document, "ak_certificate", MAX_CERTIFICATE),
         ek_certificate=optional_b64field(document, "ek_certificate", WHAT, MAX_CERTIFICATE),
         event_log=optional_b64field(document, "event_log", WHAT, MAX_EVENT_LOG),
     )
