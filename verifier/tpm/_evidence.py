@@ -141,14 +141,19 @@ def _pcrs(value: object) -> Mapping[str, PcrBank]:
             raise FormatError(f"{WHAT}: tpm_quote.pcrs bank is {bank!r}, expected one of {sorted(HASH_SIZES)}")
         if not isinstance(registers, Mapping):
             raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} is not an object of index -> hex")
-        # Ascending, as a quote selects them (JSON objects, e.g. from protobuf maps, come in any order); a key
-        # that is not "0".."23" is not picked, so the count differs.
-        keys = tuple([key for key in _INDEX_STR if key in registers])
-        if len(keys) != len(registers):
-            key = next(key for key in registers if not (isinstance(key, str) and key in _INDEX_KEYS))
-            raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} index is {key!r}, expected '0'..'23'")
-        indices = tuple(map(_INDEX_OF.__getitem__, keys))
-        banks[bank] = _bank(bank, indices, keys, list(map(registers.__getitem__, keys)))
+        names = tuple(registers)
+        if names == _INDEX_STR[: len(names)]:
+            # "0".."n-1" in order, the attester's shape: nothing to validate or sort.
+            indices = _ALL_INDICES[: len(names)]
+        else:
+            # Ascending, as a quote selects them (JSON objects, e.g. from protobuf maps, come in any order); a
+            # name that is not "0".."23" is not picked, so the count differs.
+            names = tuple([name for name in _INDEX_STR if name in registers])
+            if len(names) != len(registers):
+                key = next(key for key in registers if not (isinstance(key, str) and key in _INDEX_KEYS))
+                raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} index is {key!r}, expected '0'..'23'")
+            indices = tuple(map(_INDEX_OF.__getitem__, names))
+        banks[bank] = _bank(bank, indices, names, list(map(registers.__getitem__, names)))
     return banks
 
 
