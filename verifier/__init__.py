@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 from collections.abc import Mapping
 from typing import Protocol, cast
 
@@ -50,6 +51,9 @@ def _module(tee: str) -> _TeeModule:
     name = TEES.get(tee)
     if name is None:
         raise FormatError(f"tee is {tee!r}, expected one of {sorted(TEES)}", Reason.UNSUPPORTED_FORMAT)
+    loaded = sys.modules.get(name)  # imported already: skip import_module's locking and lookups
+    if loaded is not None:
+        return cast(_TeeModule, loaded)
     try:
         return cast(_TeeModule, importlib.import_module(name))
     except ModuleNotFoundError as exc:

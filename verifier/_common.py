@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections.abc import Mapping
 
@@ -38,17 +37,22 @@ def check_init_data(field: str, carried: bytes, expected: bytes) -> None:
         )
 
 
-def b64field(document: Mapping[str, object], key: str, what: str) -> bytes:
+def b64field(document: Mapping[str, object], key: str, what: str, limit: int | None = None) -> bytes:
+    """A standard-base64 field (`base64.b64decode(validate=True)`, without its Python-level wrapper); with
+    `limit`, more decoded bytes than that are refused."""
     value = document.get(key)
     if not isinstance(value, str):
         raise FormatError(f"{what}: field {key} is {type(value).__name__}, expected a base64 string")
     try:
-        return base64.b64decode(value, validate=True)
+        decoded = binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise FormatError(f"{what}: field {key} is not standard base64 ({exc})") from exc
+    if limit is not None and len(decoded) > limit:
+        raise FormatError(f"{what}: field {key} is {len(decoded)} bytes, at most {limit} accepted")
+    return decoded
 
 
-def optional_b64field(document: Mapping[str, object], key: str, what: str) -> bytes | None:
+def optional_b64field(document: Mapping[str, object], key: str, what: str, limit: int | None = None) -> bytes | None:
     if document.get(key) in (None, ""):
         return None
-    return b64field(document, key, what)
+    return b64field(document, key, what, limit)

@@ -77,6 +77,22 @@ def test_only_quoted_pcrs_become_claims() -> None:
     assert claims["pcrs"] == {"sha256": {"0": "00" * 32, "7": "07" * 32}}
 
 
+def test_pcr_claims_are_lowercase_hex_in_index_order() -> None:
+    evidence = _quotes.evidence(RSA_KEY, PCRS, NONCE32)
+    registers = evidence["tpm_quote"]["pcrs"]["sha256"]
+    # Uppercase hex, keys in descending order (a protobuf map or another encoder may give either).
+    evidence["tpm_quote"]["pcrs"]["sha256"] = {key: registers[key].upper() for key in reversed(registers)}
+    claims = verifier.verify("tpm", evidence, Options(at=AT)).claims
+    assert list(claims["pcrs"]["sha256"].items()) == [(str(i), PCRS["sha256"][i].hex()) for i in range(16)]  # type: ignore[index]
+
+
+def _shift_pcr_boundary(evidence: dict[str, Any]) -> None:
+    """PCR0 one byte short and PCR1 one byte long: the joined hex is unchanged, each value has the wrong size."""
+    registers = evidence["tpm_quote"]["pcrs"]["sha256"]
+    registers["1"] = registers["0"][-2:] + registers["1"]
+    registers["0"] = registers["0"][:-2]
+
+
 def test_two_banks_hash_in_selection_order() -> None:
     pcrs = {"sha1": {0: b"\x01" * 20}, "sha256": {0: b"\x02" * 32, 1: b"\x03" * 32}}
     claims = verifier.verify("tpm", _quotes.evidence(RSA_KEY, pcrs, NONCE32), Options(at=AT)).claims
@@ -312,6 +328,13 @@ EVIDENCE_SHAPES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "pcrs list of 23": (lambda e: e["tpm_quote"].update(pcrs=["00" * 32] * 23), "list of 23"),
     "pcrs not hex": (lambda e: e["tpm_quote"]["pcrs"]["sha256"].update({"0": "zz"}), "not hex"),
     "pcr of wrong size": (lambda e: e["tpm_quote"]["pcrs"]["sha256"].update({"0": "00" * 20}), "20 bytes"),
+    "pcr values shifted": (_shift_pcr_boundary, "sha256[0] is 31 bytes"),
+    # 64 characters, as many as a SHA-256 value, but fromhex skips the spaces: 31 bytes.
+    "pcr with spaces": (
+        lambda e: e["tpm_quote"]["pcrs"]["sha256"].update({"0": " " + "00" * 31 + " "}),
+        "sha256[0] is 31 bytes",
+    ),
+    "pcr not a string": (lambda e: e["tpm_quote"]["pcrs"]["sha256"].update({"0": 0}), "is int"),
     "pcr index 24": (lambda e: e["tpm_quote"]["pcrs"]["sha256"].update({"24": "00" * 32}), "index is '24'"),
     "unknown bank": (lambda e: e["tpm_quote"]["pcrs"].update(sm3_256={}), "sm3_256"),
     "message not base64": (lambda e: e["tpm_quote"].update(message="***"), "base64"),

@@ -43,7 +43,7 @@ def claims_to_json(claims: TpmClaims) -> dict[str, object]:
         "pcrs": {bank: registers.hex_values() for bank, registers in claims.pcrs.items()},
         "report_data": claims.report_data.hex(),
         "ak_sha256": claims.ak_sha256.hex(),
-        "ak_trust": claims.ak_trust.value,
+        "ak_trust": str(claims.ak_trust),  # the plain string (StrEnum's str() is its value)
         "firmware_version": f"{claims.firmware_version:016x}",
         "reset_count": claims.reset_count,
         "restart_count": claims.restart_count,

@@ -8,8 +8,10 @@ PCRS is trustee's list of 24 SHA-256 hex strings, or {"<bank>": {"<index>": "<he
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from .._common import b64field, optional_b64field
 from ..errors import FormatError
@@ -21,8 +23,9 @@ __all__ = ["PCR_COUNT", "PcrBank", "TpmEvidence", "parse_evidence"]
 PCR_COUNT = 24
 WHAT = "tpm evidence"
 _INDEX_KEYS = frozenset(str(i) for i in range(PCR_COUNT))
-_ALL_INDICES = list(range(PCR_COUNT))
+_ALL_INDICES = tuple(range(PCR_COUNT))
 _INDEX_STR = tuple(str(i) for i in range(PCR_COUNT))
+_INDEX_OF = {key: i for i, key in enumerate(_INDEX_STR)}
 # Size caps before decoding (the HTTP body cap is larger; these bound each field).
 MAX_MESSAGE = 1024
 MAX_SIGNATURE = 1024
@@ -33,12 +36,26 @@ MAX_EVENT_LOG = 1024 * 1024
 
 @dataclass(frozen=True)
 class PcrBank(Mapping[int, bytes]):
-    """One bank's PCR values: the indices in the order given and their values concatenated (a quote's
-    pcrDigest input is exactly this when the selection matches, so nothing is split and joined again)."""
+    """One bank's PCR values: the indices in the order given (also as their names "0".."23", the claims'
+    keys), their values concatenated (a quote's pcrDigest input is exactly this when the selection matches, so
+    nothing is split and joined again) and the same values as lowercase hex strings (the claims' form, kept
+    from the evidence's own strings rather than encoded again)."""
 
     bank: str
     indices: tuple[int, ...]
+    index_names: tuple[str, ...]
     concatenated: bytes
+    hexes: tuple[str, ...]
+
+    @classmethod
+    def from_values(cls, bank: str, indices: tuple[int, ...], values: list[bytes]) -> PcrBank:
+        return cls(
+            bank=bank,
+            indices=indices,
+            index_names=tuple(_INDEX_STR[index] for index in indices),
+            concatenated=b"".join(values),
+            hexes=tuple(value.hex() for value in values),
+        )
 
     @property
     def size(self) -> int:
@@ -58,10 +75,8 @@ class PcrBank(Mapping[int, bytes]):
         return len(self.indices)
 
     def hex_values(self) -> dict[str, str]:
-        """index -> lowercase hex, in the bank's order (one hex conversion for the whole bank)."""
-        text = self.concatenated.hex()
-        width = 2 * self.size
-        return {_INDEX_STR[index]: text[k * width : (k + 1) * width] for k, index in enumerate(self.indices)}
+        """index -> lowercase hex, in the bank's order."""
+        return dict(zip(self.index_names, self.hexes, strict=True))
 
 
 @dataclass(frozen=True)
@@ -88,25 +103,36 @@ def _hex(value: object, bank: str, index: int) -> bytes:
     return raw
 
 
-def _bank(bank: str, indices: list[int], values: list[object]) -> PcrBank:
-    """Decode one bank's hex values. The common case (all well formed) is one fromhex over the joined
-    strings, since a broker decodes 24 of them per quote; any anomaly takes the per-value path for its message."""
+def _has_upper(text: str) -> bool:
+    """Whether hex text has an uppercase digit (six substring scans beat lowercasing a copy to compare)."""
+    return "A" in text or "B" in text or "C" in text or "D" in text or "E" in text or "F" in text
+
+
+def _bank(bank: str, indices: tuple[int, ...], names: tuple[str, ...], values: list[object]) -> PcrBank:
+    """Decode one bank's hex values. The common case (every value a hex string of the bank's digest size) is
+    one fromhex over the joined strings, and the claims reuse the strings (lowercased) instead of re-encoding
+    the bytes; any anomaly takes the per-value path for its message."""
     size = HASH_SIZES[bank]
     try:
         joined = "".join(values)  # type: ignore[arg-type]
         raw = bytes.fromhex(joined) if set(map(len, values)) == {2 * size} else b""  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raw = b""
+    # Every string is 2 * size characters and they decode to size bytes each: all hex digits, no whitespace
+    # (which fromhex would skip), so each string is its value's hex, up to case.
     if len(raw) != size * len(values):
-        raw = b"".join(_hex(value, bank, index) for index, value in zip(indices, values, strict=True))
-    return PcrBank(bank=bank, indices=tuple(indices), concatenated=raw)
+        decoded = [_hex(value, bank, index) for index, value in zip(indices, values, strict=True)]
+        return PcrBank.from_values(bank, indices, decoded)
+    strings = cast("list[str]", values)
+    hexes = tuple(map(str.lower, strings) if _has_upper(joined) else strings)
+    return PcrBank(bank=bank, indices=indices, index_names=names, concatenated=raw, hexes=hexes)
 
 
 def _pcrs(value: object) -> Mapping[str, PcrBank]:
     if isinstance(value, list):
         if len(value) != PCR_COUNT:
             raise FormatError(f"{WHAT}: tpm_quote.pcrs is a list of {len(value)}, expected {PCR_COUNT} (sha256)")
-        return {"sha256": _bank("sha256", _ALL_INDICES, value)}
+        return {"sha256": _bank("sha256", _ALL_INDICES, _INDEX_STR, value)}
     if not isinstance(value, Mapping):
         raise FormatError(f"{WHAT}: tpm_quote.pcrs is {type(value).__name__}, expected a list or an object")
     banks: dict[str, PcrBank] = {}
@@ -115,30 +141,44 @@ def _pcrs(value: object) -> Mapping[str, PcrBank]:
             raise FormatError(f"{WHAT}: tpm_quote.pcrs bank is {bank!r}, expected one of {sorted(HASH_SIZES)}")
         if not isinstance(registers, Mapping):
             raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} is not an object of index -> hex")
-        for key in registers:
-            if not (isinstance(key, str) and key in _INDEX_KEYS):
+        names = tuple(registers)
+        if names == _INDEX_STR[: len(names)]:
+            # "0".."n-1" in order, the attester's shape: nothing to validate or sort.
+            indices = _ALL_INDICES[: len(names)]
+        else:
+            # Ascending, as a quote selects them (JSON objects, e.g. from protobuf maps, come in any order); a
+            # name that is not "0".."23" is not picked, so the count differs.
+            names = tuple([name for name in _INDEX_STR if name in registers])
+            if len(names) != len(registers):
+                key = next(key for key in registers if not (isinstance(key, str) and key in _INDEX_KEYS))
                 raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} index is {key!r}, expected '0'..'23'")
-        # Ascending, as a quote selects them (JSON objects, e.g. from protobuf maps, come in any order).
-        ordered = sorted(registers.items(), key=lambda item: int(item[0]))
-        banks[bank] = _bank(bank, [int(key) for key, _ in ordered], [value for _, value in ordered])
+            indices = tuple(map(_INDEX_OF.__getitem__, names))
+        banks[bank] = _bank(bank, indices, names, list(map(registers.__getitem__, names)))
     return banks
 
 
-def _check_size(key: str, value: bytes | None, limit: int) -> None:
-    if value is not None and len(value) > limit:
-        raise FormatError(f"{WHAT}: field {key} is {len(value)} bytes, at most {limit} accepted")
+@functools.lru_cache(maxsize=256)
+def _decode_per_ak(text: str, key: str, limit: int) -> bytes:
+    return b64field({key: text}, key, WHAT, limit)
 
 
-def _required(document: Mapping[str, object], key: str, limit: int) -> bytes:
-    value = b64field(document, key, WHAT)
-    _check_size(key, value, limit)
-    return value
+def _per_ak(document: Mapping[str, object], key: str, limit: int) -> bytes:
+    """A field that belongs to the AK rather than to one quote (its public key), decoded once per distinct
+    base64 text: a broker sees the same AKs again and again, and a certificate's base64 costs more to decode
+    than the rest of the evidence JSON. Anything but a non-empty string takes the uncached path; an invalid
+    text raises on every call (lru_cache keeps no exceptions)."""
+    value = document.get(key)
+    if isinstance(value, str) and value:
+        return _decode_per_ak(value, key, limit)
+    return b64field(document, key, WHAT, limit)
 
 
-def _optional(document: Mapping[str, object], key: str, limit: int) -> bytes | None:
-    value = optional_b64field(document, key, WHAT)
-    _check_size(key, value, limit)
-    return value
+def _optional_per_ak(document: Mapping[str, object], key: str, limit: int) -> bytes | None:
+    """`_per_ak` for a field that may be absent (the AK certificate)."""
+    value = document.get(key)
+    if isinstance(value, str) and value:
+        return _decode_per_ak(value, key, limit)
+    return optional_b64field(document, key, WHAT, limit)
 
 
 def parse_evidence(document: Mapping[str, object]) -> TpmEvidence:
@@ -146,11 +186,11 @@ def parse_evidence(document: Mapping[str, object]) -> TpmEvidence:
     if not isinstance(quote, Mapping):
         raise FormatError(f"{WHAT}: field tpm_quote is {type(quote).__name__}, expected an object")
     return TpmEvidence(
-        message=_required(quote, "message", MAX_MESSAGE),
-        signature=_required(quote, "signature", MAX_SIGNATURE),
+        message=b64field(quote, "message", WHAT, MAX_MESSAGE),
+        signature=b64field(quote, "signature", WHAT, MAX_SIGNATURE),
         pcrs=_pcrs(quote.get("pcrs")),
-        ak_public=_required(document, "ak_public", MAX_KEY),
-        ak_certificate=_optional(document, "ak_certificate", MAX_CERTIFICATE),
-        ek_certificate=_optional(document, "ek_certificate", MAX_CERTIFICATE),
-        event_log=_optional(document, "event_log", MAX_EVENT_LOG),
+        ak_public=_per_ak(document, "ak_public", MAX_KEY),
+        ak_certificate=_optional_per_ak(document, "ak_certificate", MAX_CERTIFICATE),
+        ek_certificate=optional_b64field(document, "ek_certificate", WHAT, MAX_CERTIFICATE),
+        event_log=optional_b64field(document, "event_log", WHAT, MAX_EVENT_LOG),
     )

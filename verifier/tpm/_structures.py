@@ -15,7 +15,6 @@ digests are the business of `_verify`. Every failure is a FormatError.
 
 from __future__ import annotations
 
-import functools
 import struct
 from dataclasses import dataclass
 
@@ -62,8 +61,12 @@ SIG_SCHEMES: dict[int, str] = {TPM_ALG_RSASSA: "rsassa", TPM_ALG_RSAPSS: "rsapss
 MAGIC_AND_TYPE = struct.Struct(">IH")
 # Part 2 §11.3.4 TPMT_SIGNATURE.sigAlg and the scheme's hash (first field of every TPMU_SIGNATURE member we take).
 ALG_AND_HASH = struct.Struct(">HH")
-# Part 2 §10.11.1 TPMS_CLOCK_INFO followed by TPMS_ATTEST.firmwareVersion.
-CLOCK_AND_FIRMWARE = struct.Struct(">QIIBQ")
+# Part 2 §10.11.1 TPMS_CLOCK_INFO {clock u64, resetCount u32, restartCount u32, safe TPMI_YES_NO}, then
+# TPMS_ATTEST.firmwareVersion u64 and (§10.12.4 TPMS_QUOTE_INFO.pcrSelect, §10.9.7) TPML_PCR_SELECTION.count u32:
+# one fixed-size run.
+CLOCK_FIRMWARE_AND_COUNT = struct.Struct(">QIIBQI")
+# Part 2 §10.6.2 TPMS_PCR_SELECTION.hash (TPMI_ALG_HASH) and .sizeofSelect u8, before pcrSelect[sizeofSelect].
+HASH_AND_SIZEOF_SELECT = struct.Struct(">HB")
 
 # Size caps (Part 2 §10.5.3 TPM2B_NAME: a digest with its algorithm id, or a 4-byte handle;
 # §10.4.3 TPM2B_DATA: at most sizeof(TPMT_HA); §10.9.7: at most HASH_COUNT selections;
@@ -72,6 +75,8 @@ MAX_NAME_SIZE = 2 + 64
 MAX_EXTRA_DATA_SIZE = 2 + 64
 MAX_PCR_BANKS = 16
 MAX_SIZEOF_SELECT = 4
+# §10.4.2 TPM2B_DIGEST: at most sizeof(TPMU_HA), the largest digest.
+MAX_DIGEST_SIZE = max(HASH_SIZES.values())
 # TPM2B_PUBLIC_KEY_RSA holds at most a 4096-bit modulus; ECC parameters at most a P-521 coordinate.
 MAX_RSA_SIGNATURE = 512
 MAX_ECC_PARAMETER = 66
@@ -112,54 +117,59 @@ class Signature:
     ecdsa_s: bytes = b""
 
 
-def _hash_alg(reader: Reader, field: str) -> str:
-    alg = reader.u16be(field)
-    name = HASH_ALGS.get(alg)
-    if name is None:
-        raise FormatError(
-            f"{reader.what}: {field} is {alg:#06x}, expected one of "
-            f"{', '.join(f'{a:#06x} ({n})' for a, n in HASH_ALGS.items())}",
-            Reason.UNSUPPORTED_FORMAT,
-        )
-    return name
+def _unknown(what: str, field: str, value: int, known: dict[int, str]) -> FormatError:
+    return FormatError(
+        f"{what}: {field} is {value:#06x}, expected one of {', '.join(f'{a:#06x} ({n})' for a, n in known.items())}",
+        Reason.UNSUPPORTED_FORMAT,
+    )
 
 
-def _sized(reader: Reader, field: str, limit: int) -> bytes:
-    offset = reader.offset
-    value = reader.sized_be16(field)
-    if len(value) > limit:
-        raise FormatError(f"{reader.what}: {field} at {offset:#x} is {len(value)} bytes, at most {limit} allowed")
-    return value
+# Part 2 §10.6.1: bit i of pcrSelect octet j selects PCR 8*j + i. A static table (not a cache): for each octet
+# position, the ascending PCR indices each octet value selects, so a bitmap decodes in one sum of tuples.
+_SELECTED_BY_OCTET: tuple[tuple[tuple[int, ...], ...], ...] = tuple(
+    tuple(tuple(8 * j + i for i in range(8) if octet >> i & 1) for octet in range(256))
+    for j in range(MAX_SIZEOF_SELECT)
+)
 
 
-def _pcr_selection(reader: Reader) -> tuple[PcrSelection, ...]:
-    """TPML_PCR_SELECTION: count, then count TPMS_PCR_SELECTION {hash, sizeofSelect, pcrSelect[]}.
+# Field names of each TPMS_PCR_SELECTION for the Reader's messages, made once (not per quote).
+_SELECTION_FIELDS = tuple(f"TPML_PCR_SELECTION.pcrSelections[{n}]" for n in range(MAX_PCR_BANKS))
+_SELECTION_HEAD_FIELDS = tuple(f"{field}.hash, sizeofSelect" for field in _SELECTION_FIELDS)
+_SELECTION_BITMAP_FIELDS = tuple(f"{field}.pcrSelect" for field in _SELECTION_FIELDS)
 
-    pcrSelect is a bitmap: bit i of octet j selects PCR 8*j + i (Part 2 §10.6.1)."""
-    count = reader.u32be("TPML_PCR_SELECTION.count")
+
+def _selected(bitmap: bytes) -> tuple[int, ...]:
+    """PCR indices of a pcrSelect bitmap of at most MAX_SIZEOF_SELECT octets, ascending."""
+    indices: tuple[int, ...] = ()
+    for by_octet, octet in zip(_SELECTED_BY_OCTET, bitmap, strict=False):
+        indices += by_octet[octet]
+    return indices
+
+
+def _pcr_selection(reader: Reader, count: int) -> tuple[PcrSelection, ...]:
+    """TPML_PCR_SELECTION after its count: count TPMS_PCR_SELECTION {hash, sizeofSelect, pcrSelect[]}."""
     if count > MAX_PCR_BANKS:
         raise FormatError(f"{reader.what}: TPML_PCR_SELECTION.count is {count}, at most {MAX_PCR_BANKS} allowed")
     selections = []
     for n in range(count):
-        field = f"TPML_PCR_SELECTION.pcrSelections[{n}]"
-        bank = _hash_alg(reader, f"{field}.hash")
-        size = reader.u8(f"{field}.sizeofSelect")
+        alg, size = reader.unpack(HASH_AND_SIZEOF_SELECT, _SELECTION_HEAD_FIELDS[n])
+        bank = HASH_ALGS.get(alg)
+        if bank is None:
+            raise _unknown(reader.what, f"{_SELECTION_FIELDS[n]}.hash", alg, HASH_ALGS)
         if size > MAX_SIZEOF_SELECT:
-            raise FormatError(f"{reader.what}: {field}.sizeofSelect is {size}, at most {MAX_SIZEOF_SELECT} allowed")
-        selections.append(PcrSelection(bank=bank, indices=_selected(reader.take(size, f"{field}.pcrSelect"))))
+            raise FormatError(
+                f"{reader.what}: {_SELECTION_FIELDS[n]}.sizeofSelect is {size}, at most {MAX_SIZEOF_SELECT} allowed"
+            )
+        selections.append(PcrSelection(bank, _selected(reader.take(size, _SELECTION_BITMAP_FIELDS[n]))))
     return tuple(selections)
 
 
-@functools.lru_cache(maxsize=256)
-def _selected(bitmap: bytes) -> tuple[int, ...]:
-    """PCR indices of a pcrSelect bitmap, ascending (quotes repeat a handful of selections: cached)."""
-    return tuple(8 * j + i for j, octet in enumerate(bitmap) for i in range(8) if octet >> i & 1)
-
-
 def parse_attest(data: bytes) -> Attest:
-    """TPMS_ATTEST of a quote: magic, type, qualifiedSigner, extraData, clockInfo, firmwareVersion, quote."""
+    """TPMS_ATTEST of a quote: magic, type, qualifiedSigner, extraData, clockInfo, firmwareVersion, quote.
+
+    The fixed-size runs are read with one bounded `Reader.unpack` each (a quote is verified per request)."""
     reader = Reader(data, "TPMS_ATTEST")
-    magic, kind = MAGIC_AND_TYPE.unpack(reader.take(MAGIC_AND_TYPE.size, "magic, type"))
+    magic, kind = reader.unpack(MAGIC_AND_TYPE, "magic, type")
     if magic != TPM_GENERATED_VALUE:
         raise FormatError(f"TPMS_ATTEST: magic is {magic:#010x}, expected TPM_GENERATED_VALUE {TPM_GENERATED_VALUE:#x}")
     if kind != TPM_ST_ATTEST_QUOTE:
@@ -167,18 +177,16 @@ def parse_attest(data: bytes) -> Attest:
             f"TPMS_ATTEST: type is {kind:#06x}, expected TPM_ST_ATTEST_QUOTE {TPM_ST_ATTEST_QUOTE:#06x}",
             Reason.UNSUPPORTED_FORMAT,
         )
-    qualified_signer = _sized(reader, "qualifiedSigner", MAX_NAME_SIZE)
-    extra_data = _sized(reader, "extraData", MAX_EXTRA_DATA_SIZE)
-    # TPMS_CLOCK_INFO {clock u64, resetCount u32, restartCount u32, safe TPMI_YES_NO}, firmwareVersion u64:
-    # one fixed-size block, read at once.
-    clock, reset_count, restart_count, safe, firmware_version = CLOCK_AND_FIRMWARE.unpack(
-        reader.take(CLOCK_AND_FIRMWARE.size, "clockInfo, firmwareVersion")
+    qualified_signer = reader.sized_be16("qualifiedSigner", MAX_NAME_SIZE)
+    extra_data = reader.sized_be16("extraData", MAX_EXTRA_DATA_SIZE)
+    clock, reset_count, restart_count, safe, firmware_version, count = reader.unpack(
+        CLOCK_FIRMWARE_AND_COUNT, "clockInfo, firmwareVersion, TPML_PCR_SELECTION.count"
     )
     if safe > 1:
         raise FormatError(f"TPMS_ATTEST: clockInfo.safe is {safe}, expected TPMI_YES_NO (0 or 1)")
     # TPMS_QUOTE_INFO
-    selection = _pcr_selection(reader)
-    pcr_digest = _sized(reader, "attested.quote.pcrDigest", max(HASH_SIZES.values()))
+    selection = _pcr_selection(reader, count)
+    pcr_digest = reader.sized_be16("attested.quote.pcrDigest", MAX_DIGEST_SIZE)
     reader.finish()
     return Attest(
         raw=bytes(data),
@@ -197,26 +205,18 @@ def parse_attest(data: bytes) -> Attest:
 def parse_signature(data: bytes) -> Signature:
     """TPMT_SIGNATURE: sigAlg, then TPMS_SIGNATURE_RSA {hash, sig} or TPMS_SIGNATURE_ECC {hash, r, s}."""
     reader = Reader(data, "TPMT_SIGNATURE")
-    alg, hash_alg = ALG_AND_HASH.unpack(reader.take(ALG_AND_HASH.size, "sigAlg, signature.hash"))
+    alg, hash_alg = reader.unpack(ALG_AND_HASH, "sigAlg, signature.hash")
     scheme = SIG_SCHEMES.get(alg)
     if scheme is None:
-        raise FormatError(
-            f"TPMT_SIGNATURE: sigAlg is {alg:#06x}, expected one of "
-            f"{', '.join(f'{a:#06x} ({n})' for a, n in SIG_SCHEMES.items())}",
-            Reason.UNSUPPORTED_FORMAT,
-        )
+        raise _unknown("TPMT_SIGNATURE", "sigAlg", alg, SIG_SCHEMES)
     hash_name = HASH_ALGS.get(hash_alg)
     if hash_name is None:
-        raise FormatError(
-            f"TPMT_SIGNATURE: signature.hash is {hash_alg:#06x}, expected one of "
-            f"{', '.join(f'{a:#06x} ({n})' for a, n in HASH_ALGS.items())}",
-            Reason.UNSUPPORTED_FORMAT,
-        )
+        raise _unknown("TPMT_SIGNATURE", "signature.hash", hash_alg, HASH_ALGS)
     if scheme == "ecdsa":
-        r = _sized(reader, "signature.signatureR", MAX_ECC_PARAMETER)
-        s = _sized(reader, "signature.signatureS", MAX_ECC_PARAMETER)
+        r = reader.sized_be16("signature.signatureR", MAX_ECC_PARAMETER)
+        s = reader.sized_be16("signature.signatureS", MAX_ECC_PARAMETER)
         reader.finish()
         return Signature(scheme=scheme, hash=hash_name, ecdsa_r=r, ecdsa_s=s)
-    sig = _sized(reader, "signature.sig", MAX_RSA_SIGNATURE)
+    sig = reader.sized_be16("signature.sig", MAX_RSA_SIGNATURE)
     reader.finish()
     return Signature(scheme=scheme, hash=hash_name, rsa_signature=sig)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from cryptography import x509
@@ -60,6 +61,13 @@ _HASHES: dict[str, hashes.HashAlgorithm] = {
 
 _HASHLIB = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
 
+# The signature schemes' parameter objects, made once per hash (constants; making them costs about a microsecond
+# per verification, ECDSA's most).
+_ECDSA = {name: ec.ECDSA(algorithm) for name, algorithm in _HASHES.items()}
+_PKCS1V15 = padding.PKCS1v15()
+# Part 1 §B.7: RSAPSS salt is as long as the hash when the key allows; AUTO accepts what was used.
+_PSS = {name: padding.PSS(padding.MGF1(algorithm), padding.PSS.AUTO) for name, algorithm in _HASHES.items()}
+
 AkPublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 
@@ -70,9 +78,16 @@ class EnrolledAks(Protocol):
     def is_enrolled(self, ak_sha256: bytes) -> bool: ...
 
 
+@dataclass(frozen=True)
+class _Ak:
+    key: AkPublicKey
+    sha256: bytes  # of the DER SubjectPublicKeyInfo: the `ak_sha256` claim
+
+
 @functools.lru_cache(maxsize=1024)
-def _load_ak(der: bytes) -> AkPublicKey:
-    """The AK from its DER SubjectPublicKeyInfo, parsed once per key (a broker sees the same AKs often)."""
+def _load_ak(der: bytes) -> _Ak:
+    """The AK from its DER SubjectPublicKeyInfo, parsed and hashed once per key (a broker sees the same AKs
+    often)."""
     try:
         key = serialization.load_der_public_key(der)
     except (ValueError, UnsupportedAlgorithm) as exc:
@@ -82,12 +97,11 @@ def _load_ak(der: bytes) -> AkPublicKey:
             f"tpm evidence: ak_public is a {type(key).__name__}, expected an RSA or ECC key",
             Reason.UNSUPPORTED_FORMAT,
         )
-    return key
+    return _Ak(key=key, sha256=hashlib.sha256(der).digest())
 
 
 def verify_quote_signature(key: AkPublicKey, signature: Signature, message: bytes) -> None:
     """TPMT_SIGNATURE over TPMS_ATTEST: RSASSA-PKCS1-v1_5, RSASSA-PSS or ECDSA with the signature's hash."""
-    algorithm = _HASHES[signature.hash]
     try:
         if signature.scheme == "ecdsa":
             if not isinstance(key, ec.EllipticCurvePublicKey):
@@ -95,20 +109,15 @@ def verify_quote_signature(key: AkPublicKey, signature: Signature, message: byte
             der = encode_dss_signature(
                 int.from_bytes(signature.ecdsa_r, "big"), int.from_bytes(signature.ecdsa_s, "big")
             )
-            key.verify(der, message, ec.ECDSA(algorithm))
+            key.verify(der, message, _ECDSA[signature.hash])
             return
         if not isinstance(key, rsa.RSAPublicKey):
             raise VerificationError(
                 Reason.SIGNATURE_INVALID,
                 f"TPMT_SIGNATURE.sigAlg is {signature.scheme.upper()}, the AK is ECC",
             )
-        # Part 1 §B.7: RSAPSS salt is as long as the hash when the key allows; AUTO accepts what was used.
-        pad = (
-            padding.PKCS1v15()
-            if signature.scheme == "rsassa"
-            else padding.PSS(padding.MGF1(algorithm), padding.PSS.AUTO)
-        )
-        key.verify(signature.rsa_signature, message, pad, algorithm)
+        pad = _PKCS1V15 if signature.scheme == "rsassa" else _PSS[signature.hash]
+        key.verify(signature.rsa_signature, message, pad, _HASHES[signature.hash])
     except InvalidSignature as exc:
         raise VerificationError(
             Reason.SIGNATURE_INVALID,
@@ -133,13 +142,16 @@ def _quoted_pcrs(attest: Attest, evidence: TpmEvidence) -> tuple[PcrBank, ...]:
                     "but missing from tpm_quote.pcrs"
                 )
             values.append(value)
-        quoted.append(PcrBank(bank=selection.bank, indices=selection.indices, concatenated=b"".join(values)))
+        quoted.append(PcrBank.from_values(selection.bank, selection.indices, values))
     return tuple(quoted)
 
 
 def _check_pcr_digest(attest: Attest, quoted: tuple[PcrBank, ...], hash_name: str) -> None:
     """pcrDigest = H_sig(PCR values in selection order) (Part 3 §18.4): the signing scheme's hash, any bank."""
-    computed = _HASHLIB[hash_name](b"".join(bank.concatenated for bank in quoted)).digest()
+    digest = _HASHLIB[hash_name]()
+    for bank in quoted:
+        digest.update(bank.concatenated)
+    computed = digest.digest()
     if computed != attest.pcr_digest:
         raise VerificationError(
             Reason.PCR_DIGEST_MISMATCH,
@@ -188,9 +200,15 @@ def _ak_certificate_path(
 
 
 def _ak_trust(evidence: TpmEvidence, ak_sha256: bytes, options: Options) -> AkTrust:
-    path = _ak_certificate_path(
-        evidence.ak_certificate, evidence.ak_public, tuple(options.certificates), tuple(options.trust.get("tpm", ()))
-    )
+    # Without an AK certificate in the evidence or the options there is no path to look up.
+    path = None
+    if evidence.ak_certificate is not None or options.certificates:
+        path = _ak_certificate_path(
+            evidence.ak_certificate,
+            evidence.ak_public,
+            tuple(options.certificates),
+            tuple(options.trust.get("tpm", ())),
+        )
     if path is not None:
         check_validity(path, options.at, "AK certificate")
         return AkTrust.CERTIFICATE
@@ -220,23 +238,22 @@ def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified
     parsed = parse_evidence(evidence)
     attest = parse_attest(parsed.message)
     signature = parse_signature(parsed.signature)
-    key = _load_ak(parsed.ak_public)
-    verify_quote_signature(key, signature, attest.raw)
+    ak = _load_ak(parsed.ak_public)
+    verify_quote_signature(ak.key, signature, attest.raw)
     selected = _quoted_pcrs(attest, parsed)
     _check_pcr_digest(attest, selected, signature.hash)
     quoted = {bank.bank: bank for bank in selected}
     check_report_data("TPMS_ATTEST.extraData", attest.extra_data, options)
     if options.init_data_digest is not None:
         _check_init_data(quoted, options.init_data_digest)
-    ak_sha256 = hashlib.sha256(parsed.ak_public).digest()
-    trust = _ak_trust(parsed, ak_sha256, options)
+    trust = _ak_trust(parsed, ak.sha256, options)
     events = None
     if parsed.event_log is not None:
         events = _replay_events(parsed.event_log, quoted)
     claims = TpmClaims(
         pcrs=quoted,
         report_data=attest.extra_data,
-        ak_sha256=ak_sha256,
+        ak_sha256=ak.sha256,
         ak_trust=trust,
         firmware_version=attest.firmware_version,
         reset_count=attest.reset_count,
