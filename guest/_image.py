@@ -8,7 +8,6 @@ temporary directory is removed, so nothing is ever left at the destination.
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
 import os
 import shutil
@@ -16,13 +15,10 @@ import stat
 import tempfile
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
-
-import zstandard
+from typing import TYPE_CHECKING, BinaryIO
 
 from guest._errors import DecryptionError, GuestError, LayoutError
 from guest._keys import Keyring
@@ -30,12 +26,11 @@ from guest._layout import REF_NAME_ANNOTATION, Descriptor, ImageRef, LayoutWrite
 from guest._ocicrypt import ENC_ANNOTATION_PREFIX, PUBOPTS_ANNOTATION, PrivateOptions, PublicOptions, decrypt_layer
 from guest._pipeline import ChunkQueue, Consumer, TarDigest, fan_out
 from guest._streams import CHUNK, Compression, HashingReader, LayerType, Readable, decompressed, drain
-from guest._unpack import RootfsBuilder
+
+if TYPE_CHECKING:
+    from guest._unpack import RootfsBuilder
 
 __all__ = ["DecryptedImage", "decrypt_image", "unpack_image"]
-
-# What a corrupt compressed stream raises from gzip / zlib / zstandard while reading.
-_DECOMPRESSION_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error, zstandard.ZstdError)
 
 
 @dataclass(frozen=True)
@@ -175,6 +170,8 @@ def decrypt_image(source: ImageRef, destination: ImageRef, keyring: Keyring) -> 
 
 def unpack_image(source: ImageRef, rootfs: Path, keyring: Keyring) -> int:
     """Unpack `source` into the new directory `rootfs`; returns the number of layers applied."""
+    from guest._unpack import RootfsBuilder  # noqa: PLC0415 (tarfile: not for decrypt-image's start-up)
+
     layout = OciLayout(source.directory)
     manifest = layout.resolve(source.tag)
     diff_ids = layout.diff_ids(manifest)
@@ -207,6 +204,8 @@ def _unpack_encrypted(
     is only known at its end. When extraction fails, the rest of the layer is still decrypted so that a failed
     HMAC (tampering, wrong key) is reported rather than its symptom (a corrupt tar or gzip stream).
     """
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 (with logging: ~5 ms of start-up)
+
     private, public = _keys_for(desc, keyring)
     chunks = ChunkQueue()
 
@@ -235,6 +234,12 @@ def _extract_verified(
     """Extract one layer, hashing the blob (unless `digest` is None: a decrypted layer, authenticated by its HMAC)
     and its uncompressed stream on the way; a mismatch fails the unpack (whose staging directory is then
     discarded, so nothing of an unverified layer survives)."""
+    import gzip  # noqa: PLC0415 (imported where used: decrypt-image's start-up does without them)
+
+    import zstandard  # noqa: PLC0415
+
+    # What a corrupt compressed stream raises from gzip / zlib / zstandard while reading.
+    decompression_errors = (gzip.BadGzipFile, EOFError, zlib.error, zstandard.ZstdError)
     compressed = HashingReader(raw, digest.partition(":")[0]) if digest is not None else raw
     try:
         stream = decompressed(compressed, compression)
@@ -242,7 +247,7 @@ def _extract_verified(
         builder.apply_layer(tar, layer)
         drain(tar)
         drain(compressed)
-    except _DECOMPRESSION_ERRORS as exc:
+    except decompression_errors as exc:
         raise LayoutError(f"layer {layer}: corrupt {compression} stream ({exc})") from None
     if isinstance(compressed, HashingReader) and compressed.digest() != digest:
         raise LayoutError(f"layer {layer}: blob digest is {compressed.digest()}, expected {digest}")

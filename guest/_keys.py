@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, cast
 
-from attestation_agent.keyprovider import KeyProviderError, unwrap_annotation
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc import jwe
@@ -130,6 +129,9 @@ class Keyring:
     def _unwrap_provider(self, blob: bytes) -> bytes | str:
         if self.fetcher is None:
             return "a key-provider layer needs --kbs URL"
+        # Imported for key-provider layers only: with the protocol models it costs ~8 ms of every start-up.
+        from attestation_agent.keyprovider import KeyProviderError, unwrap_annotation  # noqa: PLC0415
+
         try:
             return unwrap_annotation(blob, self.fetcher)
         except KeyProviderError as exc:

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import queue
+import threading
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
-from typing import IO, cast
-
-import zstandard
+from typing import IO, TYPE_CHECKING, cast
 
 from guest._errors import LayoutError
 from guest._streams import CHUNK, Compression
+
+if TYPE_CHECKING:
+    import zstandard
 
 __all__ = ["DEPTH", "ChunkQueue", "Consumer", "TarDigest", "fan_out"]
 
@@ -39,38 +39,82 @@ Consumer = Callable[[memoryview], object]
 Filler = Callable[[memoryview], int]
 
 
+class _Stage:
+    """One consumer on its own long-lived thread, fed through a queue.
+
+    Cheaper per chunk than ThreadPoolExecutor.submit + Future.result (no Future, no executor locks), and it keeps
+    concurrent.futures (and the logging it imports) out of the CLI's start-up. `free` counts the ring buffers this
+    stage is not using: the producer takes one before filling a buffer, the stage gives it back when done with a
+    chunk. Chunks are handled in order, so once the producer holds a token the oldest buffer is free for it.
+    After a failure (its own, or `cancel()` by the producer) the stage skips the remaining chunks, still giving
+    their tokens back, so the producer never waits forever.
+    """
+
+    def __init__(self, consume: Consumer) -> None:
+        self._consume = consume
+        self._inbox: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+        self.free = threading.Semaphore(DEPTH)
+        self.error: BaseException | None = None
+        self._cancelled = False
+        self._thread = threading.Thread(target=self._run, name="layer-stage", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (view := self._inbox.get()) is not None:
+            if self.error is None and not self._cancelled:
+                try:
+                    self._consume(view)
+                except BaseException as exc:  # handed to the producer, which re-raises it
+                    self.error = exc
+            self.free.release()
+
+    def submit(self, view: memoryview) -> None:
+        self._inbox.put(view)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+
+    def close(self) -> None:
+        """Wait until every submitted chunk was handled (or skipped) and the thread ended."""
+        self._inbox.put(None)
+        self._thread.join()
+
+
+def _raise_failed(stages: Sequence[_Stage]) -> None:
+    for stage in stages:
+        if stage.error is not None:
+            raise stage.error
+
+
 def fan_out(fill: Filler, consumers: Sequence[Consumer]) -> int:
     """Call `fill(buffer)` until it returns 0, handing each filled view to every consumer in order; returns the
     byte count. `fill` gets a view of CHUNK + SLACK bytes and must put at most CHUNK bytes in it. An exception in
-    `fill` or a consumer stops the pass (queued work is cancelled) and propagates."""
-    buffers = [bytearray(CHUNK + SLACK) for _ in range(DEPTH)]
-    in_flight: list[list[Future[object]]] = [[] for _ in range(DEPTH)]
+    `fill` or a consumer stops the pass (queued work is skipped) and propagates."""
+    buffers = [memoryview(bytearray(CHUNK + SLACK)) for _ in range(DEPTH)]
+    stages = [_Stage(consume) for consume in consumers]
     total = 0
-    with ExitStack() as stack:
-        stages = [
-            stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="layer-stage")) for _ in consumers
-        ]
-        try:
-            slot = 0
-            while True:
-                for future in in_flight[slot]:
-                    future.result()  # this buffer is free again (or a consumer failed: raise)
-                n = fill(memoryview(buffers[slot]))
-                if n == 0:
-                    break
-                total += n
-                view = memoryview(buffers[slot])[:n]
-                in_flight[slot] = [
-                    stage.submit(consume, view) for stage, consume in zip(stages, consumers, strict=True)
-                ]
-                slot = (slot + 1) % DEPTH
-            for futures in in_flight:
-                for future in futures:
-                    future.result()
-        except BaseException:
+    try:
+        slot = 0
+        while True:
             for stage in stages:
-                stage.shutdown(wait=True, cancel_futures=True)
-            raise
+                stage.free.acquire()  # this stage is done with buffers[slot] (or failed: checked next)
+            _raise_failed(stages)
+            n = fill(buffers[slot])
+            if n == 0:
+                break
+            total += n
+            view = buffers[slot][:n]
+            for stage in stages:
+                stage.submit(view)
+            slot = (slot + 1) % DEPTH
+    except BaseException:
+        for stage in stages:
+            stage.cancel()
+        raise
+    finally:
+        for stage in stages:
+            stage.close()
+    _raise_failed(stages)
     return total
 
 
@@ -86,7 +130,11 @@ class TarDigest:
         self._gunzip: zlib._Decompress | None = None  # the current gzip member; None between members
         self._members = 0
         self._zstd: zstandard.ZstdDecompressionWriter | None = None
+        self._corrupt: tuple[type[Exception], ...] = (zlib.error,)  # what a corrupt stream raises
         if compression is Compression.ZSTD:
+            import zstandard  # noqa: PLC0415 (only zstd layers pay for its import at start-up)
+
+            self._corrupt = (zstandard.ZstdError,)
             # stream_writer hands the output on in write_size pieces: bounded memory even for a zstd bomb
             # (decompressobj has no max_length). It reads across concatenated frames.
             self._zstd = zstandard.ZstdDecompressor().stream_writer(
@@ -108,7 +156,7 @@ class TarDigest:
                 self._zstd.write(view)
             else:
                 self._hash.update(view)
-        except (zlib.error, zstandard.ZstdError) as exc:
+        except self._corrupt as exc:
             self._error = str(exc)
 
     def _gunzip_feed(self, data: memoryview | bytes) -> None:

@@ -6,14 +6,11 @@ decompression bomb only costs time, never memory.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import IO, Protocol, cast
-
-import zstandard
 
 from guest._errors import LayoutError
 
@@ -136,12 +133,17 @@ class TarEndPadding:
 
 
 def decompressed(raw: Readable, compression: Compression) -> Readable:
-    """The uncompressed tar stream of a layer read from `raw`."""
+    """The uncompressed tar stream of a layer read from `raw`. (gzip and zstandard are imported here: only
+    `guest unpack` reads layers through them, and `guest decrypt-image` should not pay for their import.)"""
     if compression is Compression.GZIP:
+        import gzip  # noqa: PLC0415
+
         return gzip.GzipFile(
             fileobj=cast(IO[bytes], raw), mode="rb"
         )  # handles multi-member streams (pigz, layer appends)
     if compression is Compression.ZSTD:
+        import zstandard  # noqa: PLC0415
+
         return zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], raw), read_across_frames=True, closefd=False)
     return raw
 
