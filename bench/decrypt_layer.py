@@ -3,7 +3,7 @@
 One layer of random data, encrypted by skopeo (which gzips it before encrypting, so guest also pays for the
 gzip diff_id check that skopeo's copy skips); encrypted by skopeo (`jwe:` EC P-256
 recipient); each contender runs as its own process and its peak RSS is that process's ru_maxrss:
-- guest:  `guest decrypt-image --key file:KEY` (ciphertext digest, HMAC, CTR, plaintext digest, write, diff_id);
+- guest:  `guest decrypt-image --key file:KEY` (HMAC, CTR, plaintext digest, write, gunzip + diff_id);
 - skopeo: `skopeo copy --decryption-key KEY` of the same image (scripts/skopeo-keyprovider);
 - raw:    Python reading the ciphertext in 4 MiB chunks: AES-256-CTR + HMAC-SHA256 only (cryptography, hmac).
 Targets (SPEC section 10): guest >= 2x skopeo's MB/s, guest within 2x of raw, RSS independent of layer size.
