@@ -93,7 +93,7 @@ def load_private_key(data: bytes) -> PrivateKey:
     if text.startswith(b"{"):
         try:
             return _from_jwk(_object(json.loads(text), "JWK"))
-        except (ValueError, RecursionError, JweError):  # JSONDecodeError; cryptography: bad numbers
+        except (ValueError, JweError):  # JSONDecodeError, and cryptography's ValueError for bad numbers
             raise JweError("JSON that is not an RSA or EC private JWK") from None
     try:
         key = (
