@@ -4,7 +4,7 @@ Two recipient kinds (SPEC section 8):
 - `provider.attestation-agent`: the CoCo key-provider annotation; the KEK is the KBS resource named by its
   kid, fetched through the agent (attestation first) and used in-process (no subprocess round trip).
 - `jwe`: ocicrypt's JWE recipients (JSON serialization, A256GCM content encryption; RSA-OAEP or
-  ECDH-ES+AxxxKW key wrapping, as go-jose emits them; guest._jwe); the private keys are those named by `--key`
+  ECDH-ES+A256KW key wrapping, as go-jose emits them); the private keys are those named by `--key`
   (`kbs:///R/T/T` resources, or `file:PATH` for a key the operator holds locally), in PEM (PKCS#8, PKCS#1,
   SEC1) or JWK JSON.
 Each annotation value is a comma-separated list of base64 blobs, one per wrapping (ocicrypt encryption.go).
@@ -18,16 +18,25 @@ from base64 import b64decode
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from joserfc import jwe
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, RSAKey
 
 from guest._errors import DecryptionError
-from guest._jwe import JweError, PrivateKey, decrypt, load_private_key
 from guest._ocicrypt import KEYS_ANNOTATION_PREFIX, PrivateOptions
 
 __all__ = ["Keyring", "ResourceFetcher"]
 
 PROVIDER_ANNOTATION = KEYS_ANNOTATION_PREFIX + "provider.attestation-agent"
 JWE_ANNOTATION = KEYS_ANNOTATION_PREFIX + "jwe"
+# What go-jose (ocicrypt keywrap/jwe) produces; nothing weaker is accepted.
+JWE_ALGORITHMS = ["RSA-OAEP", "RSA-OAEP-256", "ECDH-ES+A128KW", "ECDH-ES+A192KW", "ECDH-ES+A256KW", "A256GCM"]
+
+JoseKey = RSAKey | ECKey
 
 
 class ResourceFetcher(Protocol):
@@ -36,11 +45,33 @@ class ResourceFetcher(Protocol):
     def get_resource(self, uri: str) -> bytes: ...
 
 
-def _load_private_key(data: bytes, name: str) -> PrivateKey:
+def _load_private_key(data: bytes, name: str) -> JoseKey:
+    text = data.strip()
+    if text.startswith(b"{"):
+        try:
+            doc = json.loads(text)
+            kty = doc.get("kty") if isinstance(doc, dict) else None
+            if kty == "RSA":
+                return RSAKey.import_key(doc)
+            if kty == "EC":
+                return ECKey.import_key(doc)
+        except (ValueError, JoseError):
+            pass
+        raise DecryptionError(f"private key {name}: JSON that is not an RSA or EC private JWK")
     try:
-        return load_private_key(data)
-    except JweError as exc:
-        raise DecryptionError(f"private key {name}: {exc}") from None
+        key = (
+            serialization.load_pem_private_key(text, None)
+            if text.startswith(b"-----")
+            else serialization.load_der_private_key(data, None)
+        )
+    except (ValueError, TypeError):
+        raise DecryptionError(f"private key {name}: not an unencrypted PEM/DER private key or a JWK") from None
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    if isinstance(key, rsa.RSAPrivateKey):
+        return RSAKey.import_key(pem)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return ECKey.import_key(pem)
+    raise DecryptionError(f"private key {name}: {type(key).__name__} keys cannot unwrap ocicrypt JWE recipients")
 
 
 def _split_annotation(value: str, name: str) -> list[bytes]:
@@ -56,9 +87,9 @@ class Keyring:
 
     fetcher: ResourceFetcher | None = None
     key_refs: Sequence[str] = ()
-    _keys: list[tuple[str, PrivateKey]] | None = field(default=None, repr=False)
+    _keys: list[tuple[str, JoseKey]] | None = field(default=None, repr=False)
 
-    def _private_keys(self) -> list[tuple[str, PrivateKey]]:
+    def _private_keys(self) -> list[tuple[str, JoseKey]]:
         if self._keys is None:
             keys = []
             for ref in self.key_refs:
@@ -89,9 +120,10 @@ class Keyring:
             return "no --key private key was given"
         for _, key in keys:
             try:
-                return decrypt(doc, key)
-            except JweError:
+                result = jwe.decrypt_json(cast(jwe.GeneralJSONSerialization, doc), key, algorithms=JWE_ALGORITHMS)
+            except (JoseError, ValueError, KeyError, TypeError):
                 continue
+            return result.plaintext or b""
         return f"none of the keys {[ref for ref, _ in keys]} unwraps it"
 
     def _unwrap_provider(self, blob: bytes) -> bytes | str:
