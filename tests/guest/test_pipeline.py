@@ -37,9 +37,12 @@ def _zstd_frames(data: bytes) -> bytes:
 
 GOOD_STREAMS: dict[str, tuple[Callable[[bytes], bytes], Compression]] = {
     "gzip": (lambda t: gzip.compress(t, mtime=0), Compression.GZIP),
-    "gzip-multi-member": (lambda t: gzip.compress(t[:1000]) + gzip.compress(t[1000:]), Compression.GZIP),
-    "gzip-zero-padded": (lambda t: gzip.compress(t) + bytes(100), Compression.GZIP),
-    "gzip-level-0": (lambda t: gzip.compress(t, compresslevel=0), Compression.GZIP),
+    "gzip-multi-member": (
+        lambda t: gzip.compress(t[:1000], mtime=0) + gzip.compress(t[1000:], mtime=0),
+        Compression.GZIP,
+    ),
+    "gzip-zero-padded": (lambda t: gzip.compress(t, mtime=0) + bytes(100), Compression.GZIP),
+    "gzip-level-0": (lambda t: gzip.compress(t, compresslevel=0, mtime=0), Compression.GZIP),
     "zstd": (lambda t: zstandard.ZstdCompressor().compress(t), Compression.ZSTD),
     "zstd-multi-frame": (_zstd_frames, Compression.ZSTD),
     "none": (lambda t: t, Compression.NONE),
@@ -62,9 +65,17 @@ def _flip(blob: bytes, at: int) -> bytes:
 
 
 BAD_STREAMS: dict[str, tuple[Callable[[], bytes], Compression, str]] = {
-    "gzip-truncated": (lambda: gzip.compress(TAR)[:-9], Compression.GZIP, "ended before the end-of-stream marker"),
-    "gzip-crc-wrong": (lambda: _flip(gzip.compress(TAR), -6), Compression.GZIP, "incorrect data check"),
-    "gzip-garbage-after-member": (lambda: gzip.compress(TAR) + b"junk", Compression.GZIP, "incorrect header check"),
+    "gzip-truncated": (
+        lambda: gzip.compress(TAR, mtime=0)[:-9],
+        Compression.GZIP,
+        "ended before the end-of-stream marker",
+    ),
+    "gzip-crc-wrong": (lambda: _flip(gzip.compress(TAR, mtime=0), -6), Compression.GZIP, "incorrect data check"),
+    "gzip-garbage-after-member": (
+        lambda: gzip.compress(TAR, mtime=0) + b"junk",
+        Compression.GZIP,
+        "incorrect header check",
+    ),
     "gzip-not-gzip": (lambda: b"PK\x03\x04" + bytes(100), Compression.GZIP, "incorrect header check"),
     "gzip-empty": (lambda: b"", Compression.GZIP, "empty stream"),
     "zstd-garbage": (lambda: b"garbage" * 10, Compression.ZSTD, "Unknown frame descriptor"),
@@ -84,7 +95,7 @@ def test_tar_digest_rejects_corrupt_streams(case: str) -> None:
 def test_decompression_bomb_stays_bounded(compression: Compression) -> None:
     """256 MiB of zeros from a few hundred KiB: every output step is at most CHUNK bytes."""
     zeros = bytes(256 * 1024 * 1024)
-    blob = gzip.compress(zeros, 9) if compression is Compression.GZIP else zstandard.compress(zeros)
+    blob = gzip.compress(zeros, 9, mtime=0) if compression is Compression.GZIP else zstandard.compress(zeros)
     del zeros
     biggest = 0
     tar = TarDigest(compression, "sha256", "sha256:bomb")
@@ -176,10 +187,14 @@ def _encrypted_image(tmp_path: Path, pub: Path, compression: str, blob_of: Calla
 
 # unpack reads the tar through tarfile, which may report a decompressor's error as a corrupt tar stream.
 AFTER_VALID_HMAC: dict[str, tuple[str, Callable[[bytes], bytes], str]] = {
-    "gzip-corrupt-after-valid-hmac": ("gzip", lambda t: _flip(gzip.compress(t), 40), "corrupt (gzip|tar) stream"),
-    "gzip-truncated-after-valid-hmac": ("gzip", lambda t: gzip.compress(t)[:-20], "corrupt (gzip|tar) stream"),
+    "gzip-corrupt-after-valid-hmac": (
+        "gzip",
+        lambda t: _flip(gzip.compress(t, mtime=0), 40),
+        "corrupt (gzip|tar) stream",
+    ),
+    "gzip-truncated-after-valid-hmac": ("gzip", lambda t: gzip.compress(t, mtime=0)[:-20], "corrupt (gzip|tar) stream"),
     "zstd-corrupt-after-valid-hmac": ("zstd", lambda t: b"garbage" + t, "corrupt (zstd|tar) stream"),
-    "gzip-diff-id-mismatch": ("gzip", lambda t: gzip.compress(t + bytes(512)), "config diff_id says"),
+    "gzip-diff-id-mismatch": ("gzip", lambda t: gzip.compress(t + bytes(512), mtime=0), "config diff_id says"),
     "zstd-diff-id-mismatch": ("zstd", lambda t: zstandard.compress(t[:-1024]), "config diff_id says"),
     "none-diff-id-mismatch": ("none", lambda t: t + bytes(512), "config diff_id says"),
 }
