@@ -135,7 +135,7 @@ def _quoted_pcrs(attest: Attest, evidence: TpmEvidence) -> tuple[PcrBank, ...]:
             continue
         values = []
         for index in selection.indices:
-            value = None if bank is None else bank.get(index)
+            value = None if bank is None else bank.value(index)
             if value is None:
                 raise FormatError(
                     f"tpm evidence: PCR {selection.bank}[{index}] is selected by TPMS_QUOTE_INFO.pcrSelect "
@@ -160,8 +160,9 @@ def _check_pcr_digest(attest: Attest, quoted: tuple[PcrBank, ...], hash_name: st
         )
 
 
-def _check_init_data(quoted: Mapping[str, Mapping[int, bytes]], digest: bytes) -> None:
-    pcr8 = quoted.get(INIT_DATA_BANK, {}).get(INIT_DATA_PCR)
+def _check_init_data(quoted: Mapping[str, PcrBank], digest: bytes) -> None:
+    bank = quoted.get(INIT_DATA_BANK)
+    pcr8 = None if bank is None else bank.value(INIT_DATA_PCR)
     if pcr8 is None:
         raise VerificationError(
             Reason.INIT_DATA_MISMATCH,
@@ -221,11 +222,11 @@ def _ak_trust(evidence: TpmEvidence, ak_sha256: bytes, options: Options) -> AkTr
     return AkTrust.NONE
 
 
-def _replay_events(data: bytes, quoted: Mapping[str, Mapping[int, bytes]]) -> tuple[Mapping[str, object], ...]:
+def _replay_events(data: bytes, quoted: Mapping[str, PcrBank]) -> tuple[Mapping[str, object], ...]:
     """Parse and replay the TCG2 log; every register that it extends and the quote carries must match
     (eventlog_mismatch otherwise, or when none is in common). The parsed events become the `eventlog` claim."""
     log = parse(data, "tcg2")
-    check_replay(log, {bank: {str(i): value for i, value in values.items()} for bank, values in quoted.items()})
+    check_replay(log, {name: bank.values() for name, bank in quoted.items()})
     events = log.to_json()["events"]
     assert isinstance(events, list)
     return tuple(events)
@@ -251,19 +252,6 @@ def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified
     if parsed.event_log is not None:
         events = _replay_events(parsed.event_log, quoted)
     claims = TpmClaims(
-        pcrs=quoted,
-        report_data=attest.extra_data,
-        ak_sha256=ak.sha256,
-        ak_trust=trust,
-        firmware_version=attest.firmware_version,
-        reset_count=attest.reset_count,
-        restart_count=attest.restart_count,
-        clock=attest.clock,
-        safe=attest.safe,
-        qualified_signer=attest.qualified_signer,
-        signature_scheme=signature.scheme,
-        signature_hash=signature.hash,
-        eventlog=events,
-        pcr_replay_ok=None if events is None else True,
+        attest=attest, signature=signature, pcrs=quoted, ak_sha256=ak.sha256, ak_trust=trust, eventlog=events
     )
     return Verified(tee="tpm", claims=claims_to_json(claims), report_data=attest.extra_data)
