@@ -40,7 +40,7 @@ def claims_to_json(claims: TpmClaims) -> dict[str, object]:
         "pcrs": {bank: registers.hex_values() for bank, registers in claims.pcrs.items()},
         "report_data": attest.extra_data.hex(),
         "ak_sha256": claims.ak_sha256.hex(),
-        "ak_trust": claims.ak_trust.value,
+        "ak_trust": str(claims.ak_trust),  # the plain string (StrEnum's str() is its value)
         "firmware_version": f"{attest.firmware_version:016x}",
         "reset_count": attest.reset_count,
         "restart_count": attest.restart_count,

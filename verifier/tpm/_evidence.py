@@ -112,18 +112,25 @@ def _bank(bank: str, indices: tuple[int, ...], names: tuple[str, ...], values: l
     one fromhex over the joined strings, and the claims reuse the strings (lowercased) instead of re-encoding
     the bytes; any anomaly takes the per-value path for its message."""
     size = HASH_SIZES[bank]
+    width = 2 * size
+    count = len(values)
     try:
-        joined = "".join(values)  # type: ignore[arg-type]
-        raw = bytes.fromhex(joined) if set(map(len, values)) == {2 * size} else b""  # type: ignore[arg-type]
+        # Joined with spaces (fromhex skips them), the text holds count * width hex digits when it decodes to
+        # count * size bytes; if it is also count * (width + 1) - 1 characters long, the count - 1 joining
+        # spaces are its only other characters, and a space every width + 1 characters from `width` on puts
+        # them between strings of exactly width hex digits each. (Cheaper than measuring every string.)
+        spaced = " ".join(values)  # type: ignore[arg-type]
+        if len(spaced) == count * (width + 1) - 1 and spaced[width :: width + 1] == " " * (count - 1):
+            raw = bytes.fromhex(spaced)
+        else:
+            raw = b""
     except (TypeError, ValueError):
         raw = b""
-    # Every string is 2 * size characters and they decode to size bytes each: all hex digits, no whitespace
-    # (which fromhex would skip), so each string is its value's hex, up to case.
-    if len(raw) != size * len(values):
+    if len(raw) != size * count:
         decoded = [_hex(value, bank, index) for index, value in zip(indices, values, strict=True)]
         return PcrBank.from_values(bank, indices, decoded)
     strings = cast("list[str]", values)
-    hexes = tuple(map(str.lower, strings) if _has_upper(joined) else strings)
+    hexes = tuple(map(str.lower, strings) if _has_upper(spaced) else strings)
     return PcrBank(bank, indices, names, raw, hexes)
 
 

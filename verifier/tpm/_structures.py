@@ -75,6 +75,8 @@ MAX_NAME_SIZE = 2 + 64
 MAX_EXTRA_DATA_SIZE = 2 + 64
 MAX_PCR_BANKS = 16
 MAX_SIZEOF_SELECT = 4
+# TCG PC Client Platform TPM Profile §4.6: 24 PCRs, so pcrSelect is 3 octets on every PC Client TPM.
+PC_CLIENT_SIZEOF_SELECT = 3
 # §10.4.2 TPM2B_DIGEST: at most sizeof(TPMU_HA), the largest digest.
 MAX_DIGEST_SIZE = max(HASH_SIZES.values())
 # TPM2B_PUBLIC_KEY_RSA holds at most a 4096-bit modulus; ECC parameters at most a P-521 coordinate.
@@ -141,6 +143,9 @@ _SELECTION_BITMAP_FIELDS = tuple(f"{field}.pcrSelect" for field in _SELECTION_FI
 
 def _selected(bitmap: bytes) -> tuple[int, ...]:
     """PCR indices of a pcrSelect bitmap of at most MAX_SIZEOF_SELECT octets, ascending."""
+    if len(bitmap) == PC_CLIENT_SIZEOF_SELECT:  # the common case, without a loop (a third of the time)
+        first, second, third = _SELECTED_BY_OCTET[:PC_CLIENT_SIZEOF_SELECT]
+        return first[bitmap[0]] + second[bitmap[1]] + third[bitmap[2]]
     indices: tuple[int, ...] = ()
     for by_octet, octet in zip(_SELECTED_BY_OCTET, bitmap, strict=False):
         indices += by_octet[octet]
