@@ -42,24 +42,20 @@ MAX_EVENT_LOG = 1024 * 1024
 class PcrBank(NamedTuple):
     """One bank's PCR values: the indices in the order given (also as their names "0".."23", the claims'
     keys), their values concatenated (a quote's pcrDigest input is exactly this when the selection matches, so
-    nothing is split and joined again) and the same values as lowercase hex strings (the claims' form, kept
-    from the evidence's own strings rather than encoded again)."""
+    nothing is split and joined again) and the same values as lowercase hex strings by index name (the claims'
+    form, kept from the evidence's own strings rather than encoded again; never changed once made)."""
 
     bank: str
     indices: tuple[int, ...]
     index_names: tuple[str, ...]
     concatenated: bytes
-    hexes: tuple[str, ...]
+    hexes: Mapping[str, str]
 
     @classmethod
     def from_values(cls, bank: str, indices: tuple[int, ...], values: list[bytes]) -> PcrBank:
-        return cls(
-            bank,
-            indices,
-            tuple(_INDEX_STR[index] for index in indices),
-            b"".join(values),
-            tuple(value.hex() for value in values),
-        )
+        names = tuple(_INDEX_STR[index] for index in indices)
+        hexes = dict(zip(names, (value.hex() for value in values), strict=True))
+        return cls(bank, indices, names, b"".join(values), hexes)
 
     def value(self, index: int) -> bytes | None:
         """PCR `index` of this bank, or None when the bank does not carry it."""
@@ -75,8 +71,8 @@ class PcrBank(NamedTuple):
         return {name: self.concatenated[k * size : (k + 1) * size] for k, name in enumerate(self.index_names)}
 
     def hex_values(self) -> dict[str, str]:
-        """index name -> lowercase hex, in the bank's order."""
-        return dict(zip(self.index_names, self.hexes, strict=True))
+        """index name -> lowercase hex, in the bank's order (a copy the caller may change)."""
+        return dict(self.hexes)
 
 
 class TpmEvidence(NamedTuple):
@@ -107,10 +103,17 @@ def _has_upper(text: str) -> bool:
     return "A" in text or "B" in text or "C" in text or "D" in text or "E" in text or "F" in text
 
 
-def _bank(bank: str, indices: tuple[int, ...], names: tuple[str, ...], values: list[object]) -> PcrBank:
+def _bank(
+    bank: str,
+    indices: tuple[int, ...],
+    names: tuple[str, ...],
+    values: list[object],
+    given: dict[str, object] | None = None,
+) -> PcrBank:
     """Decode one bank's hex values. The common case (every value a hex string of the bank's digest size) is
     one fromhex over the joined strings, and the claims reuse the strings (lowercased) instead of re-encoding
-    the bytes; any anomaly takes the per-value path for its message."""
+    the bytes; any anomaly takes the per-value path for its message. `given`: the evidence's own object when it
+    is exactly names -> values in this order (then copied as a whole rather than zipped again)."""
     size = HASH_SIZES[bank]
     width = 2 * size
     count = len(values)
@@ -130,7 +133,13 @@ def _bank(bank: str, indices: tuple[int, ...], names: tuple[str, ...], values: l
         decoded = [_hex(value, bank, index) for index, value in zip(indices, values, strict=True)]
         return PcrBank.from_values(bank, indices, decoded)
     strings = cast("list[str]", values)
-    hexes = tuple(map(str.lower, strings) if _has_upper(spaced) else strings)
+    hexes: dict[str, str]
+    if _has_upper(spaced):
+        hexes = dict(zip(names, map(str.lower, strings), strict=True))
+    elif given is not None:
+        hexes = cast("dict[str, str]", dict(given))  # its values are `strings`: checked above
+    else:
+        hexes = dict(zip(names, strings, strict=True))
     return PcrBank(bank, indices, names, raw, hexes)
 
 
@@ -148,22 +157,26 @@ def _pcrs(value: object) -> Mapping[str, PcrBank]:
         if not isinstance(registers, Mapping):
             raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} is not an object of index -> hex")
         names = tuple(registers)
-        if names == _INDEX_STR[: len(names)]:
-            # "0".."n-1" in order, the attester's shape: nothing to validate or sort.
+        if names == _INDEX_STR[: len(names)] and type(registers) is dict:
+            # "0".."n-1" in order, the attester's shape: nothing to validate or sort, and the object is already
+            # the claims' index -> hex.
             indices = _ALL_INDICES[: len(names)]
-        elif len(names) <= PCR_COUNT and registers.keys() == _PREFIX_KEYS[len(names)]:
-            # "0".."n-1" in another order (a protobuf map's, e.g. Google's): the ascending order is known.
-            names = _INDEX_STR[: len(names)]
-            indices = _ALL_INDICES[: len(names)]
+            ordered = cast("dict[str, object]", registers)
         else:
-            # Ascending, as a quote selects them (JSON objects, e.g. from protobuf maps, come in any order); a
-            # name that is not "0".."23" is not picked, so the count differs.
-            names = tuple([name for name in _INDEX_STR if name in registers])
-            if len(names) != len(registers):
-                key = next(key for key in registers if not (isinstance(key, str) and key in _INDEX_KEYS))
-                raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} index is {key!r}, expected '0'..'23'")
-            indices = tuple(map(_INDEX_OF.__getitem__, names))
-        banks[bank] = _bank(bank, indices, names, list(map(registers.__getitem__, names)))
+            if len(names) <= PCR_COUNT and registers.keys() == _PREFIX_KEYS[len(names)]:
+                # "0".."n-1" in another order (a protobuf map's, e.g. Google's): the ascending order is known.
+                names = _INDEX_STR[: len(names)]
+                indices = _ALL_INDICES[: len(names)]
+            else:
+                # Ascending, as a quote selects them (JSON objects, e.g. from protobuf maps, come in any order); a
+                # name that is not "0".."23" is not picked, so the count differs.
+                names = tuple([name for name in _INDEX_STR if name in registers])
+                if len(names) != len(registers):
+                    key = next(key for key in registers if not (isinstance(key, str) and key in _INDEX_KEYS))
+                    raise FormatError(f"{WHAT}: tpm_quote.pcrs.{bank} index is {key!r}, expected '0'..'23'")
+                indices = tuple(map(_INDEX_OF.__getitem__, names))
+            ordered = {name: registers[name] for name in names}
+        banks[bank] = _bank(bank, indices, names, list(ordered.values()), ordered)
     return banks
 
 
