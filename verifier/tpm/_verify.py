@@ -18,13 +18,13 @@ import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, cast, runtime_checkable
+from datetime import datetime
+from typing import NamedTuple, Protocol, cast, runtime_checkable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from .._common import check_init_data, check_report_data
 from ..errors import FormatError, Reason, VerificationError
@@ -101,6 +101,23 @@ def _load_ak(der: bytes) -> _Ak:
     return _Ak(key=key, ecc=isinstance(key, ec.EllipticCurvePublicKey), sha256=hashlib.sha256(der).digest())
 
 
+def _der_integer(value: bytes) -> bytes:
+    """A non-negative big-endian integer as a DER INTEGER (X.690 §8.3): minimal octets, a leading zero octet
+    when the top bit is set (it would read as negative)."""
+    value = value.lstrip(b"\0") or b"\0"
+    if value[0] & 0x80:
+        value = b"\0" + value
+    return b"\x02%c%b" % (len(value), value)
+
+
+def _ecdsa_der(r: bytes, s: bytes) -> bytes:
+    """TPMS_SIGNATURE_ECC's r and s as the DER Ecdsa-Sig-Value SEQUENCE { r INTEGER, s INTEGER } (RFC 3279
+    §2.2.3) that `cryptography` verifies: what encode_dss_signature makes from two ints, in half its time.
+    r and s are at most MAX_ECC_PARAMETER (66) octets, so the body fits a one-octet long-form length."""
+    body = _der_integer(r) + _der_integer(s)
+    return (b"\x30%c" % len(body) if len(body) < 0x80 else b"\x30\x81%c" % len(body)) + body
+
+
 def verify_quote_signature(key: AkPublicKey, signature: Signature, message: bytes) -> None:
     """TPMT_SIGNATURE over TPMS_ATTEST: RSASSA-PKCS1-v1_5, RSASSA-PSS or ECDSA with the signature's hash."""
     _check_signature(key, isinstance(key, ec.EllipticCurvePublicKey), signature, message)
@@ -113,9 +130,7 @@ def _check_signature(key: AkPublicKey, ecc: bool, signature: Signature, message:
         if signature.scheme == "ecdsa":
             if not ecc:
                 raise VerificationError(Reason.SIGNATURE_INVALID, "TPMT_SIGNATURE.sigAlg is ECDSA, the AK is RSA")
-            der = encode_dss_signature(
-                int.from_bytes(signature.ecdsa_r, "big"), int.from_bytes(signature.ecdsa_s, "big")
-            )
+            der = _ecdsa_der(signature.ecdsa_r, signature.ecdsa_s)
             cast(ec.EllipticCurvePublicKey, key).verify(der, message, _ECDSA[signature.hash])
             return
         if ecc:
@@ -182,14 +197,23 @@ def _check_init_data(quoted: Mapping[str, PcrBank], digest: bytes) -> None:
     check_init_data(f"PCR {INIT_DATA_BANK}[{INIT_DATA_PCR}]", pcr8, expected)
 
 
+class _AkPath(NamedTuple):
+    """An AK certificate's path to a trusted root and the period in which every certificate on it is valid."""
+
+    path: Path
+    not_before: datetime  # the latest notBefore on the path
+    not_after: datetime  # the earliest notAfter on the path
+
+
 @functools.lru_cache(maxsize=1024)
 def _ak_certificate_path(
     ak_certificate: bytes | None, ak_public: bytes, given: tuple[bytes, ...], trust: tuple[bytes, ...]
-) -> Path | None:
+) -> _AkPath | None:
     """The AK certificate's path to a trusted root, by signatures, or None when no certificate is for this AK.
 
     Cached on the raw bytes (a broker sees the same AK and configuration again and again); dates are judged by
-    the caller at each verification's time."""
+    the caller at each verification's time (against the path's common validity period: one comparison where
+    judging each certificate costs one per certificate)."""
     certificates = tuple(c for blob in given for c in load_certificates(blob, "--cert certificate"))
     ak_cert: x509.Certificate | None
     if ak_certificate is not None:
@@ -207,21 +231,23 @@ def _ak_certificate_path(
         return None
     configured = tuple(c for blob in trust for c in load_certificates(blob, "tpm trust anchor"))
     anchors = pinned_roots() + configured
-    return certification_path(ak_cert, pinned_intermediates() + certificates, anchors, "AK certificate")
+    path = certification_path(ak_cert, pinned_intermediates() + certificates, anchors, "AK certificate")
+    return _AkPath(path, max(link[0] for link in path), min(link[1] for link in path))
 
 
 def _ak_trust(evidence: TpmEvidence, ak_sha256: bytes, options: Options) -> AkTrust:
     # Without an AK certificate in the evidence or the options there is no path to look up.
-    path = None
+    found = None
     if evidence.ak_certificate is not None or options.certificates:
-        path = _ak_certificate_path(
+        found = _ak_certificate_path(
             evidence.ak_certificate,
             evidence.ak_public,
             tuple(options.certificates),
             tuple(options.trust.get("tpm", ())),
         )
-    if path is not None:
-        check_validity(path, options.at, "AK certificate")
+    if found is not None:
+        if not found.not_before <= options.at <= found.not_after:
+            check_validity(found.path, options.at, "AK certificate")  # raises, naming the certificate
         return AkTrust.CERTIFICATE
     source = options.sources.get("tpm")
     if source is not None:
@@ -263,4 +289,4 @@ def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified
         events = _replay_events(parsed.event_log, quoted)
     # Positional, in field order (attest, signature, pcrs, ak_sha256, ak_trust, eventlog): cheaper than keywords.
     claims = TpmClaims(attest, signature, quoted, ak.sha256, trust, events)
-    return Verified(tee="tpm", claims=claims_to_json(claims), report_data=attest.extra_data)
+    return Verified("tpm", claims_to_json(claims), attest.extra_data)  # tee, claims, report_data
