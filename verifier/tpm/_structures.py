@@ -156,7 +156,7 @@ def _pcr_selection(reader: Reader, count: int) -> tuple[PcrSelection, ...]:
     """TPML_PCR_SELECTION after its count: count TPMS_PCR_SELECTION {hash, sizeofSelect, pcrSelect[]}."""
     if count > MAX_PCR_BANKS:
         raise FormatError(f"{reader.what}: TPML_PCR_SELECTION.count is {count}, at most {MAX_PCR_BANKS} allowed")
-    selections = []
+    selections: tuple[PcrSelection, ...] = ()  # count is usually 1: a tuple grown in place beats list + tuple()
     for n in range(count):
         alg, size = reader.unpack(HASH_AND_SIZEOF_SELECT, _SELECTION_HEAD_FIELDS[n])
         bank = HASH_ALGS.get(alg)
@@ -166,8 +166,8 @@ def _pcr_selection(reader: Reader, count: int) -> tuple[PcrSelection, ...]:
             raise FormatError(
                 f"{reader.what}: {_SELECTION_FIELDS[n]}.sizeofSelect is {size}, at most {MAX_SIZEOF_SELECT} allowed"
             )
-        selections.append(PcrSelection(bank, _selected(reader.take(size, _SELECTION_BITMAP_FIELDS[n]))))
-    return tuple(selections)
+        selections += (PcrSelection(bank, _selected(reader.take(size, _SELECTION_BITMAP_FIELDS[n]))),)
+    return selections
 
 
 def parse_attest(data: bytes) -> Attest:
