@@ -36,8 +36,11 @@ class TpmClaims(NamedTuple):
 def claims_to_json(claims: TpmClaims) -> dict[str, object]:
     """Hex is lowercase; firmware_version is 16 hex digits (a u64 is beyond a JSON number's exact range)."""
     attest = claims.attest
+    pcrs = {}  # a loop, not a comprehension: usually one bank, and a comprehension costs a call
+    for bank, registers in claims.pcrs.items():
+        pcrs[bank] = registers.hex_values()
     document: dict[str, object] = {
-        "pcrs": {bank: registers.hex_values() for bank, registers in claims.pcrs.items()},
+        "pcrs": pcrs,
         "report_data": attest.extra_data.hex(),
         "ak_sha256": claims.ak_sha256.hex(),
         "ak_trust": str(claims.ak_trust),  # the plain string (StrEnum's str() is its value)

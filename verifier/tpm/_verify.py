@@ -43,7 +43,7 @@ from ._chain import (
 )
 from ._claims import AkTrust, TpmClaims, claims_to_json
 from ._evidence import PcrBank, TpmEvidence, parse_evidence
-from ._structures import Attest, Signature, parse_attest, parse_signature
+from ._structures import Attest, PcrSelection, Signature, parse_attest, parse_signature
 
 __all__ = ["EnrolledAks", "verify", "verify_quote_signature"]
 
@@ -147,42 +147,39 @@ def _check_signature(key: AkPublicKey, ecc: bool, signature: Signature, message:
         ) from exc
 
 
-def _quoted_pcrs(attest: Attest, evidence: TpmEvidence) -> tuple[PcrBank, ...]:
-    """The evidence's PCR values for each TPMS_PCR_SELECTION of the quote, in selection order."""
-    quoted = []
+def _quoted_pcrs(attest: Attest, evidence: TpmEvidence, hash_name: str) -> dict[str, PcrBank]:
+    """The evidence's PCR values for each TPMS_PCR_SELECTION of the quote, by bank, checked against pcrDigest =
+    H_sig(the values in selection order) (Part 3 §18.4): the signing scheme's hash, whatever the bank."""
+    quoted: dict[str, PcrBank] = {}
+    hashed = b""  # the values in selection order (one bank's bytes as they are: b"" + x is x)
     for selection in attest.pcr_selection:
         bank = evidence.pcrs.get(selection.bank)
-        if bank is not None and bank.indices == selection.indices:
-            quoted.append(bank)
-            continue
-        values = []
-        for index in selection.indices:
-            value = None if bank is None else bank.value(index)
-            if value is None:
-                raise FormatError(
-                    f"tpm evidence: PCR {selection.bank}[{index}] is selected by TPMS_QUOTE_INFO.pcrSelect "
-                    "but missing from tpm_quote.pcrs"
-                )
-            values.append(value)
-        quoted.append(PcrBank.from_values(selection.bank, selection.indices, values))
-    return tuple(quoted)
-
-
-def _check_pcr_digest(attest: Attest, quoted: tuple[PcrBank, ...], hash_name: str) -> None:
-    """pcrDigest = H_sig(PCR values in selection order) (Part 3 §18.4): the signing scheme's hash, any bank."""
-    if len(quoted) == 1:  # one bank, the usual quote: hashed in one call
-        computed = _HASHLIB[hash_name](quoted[0].concatenated).digest()
-    else:
-        digest = _HASHLIB[hash_name]()
-        for bank in quoted:
-            digest.update(bank.concatenated)
-        computed = digest.digest()
+        if bank is None or bank.indices != selection.indices:
+            bank = _pick(selection, bank)
+        quoted[selection.bank] = bank
+        hashed += bank.concatenated
+    computed = _HASHLIB[hash_name](hashed).digest()
     if computed != attest.pcr_digest:
         raise VerificationError(
             Reason.PCR_DIGEST_MISMATCH,
             f"TPMS_QUOTE_INFO.pcrDigest is {attest.pcr_digest.hex()}, the given PCR values hash "
             f"({hash_name}) to {computed.hex()}",
         )
+    return quoted
+
+
+def _pick(selection: PcrSelection, bank: PcrBank | None) -> PcrBank:
+    """The selected PCRs of a bank that carries others too (or FormatError when one is missing)."""
+    values = []
+    for index in selection.indices:
+        value = None if bank is None else bank.value(index)
+        if value is None:
+            raise FormatError(
+                f"tpm evidence: PCR {selection.bank}[{index}] is selected by TPMS_QUOTE_INFO.pcrSelect "
+                "but missing from tpm_quote.pcrs"
+            )
+        values.append(value)
+    return PcrBank.from_values(selection.bank, selection.indices, values)
 
 
 def _check_init_data(quoted: Mapping[str, PcrBank], digest: bytes) -> None:
@@ -277,9 +274,7 @@ def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified
     signature = parse_signature(parsed.signature)
     ak = _load_ak(parsed.ak_public)
     _check_signature(ak.key, ak.ecc, signature, attest.raw)
-    selected = _quoted_pcrs(attest, parsed)
-    _check_pcr_digest(attest, selected, signature.hash)
-    quoted = {bank.bank: bank for bank in selected}
+    quoted = _quoted_pcrs(attest, parsed, signature.hash)
     check_report_data("TPMS_ATTEST.extraData", attest.extra_data, options)
     if options.init_data_digest is not None:
         _check_init_data(quoted, options.init_data_digest)
