@@ -134,6 +134,7 @@ _SELECTED_BY_OCTET: tuple[tuple[tuple[int, ...], ...], ...] = tuple(
     for j in range(MAX_SIZEOF_SELECT)
 )
 
+_BY_FIRST, _BY_SECOND, _BY_THIRD = _SELECTED_BY_OCTET[:PC_CLIENT_SIZEOF_SELECT]
 
 # Field names of each TPMS_PCR_SELECTION for the Reader's messages, made once (not per quote).
 _SELECTION_FIELDS = tuple(f"TPML_PCR_SELECTION.pcrSelections[{n}]" for n in range(MAX_PCR_BANKS))
@@ -144,8 +145,7 @@ _SELECTION_BITMAP_FIELDS = tuple(f"{field}.pcrSelect" for field in _SELECTION_FI
 def _selected(bitmap: bytes) -> tuple[int, ...]:
     """PCR indices of a pcrSelect bitmap of at most MAX_SIZEOF_SELECT octets, ascending."""
     if len(bitmap) == PC_CLIENT_SIZEOF_SELECT:  # the common case, without a loop (a third of the time)
-        first, second, third = _SELECTED_BY_OCTET[:PC_CLIENT_SIZEOF_SELECT]
-        return first[bitmap[0]] + second[bitmap[1]] + third[bitmap[2]]
+        return _BY_FIRST[bitmap[0]] + _BY_SECOND[bitmap[1]] + _BY_THIRD[bitmap[2]]
     indices: tuple[int, ...] = ()
     for by_octet, octet in zip(_SELECTED_BY_OCTET, bitmap, strict=False):
         indices += by_octet[octet]
@@ -156,7 +156,7 @@ def _pcr_selection(reader: Reader, count: int) -> tuple[PcrSelection, ...]:
     """TPML_PCR_SELECTION after its count: count TPMS_PCR_SELECTION {hash, sizeofSelect, pcrSelect[]}."""
     if count > MAX_PCR_BANKS:
         raise FormatError(f"{reader.what}: TPML_PCR_SELECTION.count is {count}, at most {MAX_PCR_BANKS} allowed")
-    selections: tuple[PcrSelection, ...] = ()  # count is usually 1: a tuple grown in place beats list + tuple()
+    selections: tuple[PcrSelection, ...] = ()  # count is usually 1: concatenating a tuple beats list + tuple()
     for n in range(count):
         alg, size = reader.unpack(HASH_AND_SIZEOF_SELECT, _SELECTION_HEAD_FIELDS[n])
         bank = HASH_ALGS.get(alg)
