@@ -47,6 +47,10 @@ class _TeeModule(Protocol):
     def verify(self, evidence: Mapping[str, object] | bytes, options: Options) -> Verified: ...
 
 
+# TEE name -> its module once imported (one dict lookup per verification instead of a call and two lookups).
+_LOADED: dict[str, _TeeModule] = {}
+
+
 def _module(tee: str) -> _TeeModule:
     name = TEES.get(tee)
     if name is None:
@@ -65,7 +69,9 @@ def _module(tee: str) -> _TeeModule:
 def verify(tee: str, evidence: Mapping[str, object] | bytes, options: Options) -> Verified:
     """Verify one piece of evidence: a parsed evidence JSON object, or its bytes (JSON, or a raw TDX quote or
     SNP report). Raises VerifierError with a reason code on any failure."""
-    module = _module(tee)
+    module = _LOADED.get(tee)
+    if module is None:
+        module = _LOADED[tee] = _module(tee)
     if isinstance(evidence, bytes | bytearray):
         if len(evidence) > MAX_EVIDENCE_BYTES:
             raise FormatError(f"evidence is {len(evidence)} bytes, at most {MAX_EVIDENCE_BYTES} accepted")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Verified"]
 
 
-@dataclass(frozen=True)
-class Verified:
+class Verified(NamedTuple):
     """tee: the TEE name; claims: the JSON claims of SPEC section 5 (made by each TEE's one to-JSON function);
-    report_data: the binding field as the evidence carries it (REPORT_DATA, extraData)."""
+    report_data: the binding field as the evidence carries it (REPORT_DATA, extraData).
+
+    Immutable and typed as a NamedTuple rather than a frozen dataclass: one is made per verification, and a
+    NamedTuple is made in a third of the time."""
 
     tee: str
     claims: Mapping[str, object]

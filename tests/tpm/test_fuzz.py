@@ -9,11 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from verifier.errors import FormatError
 from verifier.tpm import parse_attest, parse_evidence, parse_public, parse_signature
+from verifier.tpm._verify import _ecdsa_der
 
 from ._gotpm import decode
 
@@ -110,3 +112,10 @@ def test_evidence_json_raises_only_format_error(pcrs: object, message: object, e
     }
     with contextlib.suppress(FormatError):
         parse_evidence(document)
+
+
+@FUZZ
+@given(r=st.binary(max_size=66), s=st.binary(max_size=66))
+def test_ecdsa_der_matches_cryptography(r: bytes, s: bytes) -> None:
+    """The hand-made DER Ecdsa-Sig-Value is byte for byte cryptography's encoding of the same integers."""
+    assert _ecdsa_der(r, s) == encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from ._evidence import PcrBank
+from ._structures import Attest, Signature
 
 __all__ = ["AkTrust", "TpmClaims", "claims_to_json"]
 
@@ -19,41 +20,40 @@ class AkTrust(StrEnum):
     NONE = "none"  # nothing vouches for it: only a policy listing ak_sha256 may trust it
 
 
-@dataclass(frozen=True)
-class TpmClaims:
+class TpmClaims(NamedTuple):
+    """The claims of a verified quote, made of the parsed pieces they come from (a NamedTuple, like them: one is
+    made per verification). Only the quoted PCRs are claimed; `eventlog` is the replayed log's events (a log
+    that does not replay is an error, never a claim)."""
+
+    attest: Attest  # firmwareVersion, clockInfo, qualifiedSigner, extraData (the report data)
+    signature: Signature  # its scheme and hash
     pcrs: Mapping[str, PcrBank]  # only the quoted PCRs, by bank
-    report_data: bytes  # TPMS_ATTEST.extraData
     ak_sha256: bytes  # SHA-256 of the AK's DER SubjectPublicKeyInfo
     ak_trust: AkTrust
-    firmware_version: int
-    reset_count: int
-    restart_count: int
-    clock: int
-    safe: bool
-    qualified_signer: bytes
-    signature_scheme: str
-    signature_hash: str
     eventlog: tuple[Mapping[str, object], ...] | None = None
-    pcr_replay_ok: bool | None = None
 
 
 def claims_to_json(claims: TpmClaims) -> dict[str, object]:
     """Hex is lowercase; firmware_version is 16 hex digits (a u64 is beyond a JSON number's exact range)."""
+    attest = claims.attest
+    pcrs = {}  # a loop, not a comprehension: usually one bank, and a comprehension costs a call
+    for bank, registers in claims.pcrs.items():
+        pcrs[bank] = registers.hex_values()
     document: dict[str, object] = {
-        "pcrs": {bank: registers.hex_values() for bank, registers in claims.pcrs.items()},
-        "report_data": claims.report_data.hex(),
+        "pcrs": pcrs,
+        "report_data": attest.extra_data.hex(),
         "ak_sha256": claims.ak_sha256.hex(),
         "ak_trust": str(claims.ak_trust),  # the plain string (StrEnum's str() is its value)
-        "firmware_version": f"{claims.firmware_version:016x}",
-        "reset_count": claims.reset_count,
-        "restart_count": claims.restart_count,
-        "clock": claims.clock,
-        "safe": claims.safe,
-        "qualified_signer": claims.qualified_signer.hex(),
-        "signature_scheme": claims.signature_scheme,
-        "signature_hash": claims.signature_hash,
+        "firmware_version": f"{attest.firmware_version:016x}",
+        "reset_count": attest.reset_count,
+        "restart_count": attest.restart_count,
+        "clock": attest.clock,
+        "safe": attest.safe,
+        "qualified_signer": attest.qualified_signer.hex(),
+        "signature_scheme": claims.signature.scheme,
+        "signature_hash": claims.signature.hash,
     }
     if claims.eventlog is not None:
         document["eventlog"] = [dict(event) for event in claims.eventlog]
-        document["pcr_replay_ok"] = claims.pcr_replay_ok
+        document["pcr_replay_ok"] = True  # verification raises eventlog_mismatch before claims exist
     return document

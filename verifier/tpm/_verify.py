@@ -18,13 +18,13 @@ import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from datetime import datetime
+from typing import NamedTuple, Protocol, cast, runtime_checkable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from .._common import check_init_data, check_report_data
 from ..errors import FormatError, Reason, VerificationError
@@ -43,7 +43,7 @@ from ._chain import (
 )
 from ._claims import AkTrust, TpmClaims, claims_to_json
 from ._evidence import PcrBank, TpmEvidence, parse_evidence
-from ._structures import Attest, Signature, parse_attest, parse_signature
+from ._structures import Attest, PcrSelection, Signature, parse_attest, parse_signature
 
 __all__ = ["EnrolledAks", "verify", "verify_quote_signature"]
 
@@ -81,6 +81,7 @@ class EnrolledAks(Protocol):
 @dataclass(frozen=True)
 class _Ak:
     key: AkPublicKey
+    ecc: bool  # an ECC key (else RSA)
     sha256: bytes  # of the DER SubjectPublicKeyInfo: the `ak_sha256` claim
 
 
@@ -97,27 +98,48 @@ def _load_ak(der: bytes) -> _Ak:
             f"tpm evidence: ak_public is a {type(key).__name__}, expected an RSA or ECC key",
             Reason.UNSUPPORTED_FORMAT,
         )
-    return _Ak(key=key, sha256=hashlib.sha256(der).digest())
+    return _Ak(key=key, ecc=isinstance(key, ec.EllipticCurvePublicKey), sha256=hashlib.sha256(der).digest())
+
+
+def _der_integer(value: bytes) -> bytes:
+    """A non-negative big-endian integer as a DER INTEGER (X.690 §8.3): minimal octets, a leading zero octet
+    when the top bit is set (it would read as negative)."""
+    value = value.lstrip(b"\0") or b"\0"
+    if value[0] & 0x80:
+        value = b"\0" + value
+    return b"\x02%c%b" % (len(value), value)
+
+
+def _ecdsa_der(r: bytes, s: bytes) -> bytes:
+    """TPMS_SIGNATURE_ECC's r and s as the DER Ecdsa-Sig-Value SEQUENCE { r INTEGER, s INTEGER } (RFC 3279
+    §2.2.3) that `cryptography` verifies: what encode_dss_signature makes from two ints, in half its time.
+    r and s are at most MAX_ECC_PARAMETER (66) octets, so the body fits a one-octet long-form length."""
+    body = _der_integer(r) + _der_integer(s)
+    return (b"\x30%c" % len(body) if len(body) < 0x80 else b"\x30\x81%c" % len(body)) + body
 
 
 def verify_quote_signature(key: AkPublicKey, signature: Signature, message: bytes) -> None:
     """TPMT_SIGNATURE over TPMS_ATTEST: RSASSA-PKCS1-v1_5, RSASSA-PSS or ECDSA with the signature's hash."""
+    _check_signature(key, isinstance(key, ec.EllipticCurvePublicKey), signature, message)
+
+
+def _check_signature(key: AkPublicKey, ecc: bool, signature: Signature, message: bytes) -> None:
+    """`verify_quote_signature` with the key's kind known (an AK's is found once, when it is loaded: an
+    isinstance check against cryptography's key ABCs costs a fifth of a microsecond)."""
     try:
         if signature.scheme == "ecdsa":
-            if not isinstance(key, ec.EllipticCurvePublicKey):
+            if not ecc:
                 raise VerificationError(Reason.SIGNATURE_INVALID, "TPMT_SIGNATURE.sigAlg is ECDSA, the AK is RSA")
-            der = encode_dss_signature(
-                int.from_bytes(signature.ecdsa_r, "big"), int.from_bytes(signature.ecdsa_s, "big")
-            )
-            key.verify(der, message, _ECDSA[signature.hash])
+            der = _ecdsa_der(signature.ecdsa_r, signature.ecdsa_s)
+            cast(ec.EllipticCurvePublicKey, key).verify(der, message, _ECDSA[signature.hash])
             return
-        if not isinstance(key, rsa.RSAPublicKey):
+        if ecc:
             raise VerificationError(
                 Reason.SIGNATURE_INVALID,
                 f"TPMT_SIGNATURE.sigAlg is {signature.scheme.upper()}, the AK is ECC",
             )
         pad = _PKCS1V15 if signature.scheme == "rsassa" else _PSS[signature.hash]
-        key.verify(signature.rsa_signature, message, pad, _HASHES[signature.hash])
+        cast(rsa.RSAPublicKey, key).verify(signature.rsa_signature, message, pad, _HASHES[signature.hash])
     except InvalidSignature as exc:
         raise VerificationError(
             Reason.SIGNATURE_INVALID,
@@ -125,43 +147,44 @@ def verify_quote_signature(key: AkPublicKey, signature: Signature, message: byte
         ) from exc
 
 
-def _quoted_pcrs(attest: Attest, evidence: TpmEvidence) -> tuple[PcrBank, ...]:
-    """The evidence's PCR values for each TPMS_PCR_SELECTION of the quote, in selection order."""
-    quoted = []
+def _quoted_pcrs(attest: Attest, evidence: TpmEvidence, hash_name: str) -> dict[str, PcrBank]:
+    """The evidence's PCR values for each TPMS_PCR_SELECTION of the quote, by bank, checked against pcrDigest =
+    H_sig(the values in selection order) (Part 3 §18.4): the signing scheme's hash, whatever the bank."""
+    quoted: dict[str, PcrBank] = {}
+    hashed = b""  # the values in selection order (one bank's bytes as they are: b"" + x is x)
     for selection in attest.pcr_selection:
         bank = evidence.pcrs.get(selection.bank)
-        if bank is not None and bank.indices == selection.indices:
-            quoted.append(bank)
-            continue
-        values = []
-        for index in selection.indices:
-            value = None if bank is None else bank.get(index)
-            if value is None:
-                raise FormatError(
-                    f"tpm evidence: PCR {selection.bank}[{index}] is selected by TPMS_QUOTE_INFO.pcrSelect "
-                    "but missing from tpm_quote.pcrs"
-                )
-            values.append(value)
-        quoted.append(PcrBank.from_values(selection.bank, selection.indices, values))
-    return tuple(quoted)
-
-
-def _check_pcr_digest(attest: Attest, quoted: tuple[PcrBank, ...], hash_name: str) -> None:
-    """pcrDigest = H_sig(PCR values in selection order) (Part 3 §18.4): the signing scheme's hash, any bank."""
-    digest = _HASHLIB[hash_name]()
-    for bank in quoted:
-        digest.update(bank.concatenated)
-    computed = digest.digest()
+        if bank is None or bank.indices != selection.indices:
+            bank = _pick(selection, bank)
+        quoted[selection.bank] = bank
+        hashed += bank.concatenated
+    computed = _HASHLIB[hash_name](hashed).digest()
     if computed != attest.pcr_digest:
         raise VerificationError(
             Reason.PCR_DIGEST_MISMATCH,
             f"TPMS_QUOTE_INFO.pcrDigest is {attest.pcr_digest.hex()}, the given PCR values hash "
             f"({hash_name}) to {computed.hex()}",
         )
+    return quoted
 
 
-def _check_init_data(quoted: Mapping[str, Mapping[int, bytes]], digest: bytes) -> None:
-    pcr8 = quoted.get(INIT_DATA_BANK, {}).get(INIT_DATA_PCR)
+def _pick(selection: PcrSelection, bank: PcrBank | None) -> PcrBank:
+    """The selected PCRs of a bank that carries others too (or FormatError when one is missing)."""
+    values = []
+    for index in selection.indices:
+        value = None if bank is None else bank.value(index)
+        if value is None:
+            raise FormatError(
+                f"tpm evidence: PCR {selection.bank}[{index}] is selected by TPMS_QUOTE_INFO.pcrSelect "
+                "but missing from tpm_quote.pcrs"
+            )
+        values.append(value)
+    return PcrBank.from_values(selection.bank, selection.indices, values)
+
+
+def _check_init_data(quoted: Mapping[str, PcrBank], digest: bytes) -> None:
+    bank = quoted.get(INIT_DATA_BANK)
+    pcr8 = None if bank is None else bank.value(INIT_DATA_PCR)
     if pcr8 is None:
         raise VerificationError(
             Reason.INIT_DATA_MISMATCH,
@@ -171,14 +194,23 @@ def _check_init_data(quoted: Mapping[str, Mapping[int, bytes]], digest: bytes) -
     check_init_data(f"PCR {INIT_DATA_BANK}[{INIT_DATA_PCR}]", pcr8, expected)
 
 
+class _AkPath(NamedTuple):
+    """An AK certificate's path to a trusted root and the period in which every certificate on it is valid."""
+
+    path: Path
+    not_before: datetime  # the latest notBefore on the path
+    not_after: datetime  # the earliest notAfter on the path
+
+
 @functools.lru_cache(maxsize=1024)
 def _ak_certificate_path(
     ak_certificate: bytes | None, ak_public: bytes, given: tuple[bytes, ...], trust: tuple[bytes, ...]
-) -> Path | None:
+) -> _AkPath | None:
     """The AK certificate's path to a trusted root, by signatures, or None when no certificate is for this AK.
 
     Cached on the raw bytes (a broker sees the same AK and configuration again and again); dates are judged by
-    the caller at each verification's time."""
+    the caller at each verification's time (against the path's common validity period: one comparison where
+    judging each certificate costs one per certificate)."""
     certificates = tuple(c for blob in given for c in load_certificates(blob, "--cert certificate"))
     ak_cert: x509.Certificate | None
     if ak_certificate is not None:
@@ -196,21 +228,23 @@ def _ak_certificate_path(
         return None
     configured = tuple(c for blob in trust for c in load_certificates(blob, "tpm trust anchor"))
     anchors = pinned_roots() + configured
-    return certification_path(ak_cert, pinned_intermediates() + certificates, anchors, "AK certificate")
+    path = certification_path(ak_cert, pinned_intermediates() + certificates, anchors, "AK certificate")
+    return _AkPath(path, max(link[0] for link in path), min(link[1] for link in path))
 
 
 def _ak_trust(evidence: TpmEvidence, ak_sha256: bytes, options: Options) -> AkTrust:
     # Without an AK certificate in the evidence or the options there is no path to look up.
-    path = None
+    found = None
     if evidence.ak_certificate is not None or options.certificates:
-        path = _ak_certificate_path(
+        found = _ak_certificate_path(
             evidence.ak_certificate,
             evidence.ak_public,
             tuple(options.certificates),
             tuple(options.trust.get("tpm", ())),
         )
-    if path is not None:
-        check_validity(path, options.at, "AK certificate")
+    if found is not None:
+        if not found.not_before <= options.at <= found.not_after:
+            check_validity(found.path, options.at, "AK certificate")  # raises, naming the certificate
         return AkTrust.CERTIFICATE
     source = options.sources.get("tpm")
     if source is not None:
@@ -221,11 +255,11 @@ def _ak_trust(evidence: TpmEvidence, ak_sha256: bytes, options: Options) -> AkTr
     return AkTrust.NONE
 
 
-def _replay_events(data: bytes, quoted: Mapping[str, Mapping[int, bytes]]) -> tuple[Mapping[str, object], ...]:
+def _replay_events(data: bytes, quoted: Mapping[str, PcrBank]) -> tuple[Mapping[str, object], ...]:
     """Parse and replay the TCG2 log; every register that it extends and the quote carries must match
     (eventlog_mismatch otherwise, or when none is in common). The parsed events become the `eventlog` claim."""
     log = parse(data, "tcg2")
-    check_replay(log, {bank: {str(i): value for i, value in values.items()} for bank, values in quoted.items()})
+    check_replay(log, {name: bank.values() for name, bank in quoted.items()})
     events = log.to_json()["events"]
     assert isinstance(events, list)
     return tuple(events)
@@ -239,10 +273,8 @@ def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified
     attest = parse_attest(parsed.message)
     signature = parse_signature(parsed.signature)
     ak = _load_ak(parsed.ak_public)
-    verify_quote_signature(ak.key, signature, attest.raw)
-    selected = _quoted_pcrs(attest, parsed)
-    _check_pcr_digest(attest, selected, signature.hash)
-    quoted = {bank.bank: bank for bank in selected}
+    _check_signature(ak.key, ak.ecc, signature, attest.raw)
+    quoted = _quoted_pcrs(attest, parsed, signature.hash)
     check_report_data("TPMS_ATTEST.extraData", attest.extra_data, options)
     if options.init_data_digest is not None:
         _check_init_data(quoted, options.init_data_digest)
@@ -250,20 +282,6 @@ def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified
     events = None
     if parsed.event_log is not None:
         events = _replay_events(parsed.event_log, quoted)
-    claims = TpmClaims(
-        pcrs=quoted,
-        report_data=attest.extra_data,
-        ak_sha256=ak.sha256,
-        ak_trust=trust,
-        firmware_version=attest.firmware_version,
-        reset_count=attest.reset_count,
-        restart_count=attest.restart_count,
-        clock=attest.clock,
-        safe=attest.safe,
-        qualified_signer=attest.qualified_signer,
-        signature_scheme=signature.scheme,
-        signature_hash=signature.hash,
-        eventlog=events,
-        pcr_replay_ok=None if events is None else True,
-    )
-    return Verified(tee="tpm", claims=claims_to_json(claims), report_data=attest.extra_data)
+    # Positional, in field order (attest, signature, pcrs, ak_sha256, ak_trust, eventlog): cheaper than keywords.
+    claims = TpmClaims(attest, signature, quoted, ak.sha256, trust, events)
+    return Verified("tpm", claims_to_json(claims), attest.extra_data)  # tee, claims, report_data
