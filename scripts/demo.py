@@ -179,7 +179,9 @@ def has_tpm_device() -> bool:
     return bool(os.environ.get("VERITEE_TPM_TCTI")) or any(Path(p).exists() for p in ("/dev/tpmrm0", "/dev/tpm0"))
 
 
-def tpm_demo() -> int:
+def demo(sample: bool) -> int:
+    """The whole demo. With `sample`, the hardware-less sample TEE and a demo resource policy that admits it;
+    otherwise the machine's TPM, or swtpm when it has none, under the default policies."""
     work = Path(tempfile.mkdtemp(prefix="veritee-demo-"))
     kbs, agent = script("kbs", "kbs.cli"), script("attestation-agent", "attestation_agent.cli")
     port = free_port()
@@ -188,7 +190,9 @@ def tpm_demo() -> int:
     server: subprocess.Popen[bytes] | None = None
     software: SoftwareTpm | None = None
     try:
-        if has_tpm_device():
+        if sample:
+            pass
+        elif has_tpm_device():
             step("guest TPM: the machine's own (device node or $VERITEE_TPM_TCTI)")
         else:
             step("guest TPM: none on this machine, so start swtpm with an EK certificate from a local CA")
@@ -196,8 +200,9 @@ def tpm_demo() -> int:
             os.environ["VERITEE_TPM_TCTI"] = software.start()
             print(f"    VERITEE_TPM_TCTI={os.environ['VERITEE_TPM_TCTI']}")
 
-        step("kbs init: configuration, key-encryption key, admin key pair and admin token (sample TEE refused)")
-        run(*kbs, "init", str(work / "kbs"))
+        allowed = "allowed" if sample else "refused"
+        step(f"kbs init: configuration, key-encryption key, admin key pair and admin token (sample TEE {allowed})")
+        run(*kbs, "init", str(work / "kbs"), *(["--allow-sample"] if sample else []))
         if software is not None:
             anchors = ", ".join(f'"{p}"' for p in software.ca_certificates())
             with (work / "kbs" / "kbs.toml").open("a") as config:
@@ -211,78 +216,17 @@ def tpm_demo() -> int:
         )
         wait_ready(url, server)
 
-        step("guest: read the TPM's current PCRs (evidence for a throw-away nonce)")
-        print(f"    $ {' '.join(agent)} evidence --tee tpm --report-data 00", flush=True)
-        done = subprocess.run(
-            [*agent, "evidence", "--tee", "tpm", "--report-data", "00"], check=True, stdout=subprocess.PIPE
-        )
-        evidence = json.loads(done.stdout)
-        pcr0 = evidence["tpm_quote"]["pcrs"]["sha256"]["0"]
-        ak_sha256 = hashlib.sha256(base64.b64decode(evidence["ak_public"])).hexdigest()
-        print(f"    PCR0 (sha256) = {pcr0}\n    AK sha256      = {ak_sha256}")
-
-        if software is not None:
-            step("guest: enrol the AK by credential activation (EK certificate + TPM2_ActivateCredential)")
-            run(*agent, "tpm-enroll", "--kbs", url)
+        if sample:
+            step("admin: the reference value sample_svn and the DEMO resource policy that admits the sample TEE")
+            run(*admin, "reference-value", "put", "sample_svn", "1")
+            run(*admin, "policy", "set", "resource", str(ROOT / "policies" / "demo_resource_allow_sample.rego"))
         else:
-            step("admin: trust this TPM's AK by fingerprint (no EK root configured for this machine's TPM)")
-            run(*admin, "reference-value", "put", "tpm_ak_sha256", ak_sha256)
+            trust_the_tpm(agent, admin, url, enrol=software is not None)
 
-        step("admin: provision the secret default/key/1 and the reference value tpm_pcr0 (default policies)")
-        print("    (the demo trusts the PCR0 it just read; production provisions known-good values)")
+        step("admin: provision the secret default/key/1")
         secret = os.urandom(32)
         (work / "secret.bin").write_bytes(secret)
         run(*admin, "resource", "put", "default/key/1", str(work / "secret.bin"))
-        run(*admin, "reference-value", "put", "tpm_pcr0", pcr0)
-
-        step("guest: attestation-agent get-resource (auth, attest with a TPM quote bound to nonce + key, JWE fetch)")
-        out = work / "released.bin"
-        run(*agent, "get-resource", "--kbs", url, "kbs:///default/key/1", "--out", str(out))
-        released = out.read_bytes()
-        if released != secret:
-            print("released secret differs from the provisioned one", file=sys.stderr)
-            return 1
-        print(f"    released secret sha256: {hashlib.sha256(released).hexdigest()} (matches the provisioned one)")
-
-        encrypted_image_demo(work, url, admin)
-
-        step("admin: the audit log records the enrolment and the releases (never the secret)")
-        run(*admin, "audit", "--limit", "5")
-        print("\ndemo: OK")
-        return 0
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=10)
-        if software is not None:
-            software.stop()
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def sample_demo() -> int:
-    work = Path(tempfile.mkdtemp(prefix="veritee-demo-"))
-    kbs, agent = script("kbs", "kbs.cli"), script("attestation-agent", "attestation_agent.cli")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    admin = [*kbs, "admin", "--url", url, "--token", str(work / "kbs" / "admin.token")]
-    server: subprocess.Popen[bytes] | None = None
-    try:
-        step("kbs init: configuration, key-encryption key, admin key pair and admin token (sample TEE allowed)")
-        run(*kbs, "init", str(work / "kbs"), "--allow-sample")
-
-        step(f"kbs serve on {url} (SQLite in {work / 'kbs'})")
-        log = (work / "kbs-serve.log").open("wb")
-        server = subprocess.Popen(
-            [*kbs, "serve", "--config", str(work / "kbs" / "kbs.toml"), "--port", str(port)], stdout=log, stderr=log
-        )
-        wait_ready(url, server)
-
-        step("admin: provision the secret default/key/1, a reference value, and the DEMO resource policy")
-        secret = os.urandom(32)
-        (work / "secret.bin").write_bytes(secret)
-        run(*admin, "resource", "put", "default/key/1", str(work / "secret.bin"))
-        run(*admin, "reference-value", "put", "sample_svn", "1")
-        run(*admin, "policy", "set", "resource", str(ROOT / "policies" / "demo_resource_allow_sample.rego"))
 
         step("guest: attestation-agent get-resource (auth, attest with evidence bound to nonce + key, JWE fetch)")
         out = work / "released.bin"
@@ -295,21 +239,44 @@ def sample_demo() -> int:
 
         encrypted_image_demo(work, url, admin)
 
-        step("admin: the audit log records the release (never the secret)")
-        run(*admin, "audit", "--limit", "3")
+        step("admin: the audit log records the releases (never the secret)")
+        run(*admin, "audit", "--limit", "5")
         print("\ndemo: OK")
         return 0
     finally:
         if server is not None:
             server.terminate()
             server.wait(timeout=10)
+        if software is not None:
+            software.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
+def trust_the_tpm(agent: list[str], admin: list[str], url: str, *, enrol: bool) -> None:
+    """Make the default TPM policy affirm this guest: its AK trusted (enrolled by credential activation when the
+    EK certificate's CA is configured, else by fingerprint) and its PCR0 a reference value."""
+    step("guest: read the TPM's current PCRs (evidence for a throw-away nonce)")
+    print(f"    $ {' '.join(agent)} evidence --tee tpm --report-data 00", flush=True)
+    done = subprocess.run(
+        [*agent, "evidence", "--tee", "tpm", "--report-data", "00"], check=True, stdout=subprocess.PIPE
+    )
+    evidence = json.loads(done.stdout)
+    pcr0 = evidence["tpm_quote"]["pcrs"]["sha256"]["0"]
+    ak_sha256 = hashlib.sha256(base64.b64decode(evidence["ak_public"])).hexdigest()
+    print(f"    PCR0 (sha256) = {pcr0}\n    AK sha256      = {ak_sha256}")
+    if enrol:
+        step("guest: enrol the AK by credential activation (EK certificate + TPM2_ActivateCredential)")
+        run(*agent, "tpm-enroll", "--kbs", url)
+    else:
+        step("admin: trust this TPM's AK by fingerprint (no EK root configured for this machine's TPM)")
+        run(*admin, "reference-value", "put", "tpm_ak_sha256", ak_sha256)
+    step("admin: the reference value tpm_pcr0 (the demo trusts the PCR0 it just read; production provisions")
+    print("    known-good values)")
+    run(*admin, "reference-value", "put", "tpm_pcr0", pcr0)
+
+
 def main() -> int:
-    if "--sample" in sys.argv[1:]:
-        return sample_demo()
-    return tpm_demo()
+    return demo(sample="--sample" in sys.argv[1:])
 
 
 if __name__ == "__main__":

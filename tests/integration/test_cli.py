@@ -185,9 +185,10 @@ def test_agent_reuses_token_until_exp(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_readme_demo() -> None:
+@pytest.mark.parametrize("args", [[], ["--sample"]], ids=["tpm", "sample"])
+def test_readme_demo(args: list[str]) -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "demo.py")],
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), *args],
         capture_output=True,
         env=cli_env(),
         timeout=300,
@@ -196,3 +197,4 @@ def test_readme_demo() -> None:
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
     assert b"demo: OK" in done.stdout
     assert b"matches the provisioned one" in done.stdout
+    assert b"Hello from inside an encrypted container image!" in done.stdout
