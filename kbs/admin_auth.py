@@ -69,10 +69,6 @@ class AdminAuthority:
             keys.append(key)
         return cls(keys)
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._keys)
-
     def authorise(self, authorization: str | None, permission: Permission) -> AdminIdentity:
         if not self._keys:
             raise KbsError.admin_denied("the admin API is disabled: no admin public key is configured")

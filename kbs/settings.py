@@ -1,4 +1,5 @@
-"""Broker configuration: a TOML file (written by `kbs init`), overridable by VERITEE_KBS_* environment variables.
+"""Broker configuration: a TOML file (written by `kbs init`); without one, VERITEE_KBS_* environment variables
+(e.g. VERITEE_KBS_DATABASE__URL). `kbs serve` flags override the host, port and database URL.
 
 Secure defaults: loopback HTTP only, no admin API unless an admin key is configured, the sample TEE refused,
 RSA1_5 refused, request bodies capped at 2 MiB.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -85,15 +85,6 @@ class Settings(BaseSettings):
     admin: AdminSettings = Field(default_factory=AdminSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     verifier: VerifierSettings = Field(default_factory=VerifierSettings)
-
-
-def _resolve(value: Any, base: Path) -> Any:
-    """Relative paths in a config file are relative to the file's folder."""
-    if isinstance(value, dict):
-        return {k: _resolve(v, base) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolve(v, base) for v in value]
-    return value
 
 
 def load(path: Path | None) -> Settings:

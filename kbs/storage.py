@@ -6,7 +6,6 @@ by conditional UPDATEs, so two replicas can never both accept one nonce.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -263,7 +262,3 @@ class Store:
     def tpm_ak_enrolled(self, ak_sha256: str) -> bool:
         with self._tx() as db:
             return db.get(TpmAk, ak_sha256) is not None
-
-
-def database_url_from_env(default: str) -> str:
-    return os.environ.get("VERITEE_KBS_DATABASE_URL", default)

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 from verifier import Options
+from verifier.documents import read_documents
 from verifier.snp.kds import KdsClient
 from verifier.tdx.pcs import PcsClient
 
 from .settings import VerifierSettings
 
 __all__ = ["VerifierInputs", "build_sources"]
-
-
-def _read_all(paths: list[Path]) -> tuple[bytes, ...]:
-    out: list[bytes] = []
-    for path in paths:
-        if path.is_dir():
-            out.extend(p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file())
-        else:
-            out.append(path.read_bytes())
-    return tuple(out)
 
 
 def build_sources(settings: VerifierSettings) -> dict[str, object]:
@@ -43,8 +33,8 @@ class VerifierInputs:
 
     def __init__(self, settings: VerifierSettings) -> None:
         self.allow_sample = settings.allow_sample
-        self.trust = {tee: _read_all(paths) for tee, paths in settings.trust.items()}
-        self.collateral = _read_all(settings.collateral)
+        self.trust = {tee: read_documents(paths) for tee, paths in settings.trust.items()}
+        self.collateral = read_documents(settings.collateral)
         self.sources = build_sources(settings)
 
     def options(

@@ -13,37 +13,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import TEES, Options, verify
+from .documents import read_documents
 from .errors import VerifierError
 
 __all__ = ["main"]
-
-MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
 class _UsageError(Exception):
     pass
 
 
-def _read(path: Path) -> bytes:
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise _UsageError(f"{path}: {size} bytes, at most {MAX_FILE_BYTES}")
-        return path.read_bytes()
-    except OSError as exc:
-        raise _UsageError(f"cannot read {path}: {exc.strerror}") from exc
-
-
 def _files(paths: list[str]) -> tuple[bytes, ...]:
-    """Every regular file named, and every regular file inside a named folder (sorted, recursively)."""
-    out: list[bytes] = []
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            out.extend(_read(p) for p in sorted(path.rglob("*")) if p.is_file())
-        else:
-            out.append(_read(path))
-    return tuple(out)
+    try:
+        return read_documents(paths)
+    except OSError as exc:
+        raise _UsageError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from exc
+
+
+def _read(path: str) -> bytes:
+    if Path(path).is_dir():
+        raise _UsageError(f"{path} is a folder, expected a file")
+    return _files([path])[0]
 
 
 def _time(value: str | None) -> datetime:
@@ -76,7 +68,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         certificates=_files(args.cert),
         allow_expired_collateral=args.allow_expired_collateral,
     )
-    evidence = _read(Path(args.evidence))
+    evidence = _read(args.evidence)
     try:
         result = verify(args.tee, evidence, options)
     except VerifierError as exc:
@@ -89,7 +81,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_eventlog(args: argparse.Namespace) -> int:
     eventlog = importlib.import_module("verifier.eventlog")  # only this command needs it
-    data = _read(Path(args.file))
+    data = _read(args.file)
     try:
         log = eventlog.parse(data, args.kind)
     except VerifierError as exc:

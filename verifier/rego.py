@@ -66,9 +66,6 @@ class Policy:
             engine = self._local.engine = self._build()
         return engine
 
-    def packages(self) -> list[str]:
-        return list(self._engine().get_packages())
-
     def evaluate(
         self, query: str, input: Mapping[str, object], data: Mapping[str, object] | None = None
     ) -> dict[str, Any]:

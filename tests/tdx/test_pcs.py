@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote as urlquote
 
@@ -82,3 +83,70 @@ def test_http_error_status_is_collateral_missing(vectors: Path) -> None:
         client.tdx_collateral(bytes(6), "platform")
     assert info.value.reason is Reason.COLLATERAL_MISSING
     assert "HTTP 404" in info.value.detail
+
+
+class LoopbackPccs:
+    """A real PCCS-shaped HTTP server on loopback serving go-tdx-guest's recorded responses (same routes as
+    pcs_handler, which it reuses), so the client is also exercised over a real socket."""
+
+    def __init__(self, vectors: Path) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from threading import Thread
+
+        self.seen: list[str] = []
+        transport = pcs_handler(vectors, self.seen, pccs=True)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                host = self.headers["Host"]
+                answer = transport.handle_request(httpx.Request("GET", f"http://{host}{self.path}"))
+                body = answer.read()
+                self.send_response(answer.status_code)
+                for name, value in answer.headers.items():
+                    if name.lower() != "content-length":
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def pccs(vectors: Path) -> Iterator[LoopbackPccs]:
+    server = LoopbackPccs(vectors)
+    yield server
+    server.close()
+
+
+def test_pccs_over_a_real_socket(vectors: Path, pccs: LoopbackPccs, tmp_path: Path) -> None:
+    client = PcsClient(pccs.url, cache_dir=tmp_path)
+    opts = Options(at=AT_GO_TDX_GUEST, sources={"tdx": client})
+    assert verifier.verify("tdx", quote(vectors, 4), opts).claims["tcb_status"] == "UpToDate"
+    assert any(url.endswith("/sgx/certification/v4/rootcacrl") for url in pccs.seen)
+    client.close()
+
+
+def test_broker_sources_use_the_configured_pccs(vectors: Path, pccs: LoopbackPccs, tmp_path: Path) -> None:
+    """kbs.toml `[verifier] offline = false` + `tdx_pcs_url` gives the verifier a PCCS client (what `kbs serve`
+    builds); collateral then comes over the network and lands in cache_dir."""
+    from kbs.settings import VerifierSettings
+    from kbs.verification import build_sources
+
+    settings = VerifierSettings(offline=False, tdx_pcs_url=pccs.url, cache_dir=tmp_path / "cache")
+    sources = build_sources(settings)
+    opts = Options(at=AT_GO_TDX_GUEST, sources=sources)
+    assert verifier.verify("tdx", quote(vectors, 4), opts).claims["tcb_status"] == "UpToDate"
+    assert list((tmp_path / "cache" / "tdx").iterdir())
+    offline = build_sources(VerifierSettings())
+    assert "tdx" not in offline
