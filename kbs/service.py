@@ -21,7 +21,7 @@ from kbs import __version__
 from policies import attestation_default
 from policies import load as load_shipped_policy
 from verifier.appraisal import annotated_evidence, appraise
-from verifier.ear import TokenError, claims_digest, issue, verify_token
+from verifier.ear import TokenError, UnknownKeyError, claims_digest, issue, verify_token
 from verifier.rego import Policy, PolicyError
 
 from .errors import KbsError
@@ -226,14 +226,15 @@ class Broker:
             raise KbsError.unauthorized("no attestation: send the kbs-session-id cookie or a Bearer token")
         at = datetime.fromtimestamp(now, UTC)
         try:
-            return verify_token(token, self.keys.public_keys(), now=at, issuer=self.settings.tokens.issuer)
-        except TokenError as first:
-            # A key rotated on another replica moments ago: reload once before refusing.
-            self.keys._refresh(force=True)
             try:
                 return verify_token(token, self.keys.public_keys(), now=at, issuer=self.settings.tokens.issuer)
-            except TokenError:
-                raise KbsError.token_invalid(str(first)) from first
+            except UnknownKeyError:
+                # A key made moments ago by a rotation on another replica: reload once. Only for an unknown kid,
+                # so a forged or expired token costs no database read.
+                self.keys.reload()
+                return verify_token(token, self.keys.public_keys(), now=at, issuer=self.settings.tokens.issuer)
+        except TokenError as exc:
+            raise KbsError.token_invalid(str(exc)) from exc
 
     def resource_policy(self, path: str) -> tuple[str, str]:
         """The most specific resource policy for a path: by tag, type, repository, then global, then shipped."""

@@ -89,6 +89,10 @@ class KeyRing:
             self._public = public
             self._loaded_at = now
 
+    def reload(self) -> None:
+        """Read the keys again now (a token names a kid this replica has not seen: another replica rotated)."""
+        self._refresh(force=True)
+
     def signer(self) -> Signer:
         self._refresh()
         assert self._signer is not None

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from .appraisal import Appraisal
 
-__all__ = ["EAR_PROFILE", "Signer", "TokenError", "claims_digest", "issue", "jwk_of", "verify_token"]
+__all__ = ["EAR_PROFILE", "Signer", "TokenError", "UnknownKeyError", "claims_digest", "issue", "jwk_of", "verify_token"]
 
 EAR_PROFILE = "tag:github.com,2023:veraison/ear"
 SUBMOD = "cpu0"
@@ -27,6 +27,10 @@ ALGORITHM = "ES256"
 
 class TokenError(Exception):
     """A token that is malformed, badly signed, from an unknown key, or expired."""
+
+
+class UnknownKeyError(TokenError):
+    """The token's `kid` is not among the keys given (a caller may reload its keys once and retry)."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ def verify_token(
         raise TokenError(f"token alg is {header.get('alg')!r}, expected {ALGORITHM}")
     key = keys.get(str(header.get("kid")))
     if key is None:
-        raise TokenError(f"token kid {header.get('kid')!r} is not a known signing key")
+        raise UnknownKeyError(f"token kid {header.get('kid')!r} is not a known signing key")
     try:
         claims: dict[str, Any] = jwt.decode(
             token,

@@ -99,6 +99,14 @@ def test_two_replicas_share_one_postgres(tmp_path: Path, request: pytest.Fixture
                 assert guest.decrypt(guest.resource("default/key/1", token, cookies=False).json()) == SECRET
                 # and the nonce cannot be replayed on either replica
                 assert_error(guest.attest(nonce), 401, "UnAuthorized", "already used")
+                # a key rotated on replica 1 signs a token that replica 2 honours at once (it reloads its keys)
+                first.admin.rotate_signing_key()
+                fresh = Guest(first.url)
+                new_token = fresh.handshake()
+                on_second = httpx.get(
+                    second.url + "/kbs/v0/resource/default/key/1", headers={"Authorization": f"Bearer {new_token}"}
+                )
+                assert fresh.decrypt(on_second.json()) == SECRET
             finally:
                 other.close()
 

@@ -121,3 +121,10 @@ def test_jwk_of(signer: Signer) -> None:
     assert jwk["kid"] == "k1"
     assert jwk["alg"] == "ES256"
     assert jwk["crv"] == "P-256"
+
+
+def test_unknown_kid_is_its_own_error(signer: Signer) -> None:
+    from verifier.ear import UnknownKeyError
+
+    with pytest.raises(UnknownKeyError):
+        verify_token(token_for(signer), {}, now=NOW)
