@@ -70,13 +70,15 @@ def _raw(data: bytes) -> int:
 
 
 def _policy_set(args: argparse.Namespace, client: AdminClient) -> int:
-    source = _read_text(args.file)
-    if args.kind == "resource":
-        policy_id = client.set_resource_policy(source, args.scope)
-    else:
-        if not args.id:
-            raise SystemExit("kbs admin policy set attestation needs an ID")
-        policy_id = client.set_attestation_policy(args.id, source)
+    """`set resource FILE.rego [--scope P]` or `set attestation ID FILE.rego`."""
+    match args.kind, args.id_or_file:
+        case "resource", [file]:
+            policy_id = client.set_resource_policy(_read_text(file), args.scope)
+        case "attestation", [tee_or_id, file]:
+            policy_id = client.set_attestation_policy(tee_or_id, _read_text(file))
+        case _:
+            print("usage: kbs admin policy set resource FILE.rego | set attestation ID FILE.rego", file=sys.stderr)
+            return 2
     return _ok(f"policy {policy_id} set")
 
 
@@ -131,7 +133,7 @@ def _policy(sub: Any) -> None:
     s.add_argument("kind", choices=["resource", "attestation"])
     s.add_argument("id_or_file", nargs="+")
     s.add_argument("--scope", help="resource path prefix the policy applies to (repo[/type[/tag]])")
-    s.set_defaults(handler=_policy_set_dispatch)
+    s.set_defaults(handler=_policy_set)
     g = ps.add_parser("get", help="print a stored policy (ids: resource, resource:<scope>, attestation:<id>)")
     g.add_argument("id", nargs="?", default="resource")
     g.set_defaults(handler=lambda a, c: _raw(c.get_policy(a.id).encode()))
@@ -153,18 +155,6 @@ def _policy(sub: Any) -> None:
     dry.add_argument("--data", help='data JSON (e.g. {"reference": {...}})')
     dry.add_argument("--resource", help="REPO/TYPE/TAG: evaluate as the resource policy for this path")
     dry.set_defaults(local=_policy_dry_run)
-
-
-def _policy_set_dispatch(args: argparse.Namespace, client: AdminClient) -> int:
-    if args.kind == "resource":
-        if len(args.id_or_file) != 1:
-            raise SystemExit("usage: kbs admin policy set resource FILE.rego")
-        args.id, args.file = None, args.id_or_file[0]
-    else:
-        if len(args.id_or_file) != 2:
-            raise SystemExit("usage: kbs admin policy set attestation ID FILE.rego")
-        args.id, args.file = args.id_or_file
-    return _policy_set(args, client)
 
 
 @register

@@ -198,3 +198,10 @@ def test_readme_demo(args: list[str]) -> None:
     assert b"demo: OK" in done.stdout
     assert b"matches the provisioned one" in done.stdout
     assert b"Hello from inside an encrypted container image!" in done.stdout
+
+
+def test_policy_set_usage_errors_exit_2(tmp_path: Path) -> None:
+    for args in (["resource"], ["resource", "a.rego", "b.rego"], ["attestation", "only-a-file.rego"]):
+        done = run_cli("kbs", "admin", "--url", "http://127.0.0.1:9", "policy", "set", *args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert b"usage" in done.stderr
