@@ -41,7 +41,7 @@ from tests.tpm import _quotes  # noqa: E402
 from tests.tpm._gotpm import decode  # noqa: E402
 from verifier.tpm import parse_attest, parse_signature  # noqa: E402
 
-VECTORS = ROOT.parent / "shared" / "vectors" / "tpm"
+VECTORS = ROOT / "tests" / "vectors" / "tpm"
 DEFAULT_KEYLIME_PYTHON = os.environ.get("VERITEE_BENCH_VENV", "/work/bench-venv") + "/bin/python"
 TPM_ALG_SHA256 = 0x000B
 

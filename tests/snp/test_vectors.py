@@ -1,4 +1,4 @@
-"""The real SNP vectors of ../shared/vectors/snp against the values of EXPECTED.log (SNP section)."""
+"""The real SNP vectors of tests/vectors/snp against the values of EXPECTED.log (SNP section)."""
 
 from __future__ import annotations
 

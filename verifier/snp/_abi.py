@@ -6,7 +6,8 @@ with FMC in the rev. 1.58 table), Table "GUEST_POLICY", Table "PLATFORM_INFO". T
 signature (Table "ECDSA P-384 with SHA-384 Signature") covers bytes 0x000..0x29F.
 
 >>> from pathlib import Path
->>> report = parse_report(Path("../shared/vectors/snp/go-sev-guest/attestation.bin").read_bytes())
+>>> vectors = Path(__file__).parents[2] / "tests/vectors"
+>>> report = parse_report((vectors / "snp/go-sev-guest/attestation.bin").read_bytes())
 >>> report.version, report.policy.debug
 (2, True)
 """

@@ -8,7 +8,7 @@ Intel PCS / PCCS client).
 >>> from datetime import UTC, datetime
 >>> from pathlib import Path
 >>> import verifier
->>> v = Path("../shared/vectors/tdx")
+>>> v = Path(__file__).parents[2] / "tests/vectors/tdx"
 >>> docs = tuple(p.read_bytes() for p in sorted((v / "go-tdx-guest").iterdir()))
 >>> quote = (v / "trustee" / "tdx_quote_4.dat").read_bytes()
 >>> options = verifier.Options(at=datetime(2023, 6, 20, tzinfo=UTC), collateral=docs)

@@ -6,7 +6,7 @@ Errors are `verifier.errors.VerifierError` with a SPEC reason code; parsers rais
 >>> import json, pathlib
 >>> from datetime import UTC, datetime
 >>> from verifier.options import Options
->>> path = pathlib.Path(__file__).parents[2].parent / "shared/vectors/tpm/trustee/tpm_evidence.json"
+>>> path = pathlib.Path(__file__).parents[2] / "tests/vectors/tpm/trustee/tpm_evidence.json"
 >>> claims = verify(json.loads(path.read_text()), Options(at=datetime.now(UTC))).claims
 >>> claims["ak_trust"], claims["pcrs"]["sha256"]["17"][:8]
 ('none', 'ffffffff')
