@@ -1,4 +1,4 @@
-"""SNP verification throughput with certificates cached, against the bare P-384 checks it must do (SPEC §10).
+"""SNP verification throughput with certificates cached, against the bare P-384 checks it must do.
 
 Both loops run over the same real reports (tests/vectors/snp: go-sev-guest, trustee VCEK, trustee VLEK)
 in this process. The baseline is only the ECDSA P-384/SHA-384 verification of each report's signature with an

@@ -1,4 +1,4 @@
-"""AMD SEV-SNP: parse the ATTESTATION_REPORT, verify it down to AMD's roots, make SPEC section 5 claims.
+"""AMD SEV-SNP: parse the ATTESTATION_REPORT, verify it down to AMD's roots, make the claims of docs/evidence.md.
 
     verify(evidence, options) -> Verified       the pipeline (parse, signature, chain, bindings, claims)
     parse_report(data) -> AttestationReport     structure only (FormatError on bad bytes)

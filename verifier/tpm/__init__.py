@@ -1,7 +1,7 @@
 """TPM 2.0 quotes: parse (TPMS_ATTEST, TPMT_SIGNATURE, TPMT_PUBLIC), verify (AK signature, pcrDigest,
 bindings, AK trust, event log replay), and TPM2_MakeCredential for AK enrolment.
 
-Errors are `verifier.errors.VerifierError` with a SPEC reason code; parsers raise only `FormatError`.
+Errors are `verifier.errors.VerifierError` with a reason code (docs/evidence.md); parsers raise only `FormatError`.
 
 >>> import json, pathlib
 >>> from datetime import UTC, datetime
