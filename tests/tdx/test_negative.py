@@ -17,7 +17,7 @@ from verifier.tdx._collateral import parse_qe_identity, parse_tcb_info
 from verifier.tdx._pck import parse_pck_chain_pem, parse_sgx_extensions
 
 from ..conftest import VECTORS
-from .test_vectors import AT_GO_TDX_GUEST, go_tdx_guest, quote, reason_of
+from ._vectors import AT_GO_TDX_GUEST, go_tdx_guest, quote, reason_of
 
 # Offsets in quote v4 ([QGL] appendix A): header 0..48, body 48..632, u32 sig length, then signature data
 # (signature 64, attestation key 64, cert type 2 + size 4), QE report at 632 + 4 + 134 = 770.
