@@ -103,8 +103,8 @@ def test_quote_4_with_go_tdx_guest_collateral_is_up_to_date_and_debug(vectors: P
 def test_quote_4_at_the_evaluation_date_needs_allow_expired(vectors: Path) -> None:
     docs = go_tdx_guest(vectors)
     assert reason_of(quote(vectors, 4), at=AT_EXPECTED_LOG, collateral=docs) is Reason.COLLATERAL_EXPIRED
-    claims = check(quote(vectors, 4), at=AT_EXPECTED_LOG, collateral=docs, allow_expired_collateral=True)
-    claims = claims.claims
+    verified = check(quote(vectors, 4), at=AT_EXPECTED_LOG, collateral=docs, allow_expired_collateral=True)
+    claims = verified.claims
     assert claims["collateral_expired"] is True
     assert claims["tcb_status"] == "UpToDate"
 
