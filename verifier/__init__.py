@@ -38,6 +38,8 @@ TEES: dict[str, str] = {
     "tpm": "verifier.tpm",
     "snp": "verifier.snp",
     "tdx": "verifier.tdx",
+    "az-snp-vtpm": "verifier.az_snp_vtpm",
+    "az-tdx-vtpm": "verifier.az_tdx_vtpm",
 }
 
 MAX_EVIDENCE_BYTES = 2 * 1024 * 1024
