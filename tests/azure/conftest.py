@@ -1,4 +1,4 @@
-"""Azure CVM fixtures: trustee's real evidence (tests/vectors/azure, see its FILES.md), ways to change one field
+"""Azure CVM fixtures: trustee's real evidence (tests/vectors/azure; provenance in tests/vectors/PROVENANCE.md),
 of it, and synthetic CVMs signed by test-only roots (make_evidence.py)."""
 
 from __future__ import annotations
@@ -7,15 +7,15 @@ import base64
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 import verifier
 from tests.azure.make_evidence import Synthetic, make_snp, make_tdx
+from tests.conftest import VECTORS
 from verifier import Options, Reason, VerifierError
 
-AZURE = Path(__file__).resolve().parents[1] / "vectors" / "azure"
+AZURE = VECTORS / "azure"
 TODAY = datetime(2026, 11, 27, tzinfo=UTC)
 CHALLENGE = b"challenge"  # the report data of trustee's v0 and v1 vectors
 V2_REPORT_DATA = bytes.fromhex(

@@ -1,4 +1,4 @@
-"""`verifier verify --tee az-snp-vtpm | az-tdx-vtpm` (SPEC sections 2 and 5) on the real vectors."""
+"""`verifier verify --tee az-snp-vtpm | az-tdx-vtpm` (docs/cli.md, docs/evidence.md) on the real vectors."""
 
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ VERSION_WITH_USER_DATA = 2
 def verify_azure(
     tee: str, evidence: Mapping[str, object] | bytes, options: Options, verify_hardware: HardwareVerifier
 ) -> Verified:
-    """Steps 1-6 of the module docstring; VerifierError with a SPEC section 5 reason on any failure."""
+    """Steps 1-6 of the module docstring; VerifierError with a reason code (docs/evidence.md) on any failure."""
     parsed = parse_evidence(evidence, tee)
     hcl = parse_hcl_report(parsed.hcl_report)
     if hcl.report_type != REPORT_TYPE[tee]:

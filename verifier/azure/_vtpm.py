@@ -1,7 +1,7 @@
 """The vTPM quote of an Azure confidential VM, verified as `--tee tpm` verifies a quote, with the AK that the
 HCL runtime data carries.
 
-Azure's evidence holds the quote's TPMS_ATTEST and the bare RSASSA signature; the TPM evidence of SPEC section 4
+Azure's evidence holds the quote's TPMS_ATTEST and the bare RSASSA signature; the TPM evidence of docs/evidence.md
 is made from them (the signature put back in its TPMT_SIGNATURE, the AK as a DER SubjectPublicKeyInfo) and handed
 to `verifier.tpm.verify`: signature over TPMS_ATTEST, pcrDigest over the selected SHA-256 PCRs, extraData against
 the expected report data exactly, and PCR8 against the init-data digest.
