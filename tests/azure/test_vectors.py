@@ -112,7 +112,7 @@ def test_tdx_vector_pieces(name: str) -> None:
     assert quote.body.report_data == hcl.runtime_data_report_data()  # the runtime data is bound
     check_td_report(hcl.hw_report, quote)  # the TDREPORT is the one the quote signs
     runtime = parse_runtime_data(hcl.runtime_data)
-    claims = verify_vtpm_quote(evidence, runtime, Options(at=datetime.now(UTC), report_data=CHALLENGE))
+    claims = verify_vtpm_quote(evidence, runtime, Options(at=datetime.now(UTC), report_data=CHALLENGE)).claims
     assert claims["pcrs"]["sha256"]["0"] == TDX_PCR0  # type: ignore[index]
     assert claims["report_data"] == CHALLENGE.hex()
     assert quote.body.td_attributes == bytes(8)  # not a debug TD

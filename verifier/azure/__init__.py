@@ -75,9 +75,8 @@ def verify_azure(
         )
     hardware = verify_hardware(hcl, parsed.hardware, options)
     runtime = parse_runtime_data(hcl.runtime_data)
-    tpm = verify_vtpm_quote(parsed, runtime, options)
+    quote = verify_vtpm_quote(parsed, runtime, options)
     if parsed.version >= VERSION_WITH_USER_DATA:
         check_user_data(runtime, options)
-    claims = AzureClaims(parsed.version, hcl, runtime, tpm, hardware)
-    extra_data = bytes.fromhex(str(tpm["report_data"]))
-    return Verified(tee, claims_json(claims), extra_data)
+    claims = AzureClaims(parsed.version, hcl, runtime, quote.claims, hardware)
+    return Verified(tee, claims_json(claims), quote.report_data)  # report_data: the quote's extraData

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import Mapping
 
 from .. import tpm
 from ..errors import Reason, VerificationError
@@ -39,8 +38,9 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def verify_vtpm_quote(evidence: AzureEvidence, runtime: RuntimeData, options: Options) -> Mapping[str, object]:
-    """The `tpm` claims of a quote signed by the runtime data's AK; VerifierError as `--tee tpm` raises them."""
+def verify_vtpm_quote(evidence: AzureEvidence, runtime: RuntimeData, options: Options) -> Verified:
+    """The quote verified as `--tee tpm` verifies one, with the runtime data's AK (its claims are the `tpm` claims;
+    report_data is extraData); VerifierError as `--tee tpm` raises them."""
     signature = _SIGNATURE_HEAD.pack(TPM_ALG_RSASSA, TPM_ALG_SHA256, len(evidence.quote_signature))
     document = {
         "tpm_quote": {
@@ -52,8 +52,7 @@ def verify_vtpm_quote(evidence: AzureEvidence, runtime: RuntimeData, options: Op
     }
     # Only the binding inputs: the AK is vouched for by the hardware report, not by certificates or enrolment.
     quote_options = Options(at=options.at, report_data=options.report_data, init_data_digest=options.init_data_digest)
-    verified: Verified = tpm.verify(document, quote_options)
-    return verified.claims
+    return tpm.verify(document, quote_options)
 
 
 def check_user_data(runtime: RuntimeData, options: Options) -> None:
