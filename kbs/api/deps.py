@@ -1,7 +1,7 @@
 """The routes' dependencies: the services, the admin caller, the guest's credentials, and request bodies.
 
 Every dependency is a coroutine, so none costs a trip through the thread pool. Bodies are read and checked here
-rather than by FastAPI's body parameters: a body is parsed as JSON whatever its Content-Type (as trustee does),
+rather than by FastAPI's body parameters: a body is parsed as JSON whatever its Content-Type (as the broker always has),
 and a malformed one is answered `malformed request body at <field>: <why>`. `kbs.api.openapi` documents them.
 """
 
@@ -36,12 +36,17 @@ __all__ = [
     "AdminCaller",
     "ApiContext",
     "Context",
+    "Counters",
     "Credentials",
     "GuestCredentials",
     "JsonBody",
+    "Ops",
     "RawBody",
+    "Rcar",
+    "Release",
     "ResourcePath",
     "SessionId",
+    "Tpm",
     "auth_rate_limit",
 ]
 
