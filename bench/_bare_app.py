@@ -1,5 +1,8 @@
 """The baseline of bench/kbs_handshake.py: a bare FastAPI app with the three RCAR routes answering fixed JSON,
-served by uvicorn exactly like `kbs serve` (same server, same loop, no database, no crypto)."""
+served by uvicorn exactly like `kbs serve` (same server, same loop, no database, no crypto).
+
+    python bench/_bare_app.py PORT [WORKERS]
+"""
 
 from __future__ import annotations
 
@@ -35,4 +38,12 @@ async def ready() -> JSONResponse:
 
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+    workers = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    uvicorn.run(
+        "_bare_app:app" if workers > 1 else app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )

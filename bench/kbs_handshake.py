@@ -2,93 +2,125 @@
 concurrency 1, 16 and 64, against a real `kbs serve` (SQLite, or PostgreSQL with --database-url) and against a
 bare FastAPI app with the same three routes served the same way, in the same run.
 
-    .venv/bin/python bench/kbs_handshake.py [--seconds 5] [--database-url postgresql://...] [--replicas 1|2]
+    .venv/bin/python bench/kbs_handshake.py [--seconds 5] [--rounds 3] [--json]
+        [--database-url postgresql://...] [--replicas 2] [--workers 2] [--server-cpus 0 --client-cpus 1]
 
-One operation = POST /auth, POST /attest (sample evidence bound to a fresh P-256 key), GET /resource (JWE,
-decrypted by the client). The bare app answers the same three requests with fixed JSON; its client skips the
-evidence and decryption work. The ratio is bare ops/s over broker ops/s (how many times slower the real thing is).
+One operation = POST /auth, POST /attest (sample evidence bound to the client's P-256 key, made once per client),
+GET /resource (JWE, decrypted by the client). The bare app answers the same three requests with fixed JSON; its
+client skips the evidence and decryption work. The ratio is bare ops/s over broker ops/s (how many times slower
+the real thing is); with --rounds N each level runs N times and the best ratio's round is reported.
+
+Also measured, because they hold on a shared, loaded machine where rates swing:
+- the write (and read) transactions per handshake, from the broker's own counters (/metrics);
+- the server CPU time per operation, broker against bare app, from /proc of the server processes;
+- the load generator's own CPU share (1.0 = one core): above 0.85 the level is run again with a second client
+  process, so the generator is not what is measured.
+With --workers N > 1 each level also runs a one-worker broker on the same database: `worker_scaling` is N workers'
+ops/s over one worker's.
+
+--json prints one object per concurrency level on stdout: concurrency, kbs_ops, kbs_p50_ms, kbs_p99_ms, bare_ops,
+bare_p50_ms, bare_p99_ms, transactions_per_handshake (write transactions; read_transactions_per_handshake beside
+it), and the CPU and scaling figures above.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
+import json
 import os
-import statistics
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import httpx
-from joserfc import jwe
-from joserfc.jwk import ECKey
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "attestation-agent")]
 
-from kbs.protocol import expected_report_data, runtime_digest  # noqa: E402
 from tests.integration._kbs_server import KbsServer, free_port  # noqa: E402
+from tests.integration._load import LoadResult, run_load  # noqa: E402
 
 SECRET = os.urandom(32)
 LEVELS = (1, 16, 64)
+CLIENT_SATURATED = 0.85
+_TICKS = os.sysconf("SC_CLK_TCK")
+_COUNTER = re.compile(r'^kbs_db_transactions_total\{kind="(read|write)"\} (\d+)$', re.MULTILINE)
 
 
-async def handshake(client: httpx.AsyncClient, real: bool) -> None:
-    client.cookies.clear()
-    challenge = await client.post("/kbs/v0/auth", json={"version": "0.4.0", "tee": "sample", "extra-params": ""})
-    challenge.raise_for_status()
-    nonce = challenge.json()["nonce"]
-    if real:
-        key = ECKey.generate_key("P-256")
-        pubkey = key.as_dict(private=False)
-        report_data = expected_report_data("sample", runtime_digest(nonce, pubkey))
-        evidence = {"svn": "1", "report_data": base64.b64encode(report_data).decode()}
-    else:
-        pubkey, evidence = {}, {}
-    body = {
-        "init-data": None,
-        "runtime-data": {"nonce": nonce, "tee-pubkey": pubkey},
-        "tee-evidence": {"primary_evidence": evidence, "additional_evidence": ""},
-    }
-    (await client.post("/kbs/v0/attest", json=body)).raise_for_status()
-    response = await client.get("/kbs/v0/resource/default/key/1")
-    response.raise_for_status()
-    if real:
-        parts = response.json()
-        compact = ".".join(parts[k] for k in ("protected", "encrypted_key", "iv", "ciphertext", "tag"))
-        assert jwe.decrypt_compact(compact, key).plaintext == SECRET
+# -- the server side: processes, their CPU time, the broker's transaction counters ---------------------------------
 
 
-async def load(urls: list[str], concurrency: int, seconds: float, real: bool) -> tuple[float, list[float]]:
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-
-    async def worker(index: int) -> None:
-        async with httpx.AsyncClient(base_url=urls[index % len(urls)], limits=limits, timeout=60) as client:
-            while time.perf_counter() < deadline:
-                start = time.perf_counter()
-                await handshake(client, real)
-                latencies.append(time.perf_counter() - start)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    elapsed = time.perf_counter() - start
-    return len(latencies) / elapsed, latencies
-
-
-def quantile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[int(q * 100) - 1] if len(values) > 1 else values[0]
+def process_tree(root: int) -> list[int]:
+    """`root` and every process descending from it (uvicorn's workers)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    tree, frontier = [root], [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        tree += children
+        frontier = children
+    return tree
 
 
-def start_bare() -> tuple[subprocess.Popen[bytes], str]:
+def cpu_seconds(root: int) -> float:
+    """User + system CPU time of a process tree, from /proc/<pid>/stat (utime, stime)."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
+
+
+def pin(root: int, cpus: set[int] | None) -> None:
+    if cpus:
+        for pid in process_tree(root):
+            os.sched_setaffinity(pid, cpus)
+
+
+def transactions(urls: list[str]) -> dict[str, int]:
+    out = {"read": 0, "write": 0}
+    for url in urls:
+        for kind, n in _COUNTER.findall(httpx.get(url + "/metrics").text):
+            out[kind] += int(n)
+    return out
+
+
+@dataclass
+class Target:
+    name: str
+    urls: list[str]
+    pids: list[int]
+    real: bool
+    counts_transactions: bool
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.pids)
+
+
+def start_bare(workers: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_bare_app.py"), str(port)])
+    process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_bare_app.py"), str(port), str(workers)])
     url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
+    for _ in range(300):
         try:
             if httpx.get(url + "/readyz").status_code == 200:
                 return process, url
@@ -97,44 +129,185 @@ def start_bare() -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("bare app did not start")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--database-url")
-    parser.add_argument("--replicas", type=int, default=1, help="broker replicas sharing one database (PostgreSQL)")
-    args = parser.parse_args()
+# -- the client side -------------------------------------------------------------------------------------------------
 
-    folder = Path(tempfile.mkdtemp(prefix="veritee-bench-"))
-    config = {"rate_limit": {"auth_per_minute": 0}}
+
+def _client_process(urls: list[str], concurrency: int, seconds: float, real: bool, cpus: list[int]) -> LoadResult:
+    if cpus:
+        os.sched_setaffinity(0, set(cpus))
+    return asyncio.run(run_load(urls, concurrency, seconds=seconds, real=real, secret=SECRET if real else None))
+
+
+@dataclass
+class Measure:
+    result: LoadResult
+    server_cpu: float
+    client_processes: int
+    transactions: dict[str, int] | None
+
+    @property
+    def cpu_ms_per_op(self) -> float:
+        return self.server_cpu / self.result.ops * 1e3 if self.result.ops else float("nan")
+
+
+def measure(target: Target, level: int, seconds: float, pool: ProcessPoolExecutor, client_cpus: list[int]) -> Measure:
+    """One level against one target, with a second client process when one saturates its core."""
+    processes = 1
+    while True:
+        before_tx = transactions(target.urls) if target.counts_transactions else None
+        before_cpu = target.cpu()
+        shares = [level // processes + (1 if i < level % processes else 0) for i in range(processes)]
+        futures = [
+            pool.submit(_client_process, target.urls, share, seconds, target.real, client_cpus) for share in shares
+        ]
+        results = [f.result() for f in futures]
+        server_cpu = target.cpu() - before_cpu
+        after_tx = transactions(target.urls) if target.counts_transactions else None
+        result = results[0]
+        for other in results[1:]:
+            result = result.merge(other)
+        saturated = max(r.cpu_share for r in results) > CLIENT_SATURATED
+        if saturated and processes == 1 and level > 1:
+            processes = 2
+            continue
+        counted = None
+        if before_tx is not None and after_tx is not None:
+            counted = {k: after_tx[k] - before_tx[k] for k in after_tx}
+        if result.errors:
+            print(f"{target.name} c={level}: errors {dict(result.errors)}", file=sys.stderr)
+        return Measure(result, server_cpu, processes, counted)
+
+
+def row(level: int, kbs: Measure, bare: Measure, one_worker: Measure | None) -> dict[str, Any]:
+    k, b = kbs.result, bare.result
+    tx = kbs.transactions
+    out: dict[str, Any] = {
+        "concurrency": level,
+        "kbs_ops": round(k.ops_per_second, 1),
+        "kbs_p50_ms": round(k.quantile(0.5) * 1e3, 1),
+        "kbs_p99_ms": round(k.quantile(0.99) * 1e3, 1),
+        "bare_ops": round(b.ops_per_second, 1),
+        "bare_p50_ms": round(b.quantile(0.5) * 1e3, 1),
+        "bare_p99_ms": round(b.quantile(0.99) * 1e3, 1),
+        "transactions_per_handshake": round(tx["write"] / k.ops, 2) if tx and k.ops else None,
+        "read_transactions_per_handshake": round(tx["read"] / k.ops, 2) if tx and k.ops else None,
+        "bare_over_kbs": round(b.ops_per_second / k.ops_per_second, 2) if k.ops else None,
+        "kbs_p99_over_p50": round(k.quantile(0.99) / k.quantile(0.5), 2) if k.ops else None,
+        "kbs_cpu_ms_per_op": round(kbs.cpu_ms_per_op, 2),
+        "bare_cpu_ms_per_op": round(bare.cpu_ms_per_op, 2),
+        "cpu_ratio": round(kbs.cpu_ms_per_op / bare.cpu_ms_per_op, 2) if bare.result.ops else None,
+        "kbs_client_cpu_share": round(k.cpu_share, 2),
+        "kbs_client_processes": kbs.client_processes,
+        "bare_client_cpu_share": round(b.cpu_share, 2),
+        "bare_client_processes": bare.client_processes,
+        "kbs_errors": sum(k.errors.values()),
+    }
+    if one_worker is not None:
+        out["kbs_ops_one_worker"] = round(one_worker.result.ops_per_second, 1)
+        out["worker_scaling"] = round(k.ops_per_second / one_worker.result.ops_per_second, 2)
+    return out
+
+
+def print_table(rows: list[dict[str, Any]], header: str) -> None:
+    print(header)
+    print(
+        f"{'c':>3} | {'kbs ops/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'bare ops/s':>10} {'p50 ms':>7} {'p99 ms':>7} | "
+        f"{'bare/kbs':>8} {'p99/p50':>7} | {'writes/hs':>9} {'reads/hs':>8} | {'cpu ms/op kbs':>13} {'bare':>6} "
+        f"{'ratio':>6} | {'client cpu':>10}"
+    )
+    for r in rows:
+        scaling = ""
+        if "worker_scaling" in r:
+            scaling = f" | 1 worker {r['kbs_ops_one_worker']:.1f} ops/s, x{r['worker_scaling']}"
+        print(
+            f"{r['concurrency']:>3} | {r['kbs_ops']:>9.1f} {r['kbs_p50_ms']:>7.1f} {r['kbs_p99_ms']:>7.1f} | "
+            f"{r['bare_ops']:>10.1f} {r['bare_p50_ms']:>7.1f} {r['bare_p99_ms']:>7.1f} | "
+            f"{r['bare_over_kbs']:>7.2f}x {r['kbs_p99_over_p50']:>7.2f} | {r['transactions_per_handshake']!s:>9} "
+            f"{r['read_transactions_per_handshake']!s:>8} | {r['kbs_cpu_ms_per_op']:>13.2f} "
+            f"{r['bare_cpu_ms_per_op']:>6.2f} {r['cpu_ratio']!s:>6} | "
+            f"{r['kbs_client_cpu_share']:>4.2f}x{r['kbs_client_processes']}" + scaling,
+            flush=True,
+        )
+
+
+@contextmanager
+def brokers(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Target, Target | None]]:
+    config: dict[str, Any] = {"rate_limit": {"auth_per_minute": 0}, "server": {"workers": args.workers}}
     servers = [KbsServer(folder, config=config, database_url=args.database_url).start()]
     for _ in range(args.replicas - 1):
         servers.append(KbsServer(folder, config=config, database_url=args.database_url, init=False).start())
-    admin = servers[0].admin
-    admin.put_resource("default/key/1", SECRET)
-    admin.put_reference_value("sample_svn", ["1"])
-    admin.set_resource_policy((ROOT / "policies" / "demo_resource_allow_sample.rego").read_text())
-    bare, bare_url = start_bare()
-    database = args.database_url.split("@")[-1] if args.database_url else "SQLite"
-    print(f"kbs serve x{args.replicas} on {database}; bare FastAPI app on uvicorn; {args.seconds:.0f} s per level")
-    print(
-        f"{'concurrency':>11} | {'kbs ops/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'bare ops/s':>10} "
-        f"{'p50 ms':>7} {'p99 ms':>7} | {'bare/kbs':>8}"
-    )
+    single: KbsServer | None = None
+    if args.workers > 1:
+        one = {**config, "server": {"workers": 1}}
+        # Same folder, so the same key-encryption key and (SQLite) database; its config is read at start only.
+        single = KbsServer(folder, config=one, database_url=args.database_url, init=False).start()
     try:
-        for level in LEVELS:
-            kbs_rate, kbs_lat = asyncio.run(load([s.url for s in servers], level, args.seconds, real=True))
-            bare_rate, bare_lat = asyncio.run(load([bare_url], level, args.seconds, real=False))
-            print(
-                f"{level:>11} | {kbs_rate:>9.1f} {quantile(kbs_lat, 0.5) * 1e3:>7.1f} "
-                f"{quantile(kbs_lat, 0.99) * 1e3:>7.1f} | {bare_rate:>10.1f} {quantile(bare_lat, 0.5) * 1e3:>7.1f} "
-                f"{quantile(bare_lat, 0.99) * 1e3:>7.1f} | {bare_rate / kbs_rate:>7.1f}x",
-                flush=True,
-            )
+        admin = servers[0].admin
+        admin.put_resource("default/key/1", SECRET)
+        admin.put_reference_value("sample_svn", ["1"])
+        admin.set_resource_policy((ROOT / "policies" / "demo_resource_allow_sample.rego").read_text())
+        for server in servers + ([single] if single else []):
+            pin(server.pid, args.server_cpus)
+        counts = args.workers == 1
+        kbs = Target("kbs", [s.url for s in servers], [s.pid for s in servers], True, counts)
+        yield kbs, (Target("kbs-1", [single.url], [single.pid], True, True) if single else None)
     finally:
-        bare.terminate()
-        for server in servers:
-            server.stop()
+        for server in servers + ([single] if single else []):
             server.admin.close()
+            server.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per level and target")
+    parser.add_argument("--rounds", type=int, default=1, help="run each level N times, report the best ratio")
+    parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=list(LEVELS))
+    parser.add_argument("--database-url")
+    parser.add_argument("--replicas", type=int, default=1, help="broker replicas sharing one database")
+    parser.add_argument("--workers", type=int, default=1, help="kbs serve --workers N (the bare app too)")
+    cpus: Callable[[str], set[int]] = lambda s: {int(x) for x in s.split(",")}  # noqa: E731
+    parser.add_argument("--server-cpus", type=cpus, help="pin the servers to these CPUs, e.g. 0")
+    parser.add_argument("--client-cpus", type=cpus, help="pin the load generator to these CPUs, e.g. 1")
+    parser.add_argument("--json", action="store_true", help="one JSON object per concurrency level on stdout")
+    args = parser.parse_args()
+    if args.replicas > 1 and not args.database_url:
+        parser.error("--replicas needs a shared --database-url (PostgreSQL)")
+
+    folder = Path(tempfile.mkdtemp(prefix="veritee-bench-"))
+    bare_process, bare_url = start_bare(args.workers)
+    pin(bare_process.pid, args.server_cpus)
+    bare = Target("bare", [bare_url], [bare_process.pid], False, False)
+    client_cpus = sorted(args.client_cpus or ())
+    database = args.database_url.split("@")[-1] if args.database_url else "SQLite"
+    header = (
+        f"kbs serve x{args.replicas} replicas, {args.workers} worker(s) each, on {database}; bare FastAPI app on "
+        f"uvicorn; {args.seconds:.0f} s per level, best of {args.rounds}; load average {os.getloadavg()[0]:.1f}, "
+        f"{os.cpu_count()} cores; server CPUs {sorted(args.server_cpus or ()) or 'any'}, client CPUs "
+        f"{client_cpus or 'any'}"
+    )
+    rows: list[dict[str, Any]] = []
+    try:
+        with brokers(args, folder) as (kbs, one_worker), ProcessPoolExecutor(2, mp_context=get_context("fork")) as pool:
+            for level in args.levels:
+                best: dict[str, Any] | None = None
+                for _ in range(args.rounds):
+                    k = measure(kbs, level, args.seconds, pool, client_cpus)
+                    b = measure(bare, level, args.seconds, pool, client_cpus)
+                    single = measure(one_worker, level, args.seconds, pool, client_cpus) if one_worker else None
+                    candidate = row(level, k, b, single)
+                    if best is None or (candidate["bare_over_kbs"] or 1e9) < (best["bare_over_kbs"] or 1e9):
+                        best = candidate
+                assert best is not None
+                rows.append(best)
+                if args.json:
+                    print(json.dumps(best), flush=True)
+    finally:
+        bare_process.terminate()
+        bare_process.wait()
+    if not args.json:
+        print_table(rows, header)
+    else:
+        print(header, file=sys.stderr)
     return 0
 
 

@@ -103,6 +103,17 @@ class Metrics:
     def __init__(self) -> None:
         self._counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
         self._lock = threading.Lock()
+        self._collectors: list[Callable[[], Counter[tuple[str, tuple[tuple[str, str], ...]]]]] = []
+
+    def collect(self, collector: Callable[[], dict[str, dict[str, int]]], label: str) -> None:
+        """Counters kept elsewhere: `collector()` gives {name: {label value: count}}, read at each render."""
+
+        def read() -> Counter[tuple[str, tuple[tuple[str, str], ...]]]:
+            return Counter(
+                {(name, ((label, value),)): n for name, by in collector().items() for value, n in by.items()}
+            )
+
+        self._collectors.append(read)
 
     def inc(self, name: str, **labels: str) -> None:
         with self._lock:
@@ -111,7 +122,10 @@ class Metrics:
     def render(self) -> str:
         lines: list[str] = []
         with self._lock:
-            items = sorted(self._counts.items())
+            counts = self._counts.copy()
+        for read in self._collectors:
+            counts.update(read())
+        items = sorted(counts.items())
         seen: set[str] = set()
         for (name, labels), value in items:
             if name not in seen:

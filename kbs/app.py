@@ -6,6 +6,14 @@ and the body cap. Building it migrates the schema and makes sure a token signing
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from functools import partial
 
 from fastapi import FastAPI
@@ -17,10 +25,16 @@ from .api import admin, openapi, operations, rcar, tpm
 from .api.deps import ApiContext
 from .api.errors import ErrorAnswers
 from .services import build_services
+from .services.rcar import RcarService
 from .settings import Settings
-from .storage import Store
+from .storage import StorageError, Store
 
-__all__ = ["create_app"]
+__all__ = ["SETTINGS_ENV", "create_app", "create_app_from_environment", "service_threads"]
+
+# `kbs serve --workers N` hands the settings to its worker processes as JSON in this variable.
+SETTINGS_ENV = "VERITEE_SERVE_SETTINGS_JSON"
+
+log = logging.getLogger("kbs")
 
 DESCRIPTION = """\
 Trustee's KBS protocol 0.4.0 (RCAR: /auth, /attest, /resource) with Veritee's TPM enrolment, admin and operations
@@ -30,17 +44,33 @@ with `server.legacy_401` every client error is answered 401, as trustee does.
 ROUTERS = (rcar.router, tpm.router, admin.router, operations.router)
 
 
+def service_threads(settings: Settings) -> int:
+    """The threads of a worker's service pool: `server.threads`, or one per core this process may run on (>= 2)."""
+    return settings.server.threads or max(2, len(os.sched_getaffinity(0)))
+
+
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
+    threads = service_threads(settings)
+    store = store or Store(settings.database.url, threads=threads)
     metrics = Metrics()
+    metrics.collect(lambda: _transactions(store), label="kind")
     context = ApiContext(
-        services=build_services(settings, store or Store(settings.database.url)),
+        services=build_services(settings, store),
         admin=AdminAuthority.from_files(settings.admin.public_keys),
         limiter=RateLimiter(settings.rate_limit.auth_per_minute),
         metrics=metrics,
         session_ttl_seconds=settings.sessions.ttl_seconds,
         secure_cookie=settings.server.tls_cert is not None,
+        executor=ThreadPoolExecutor(threads, thread_name_prefix="kbs-service"),
     )
-    app = FastAPI(title="Veritee KBS", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Veritee KBS",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=partial(_lifespan, context),
+    )
     app.state.context = context
     ErrorAnswers(legacy_401=settings.server.legacy_401, metrics=metrics).install(app)
     for router in ROUTERS:
@@ -48,3 +78,38 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.openapi = partial(openapi.document, app, ROUTERS)  # type: ignore[method-assign]
     app.add_middleware(BodyLimit, limit=settings.server.max_body_bytes, legacy_401=settings.server.legacy_401)
     return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """The app of one `kbs serve --workers N` worker process, from the settings its parent resolved."""
+    return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
+
+
+def _transactions(store: Store) -> dict[str, dict[str, int]]:
+    counts = store.transactions()
+    return {
+        "kbs_db_transactions_total": {"read": counts.read, "write": counts.write},
+        "kbs_db_rollbacks_total": {"any": counts.rolled_back},
+    }
+
+
+@asynccontextmanager
+async def _lifespan(context: ApiContext, _app: FastAPI) -> AsyncIterator[None]:
+    sweeper = asyncio.create_task(_sweep_sessions(context, context.services.rcar))
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        context.executor.shutdown(wait=True, cancel_futures=True)
+
+
+async def _sweep_sessions(context: ApiContext, rcar: RcarService) -> None:
+    """Delete expired sessions now and then, off the handshake's path (every worker does; the DELETE is idempotent)."""
+    while True:
+        await asyncio.sleep(rcar.sweep_interval)
+        try:
+            await context.run(rcar.sweep, time.time())
+        except StorageError as exc:
+            log.warning("session sweep failed: %s", exc)

@@ -98,8 +98,9 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415
+    from fastapi import FastAPI  # noqa: PLC0415
 
-    from .app import create_app  # noqa: PLC0415
+    from .app import SETTINGS_ENV, create_app  # noqa: PLC0415
 
     settings = load(Path(args.config) if args.config else None)
     if args.host:
@@ -118,10 +119,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.workers is not None:
+        settings.server.workers = args.workers
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = create_app(settings)
+    app: FastAPI | str
+    if settings.server.workers > 1:
+        # N processes accept on the one socket uvicorn binds; each builds its own app (pool, threads, caches)
+        # from the settings resolved here, and they share nothing but the database.
+        os.environ[SETTINGS_ENV] = settings.model_dump_json()
+        app = "kbs.app:create_app_from_environment"
+    else:
+        app = create_app(settings)
     uvicorn.run(
         app,
+        factory=isinstance(app, str),
+        workers=settings.server.workers,
         host=settings.server.host,
         port=settings.server.port,
         ssl_certfile=str(settings.server.tls_cert) if tls else None,
@@ -130,6 +142,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         access_log=False,
     )
     return 0
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 64:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 64")
+    return number
 
 
 def _is_loopback(host: str) -> bool:
@@ -178,6 +197,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--database-url")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        help="worker processes on the one port, sharing only the database (default: server.workers, 1)",
+    )
     serve.add_argument(
         "--insecure-http",
         action="store_true",

@@ -32,6 +32,10 @@ class ServerSettings(_Section):
     insecure_allow_rsa1_5: bool = False
     # Plain HTTP on a non-loopback address must be asked for by name.
     insecure_http: bool = False
+    # Worker processes serving one port (`kbs serve --workers N`); they share nothing but the database.
+    workers: int = Field(default=1, ge=1, le=64)
+    # Threads per worker for verification, cryptography and the database (0: one per core, at least 2).
+    threads: int = Field(default=0, ge=0, le=256)
 
 
 class DatabaseSettings(_Section):

@@ -1,31 +1,63 @@
 """The broker's storage: one SQLModel database (SQLite by default, PostgreSQL in production).
 
-Every operation is a short transaction; the state machine of a session (challenged -> consumed -> attested) moves
-by conditional UPDATEs, so two replicas can never both accept one nonce.
+A protocol step is at most one read transaction and one short write transaction, never one held open across
+verification or cryptography: a service reads what the step needs in one `Store.read()` (`Reads`), does its work
+with no transaction open, then makes every change of the step in one `Store.write()` (`Writes`): the session's
+state, and the audit row of what it decided, together. The statements of that path are built once, at import (so
+SQLAlchemy compiles each once and PostgreSQL prepares it, `kbs._engine`).
+
+The state machine of a session (challenged -> attested, or challenged -> consumed when its evidence is refused)
+moves by conditional UPDATEs, so two replicas can never both accept one nonce.
+
+    with store.read() as reads:
+        session = reads.session(session_id)
+    ...  # verify, sign: no transaction open
+    with store.write() as writes:
+        if not writes.attest_session(session_id, nonce, token, now):
+            ...  # another request spent the nonce first
+        writes.add_audit(...)
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Connection, Table, and_, bindparam, or_, text
+from sqlalchemy import delete as core_delete
+from sqlalchemy import insert as core_insert
+from sqlalchemy import select as core_select
+from sqlalchemy import update as core_update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.pool import StaticPool
 from sqlmodel import Session as DbSession
-from sqlmodel import col, create_engine, delete, select, update
+from sqlmodel import col, delete, select, update
 
+from ._engine import WRITE, TransactionCounter, TransactionCounts, make_engine
 from .tables import Audit, Policy, ReferenceValue, Resource, Session, SigningKey, TpmAk, TpmEnrollment
 
-__all__ = ["ConflictError", "StorageError", "Store", "normalise_url"]
+__all__ = [
+    "DEFAULT_THREADS",
+    "ConflictError",
+    "PolicyRecord",
+    "Reads",
+    "ResourceRecord",
+    "SessionRecord",
+    "StorageError",
+    "Store",
+    "TransactionCounts",
+    "Writes",
+    "normalise_url",
+]
 
+DEFAULT_THREADS = 4
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 7_467_420  # PostgreSQL advisory lock id guarding schema upgrades between replicas
-_sqlite_upgrade_lock = threading.Lock()
 
 
 class StorageError(Exception):
@@ -43,50 +75,220 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
-    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # In WAL mode NORMAL still survives a crash of the process; only an OS crash may lose the newest commits.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+# -- the records of the protocol's path ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    nonce: str
+    tee: str
+    state: str  # challenged | consumed | attested
+    expires_at: float
+    token: str | None
+
+
+@dataclass(frozen=True)
+class PolicyRecord:
+    id: str
+    source: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ResourceRecord:
+    path: str
+    sealed: bytes
+
+
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
+_SESSION = _table(Session)
+_POLICY = _table(Policy)
+_REFERENCE = _table(ReferenceValue)
+_RESOURCE = _table(Resource)
+_AUDIT = _table(Audit)
+
+_SELECT_SESSION = core_select(
+    _SESSION.c.id, _SESSION.c.nonce, _SESSION.c.tee, _SESSION.c.state, _SESSION.c.expires_at, _SESSION.c.token
+).where(_SESSION.c.id == bindparam("id"))
+_SELECT_POLICIES = core_select(_POLICY.c.id, _POLICY.c.source, _POLICY.c.sha256).where(
+    _POLICY.c.id.in_(bindparam("ids", expanding=True))
+)
+_SELECT_REFERENCE_VALUES = (
+    core_select(_REFERENCE.c.name, _REFERENCE.c.value)
+    .where(or_(_REFERENCE.c.expires_at.is_(None), _REFERENCE.c.expires_at > bindparam("now")))
+    .order_by(_REFERENCE.c.name, _REFERENCE.c.value)
+)
+_SELECT_RESOURCE = core_select(_RESOURCE.c.path, _RESOURCE.c.sealed).where(_RESOURCE.c.path == bindparam("path"))
+_INSERT_SESSION = core_insert(_SESSION)
+_ATTEST_SESSION = (
+    core_update(_SESSION)
+    .where(
+        and_(
+            _SESSION.c.id == bindparam("sid"),
+            _SESSION.c.nonce == bindparam("nonce_sent"),
+            _SESSION.c.state == "challenged",
+            _SESSION.c.expires_at > bindparam("now"),
+        )
+    )
+    .values(state="attested", token=bindparam("token_issued"))
+)
+_SPEND_NONCE = (
+    core_update(_SESSION)
+    .where(
+        and_(
+            _SESSION.c.id == bindparam("sid"),
+            _SESSION.c.nonce == bindparam("nonce_sent"),
+            _SESSION.c.state == "challenged",
+        )
+    )
+    .values(state="consumed")
+)
+_SWEEP_SESSIONS = core_delete(_SESSION).where(_SESSION.c.expires_at <= bindparam("now"))
+_COUNT_SESSIONS = core_select(text("count(*)")).select_from(_SESSION)
+_INSERT_AUDIT = core_insert(_AUDIT)
+
+
+class Reads:
+    """The queries of one read transaction (`Store.read()`)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def session(self, session_id: str) -> SessionRecord | None:
+        row = self.connection.execute(_SELECT_SESSION, {"id": session_id}).first()
+        return None if row is None else SessionRecord(*row)
+
+    def first_policy(self, policy_ids: Sequence[str]) -> PolicyRecord | None:
+        """The first of `policy_ids` (in that order of preference) that exists, in one query."""
+        rows = {r.id: PolicyRecord(*r) for r in self.connection.execute(_SELECT_POLICIES, {"ids": list(policy_ids)})}
+        return next((rows[i] for i in policy_ids if i in rows), None)
+
+    def reference_values(self, now: float) -> dict[str, list[str]]:
+        """name -> accepted values, without those expired at `now`."""
+        out: dict[str, list[str]] = {}
+        for name, value in self.connection.execute(_SELECT_REFERENCE_VALUES, {"now": now}):
+            out.setdefault(name, []).append(value)
+        return out
+
+    def resource(self, path: str) -> ResourceRecord | None:
+        row = self.connection.execute(_SELECT_RESOURCE, {"path": path}).first()
+        return None if row is None else ResourceRecord(*row)
+
+    def session_count(self) -> int:
+        return int(self.connection.execute(_COUNT_SESSIONS).scalar_one())
+
+
+class Writes:
+    """The changes of one write transaction (`Store.write()`): all of them commit, or none."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def add_session(self, session_id: str, nonce: str, tee: str, now: float, expires_at: float) -> None:
+        self.connection.execute(
+            _INSERT_SESSION,
+            {
+                "id": session_id,
+                "nonce": nonce,
+                "tee": tee,
+                "state": "challenged",
+                "created_at": now,
+                "expires_at": expires_at,
+                "token": None,
+            },
+        )
+
+    def attest_session(self, session_id: str, nonce: str, token: str, now: float) -> bool:
+        """challenged -> attested with `token`; False when the nonce was spent (or the session expired) meanwhile."""
+        result = self.connection.execute(
+            _ATTEST_SESSION, {"sid": session_id, "nonce_sent": nonce, "token_issued": token, "now": now}
+        )
+        return result.rowcount == 1
+
+    def spend_nonce(self, session_id: str, nonce: str) -> None:
+        """challenged -> consumed: the session's evidence was refused, its nonce is not offered again."""
+        self.connection.execute(_SPEND_NONCE, {"sid": session_id, "nonce_sent": nonce})
+
+    def sweep_sessions(self, now: float) -> int:
+        return int(self.connection.execute(_SWEEP_SESSIONS, {"now": now}).rowcount)
+
+    def add_audit(
+        self, actor: str, action: str, target: str, outcome: str, claims_digest: str | None, at: float
+    ) -> None:
+        self.connection.execute(
+            _INSERT_AUDIT,
+            {
+                "at": at,
+                "actor": actor,
+                "action": action,
+                "target": target,
+                "outcome": outcome,
+                "claims_digest": claims_digest,
+            },
+        )
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, threads: int = DEFAULT_THREADS) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        if self.is_sqlite:
-            memory = ":memory:" in self.url
-            self.engine: Engine = create_engine(
-                self.url,
-                connect_args={"check_same_thread": False, "timeout": 10},
-                poolclass=StaticPool if memory else None,
-            )
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        else:
-            self.engine = create_engine(
-                self.url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args={"connect_timeout": 5}
-            )
+        self.engine = make_engine(self.url, threads)
+        self._counter = TransactionCounter(self.engine)
+        # SQLite has one writer at a time: the threads of this process queue here rather than in SQLite's busy
+        # handler, which sleeps up to 100 ms between tries. A database in memory is one shared connection.
+        self._shared_connection = ":memory:" in self.url
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+
+    def transactions(self) -> TransactionCounts:
+        """Transactions committed (read, write) and rolled back since this store was made."""
+        return self._counter.counts()
+
+    # -- transactions -----------------------------------------------------------------------------------------
+    @contextmanager
+    def _connection(self, write: bool) -> Iterator[Connection]:
+        lock = self._write_lock if self._write_lock is not None and (write or self._shared_connection) else None
+        try:
+            with lock or nullcontext(), self.engine.connect() as connection:
+                if write:
+                    connection.execution_options(**{WRITE: True})
+                with connection.begin():
+                    yield connection
+        except OperationalError as exc:
+            raise StorageError(f"database unavailable: {exc.orig}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Reads]:
+        """One read transaction: a consistent view for the queries made in it."""
+        with self._connection(write=False) as connection:
+            yield Reads(connection)
+
+    @contextmanager
+    def write(self) -> Iterator[Writes]:
+        """One write transaction, committed when the block ends without an exception (and rolled back if not)."""
+        with self._connection(write=True) as connection:
+            yield Writes(connection)
+
+    @contextmanager
+    def _tx(self, write: bool = True) -> Iterator[DbSession]:
+        with self._connection(write) as connection, DbSession(bind=connection, expire_on_commit=False) as db:
+            yield db
+            db.flush()
 
     # -- schema -----------------------------------------------------------------------------------------------
     def migrate(self) -> None:
-        """Bring the schema to the newest revision; concurrent replicas take turns."""
+        """Bring the schema to the newest revision; concurrent replicas and workers take turns."""
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
-        try:
-            with self.engine.begin() as connection:
-                if self.is_sqlite:
-                    with _sqlite_upgrade_lock:
-                        config.attributes["connection"] = connection
-                        command.upgrade(config, "head")
-                else:
-                    connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK})
-                    config.attributes["connection"] = connection
-                    command.upgrade(config, "head")
-        except OperationalError as exc:
-            raise StorageError(f"database unavailable: {exc.orig}") from exc
+        # SQLite: the write transaction (BEGIN IMMEDIATE) is the turn; PostgreSQL: an advisory lock.
+        with self._connection(write=True) as connection:
+            if not self.is_sqlite:
+                connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK})
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
 
     def ping(self) -> None:
         try:
@@ -95,54 +297,18 @@ class Store:
         except OperationalError as exc:
             raise StorageError(f"database unavailable: {exc.orig}") from exc
 
-    @contextmanager
-    def _tx(self) -> Iterator[DbSession]:
-        try:
-            with DbSession(self.engine, expire_on_commit=False) as db, db.begin():
-                yield db
-        except OperationalError as exc:
-            raise StorageError(f"database unavailable: {exc.orig}") from exc
+    # -- sessions (outside the protocol's path: tests and operations) ------------------------------------------
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        with self.read() as reads:
+            return reads.session(session_id)
 
-    # -- sessions ---------------------------------------------------------------------------------------------
-    def create_session(self, session: Session) -> None:
-        with self._tx() as db:
-            db.add(session)
-
-    def consume_session(self, session_id: str, nonce: str, now: float) -> Session:
-        """Take the session's nonce for one /attest. ConflictError if already taken, expired or unknown."""
-        with self._tx() as db:
-            result = db.exec(
-                update(Session)
-                .where(
-                    col(Session.id) == session_id,
-                    col(Session.nonce) == nonce,
-                    col(Session.state) == "challenged",
-                    col(Session.expires_at) > now,
-                )
-                .values(state="consumed")
-            )
-            if result.rowcount != 1:
-                raise ConflictError("no open challenge for this session and nonce")
-            row = db.get(Session, session_id)
-            assert row is not None
-            return row
-
-    def get_session(self, session_id: str) -> Session | None:
-        with self._tx() as db:
-            return db.get(Session, session_id)
-
-    def complete_session(self, session_id: str, token: str) -> None:
-        with self._tx() as db:
-            db.exec(
-                update(Session)
-                .where(col(Session.id) == session_id, col(Session.state) == "consumed")
-                .values(state="attested", token=token)
-            )
+    def session_count(self) -> int:
+        with self.read() as reads:
+            return reads.session_count()
 
     def sweep_sessions(self, now: float) -> int:
-        with self._tx() as db:
-            result = db.exec(delete(Session).where(col(Session.expires_at) <= now))
-            return int(result.rowcount)
+        with self.write() as writes:
+            return writes.sweep_sessions(now)
 
     # -- resources --------------------------------------------------------------------------------------------
     def put_resource(self, row: Resource) -> None:
@@ -150,7 +316,7 @@ class Store:
             db.merge(row)
 
     def get_resource(self, path: str) -> Resource | None:
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             return db.get(Resource, path)
 
     def delete_resource(self, path: str) -> bool:
@@ -159,7 +325,7 @@ class Store:
             return bool(result.rowcount)
 
     def list_resources(self) -> Sequence[Resource]:
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             return db.exec(select(Resource).order_by(col(Resource.path))).all()
 
     # -- policies ---------------------------------------------------------------------------------------------
@@ -168,17 +334,11 @@ class Store:
             db.merge(row)
 
     def get_policy(self, policy_id: str) -> Policy | None:
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             return db.get(Policy, policy_id)
 
-    def first_policy(self, policy_ids: Sequence[str]) -> Policy | None:
-        """The first of `policy_ids` (in that order of preference) that exists, in one query."""
-        with self._tx() as db:
-            rows = {r.id: r for r in db.exec(select(Policy).where(col(Policy.id).in_(policy_ids))).all()}
-        return next((rows[i] for i in policy_ids if i in rows), None)
-
     def list_policies(self) -> Sequence[Policy]:
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             return db.exec(select(Policy).order_by(col(Policy.id))).all()
 
     def delete_policy(self, policy_id: str) -> bool:
@@ -189,14 +349,14 @@ class Store:
     # -- reference values -------------------------------------------------------------------------------------
     def put_reference_values(self, name: str, values: Sequence[str], expires_at: float | None, now: float) -> None:
         """Replace the accepted values of `name`."""
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             db.exec(delete(ReferenceValue).where(col(ReferenceValue.name) == name))
             for value in dict.fromkeys(values):
                 db.add(ReferenceValue(name=name, value=value, expires_at=expires_at, updated_at=now))
 
     def reference_values(self, now: float | None = None) -> Sequence[ReferenceValue]:
         """All reference values; with `now`, only those not expired at that time."""
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             query = select(ReferenceValue).order_by(col(ReferenceValue.name), col(ReferenceValue.value))
             if now is not None:
                 query = query.where((col(ReferenceValue.expires_at).is_(None)) | (col(ReferenceValue.expires_at) > now))
@@ -209,7 +369,7 @@ class Store:
 
     # -- token signing keys -----------------------------------------------------------------------------------
     def signing_keys(self) -> Sequence[SigningKey]:
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             return db.exec(select(SigningKey).order_by(col(SigningKey.created_at))).all()
 
     def add_signing_key(self, row: SigningKey, retire_others_at: float | None = None) -> None:
@@ -233,11 +393,11 @@ class Store:
 
     # -- audit ------------------------------------------------------------------------------------------------
     def audit(self, row: Audit) -> None:
-        with self._tx() as db:
-            db.add(row)
+        with self.write() as writes:
+            writes.add_audit(row.actor, row.action, row.target, row.outcome, row.claims_digest, row.at)
 
     def audit_log(self, limit: int = 100) -> Sequence[Audit]:
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             return db.exec(select(Audit).order_by(col(Audit.id).desc()).limit(limit)).all()
 
     # -- TPM AK enrolment -------------------------------------------------------------------------------------
@@ -260,5 +420,5 @@ class Store:
             db.merge(row)
 
     def tpm_ak_enrolled(self, ak_sha256: str) -> bool:
-        with self._tx() as db:
+        with self._tx(write=False) as db:
             return db.get(TpmAk, ak_sha256) is not None

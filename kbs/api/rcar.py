@@ -7,7 +7,6 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
-from starlette.concurrency import run_in_threadpool
 
 from ..errors import KbsError
 from ..protocol import BASE_PATH, SESSION_COOKIE
@@ -45,7 +44,7 @@ async def auth(
     context: Context,
     counters: Counters,
 ) -> Challenge:
-    challenge, session_id = await run_in_threadpool(rcar.auth, body, time.time())
+    challenge, session_id = await context.run(rcar.auth, body, time.time())
     response.set_cookie(
         SESSION_COOKIE,
         session_id,
@@ -69,10 +68,11 @@ async def attest(
     body: Annotated[AttestationRequest, Depends(JsonBody(AttestationRequest))],
     session_id: SessionId,
     rcar: Rcar,
+    context: Context,
     counters: Counters,
 ) -> AttestationToken:
     try:
-        token = await run_in_threadpool(rcar.attest, session_id, body, time.time())
+        token = await context.run(rcar.attest, session_id, body, time.time())
     except KbsError as exc:
         counters.inc("kbs_attest_total", outcome="rejected")
         log.info("attestation rejected: %s", exc.detail)
@@ -91,12 +91,11 @@ async def get_resource(
     path: Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/resource/"))],
     credentials: GuestCredentials,
     release: Release,
+    context: Context,
     counters: Counters,
 ) -> Jwe:
     try:
-        jwe = await run_in_threadpool(
-            release.release, path, credentials.session_id, credentials.authorization, time.time()
-        )
+        jwe = await context.run(release.release, path, credentials.session_id, credentials.authorization, time.time())
     except KbsError as exc:
         counters.inc("kbs_resource_total", outcome=exc.variant)
         raise

@@ -7,8 +7,8 @@
     Operations           readiness and the token verification keys
 
 Services take the time as a parameter and answer every failure with a `KbsError` (trustee's error shape); they
-return response models or plain values, never table rows. Storage is synchronous: callers in an event loop run
-them in a thread.
+return response models or plain values, never table rows. Storage is synchronous and so are verification and
+cryptography: the routes run services in the app's thread pool (`kbs.api.deps.ApiContext.run`), never on the loop.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def build_services(settings: Settings, store: Store) -> Services:
     sealer = Sealer(load_or_create_kek(settings.storage.kek_file, create=False))
     keys = KeyRing(store, sealer, settings.tokens.rotation_overlap_seconds)
     inputs = VerifierInputs(settings.verifier)
-    policies = PolicyBook(store)
+    policies = PolicyBook()
     audit = AuditLog(store)
     services = Services(
         rcar=RcarService(settings, store, keys, inputs, policies, EnrolledAkRegistry(store)),

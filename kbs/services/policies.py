@@ -2,7 +2,9 @@
 
 Attestation policies are chosen by TEE (`attestation:<tee>`, then `attestation:default`, then the shipped
 `default_<tee>`); resource policies by the most specific scope of the path (tag, type, repository, global, shipped).
-Compiled policies are cached by source text, so a policy set on another replica is used as soon as it is read.
+Compiled policies are cached by source text, so a policy set on another replica is used as soon as it is read; the
+shipped ones are read from the package once. The lookups run inside the caller's read transaction (`Reads`), with
+the other reads of its protocol step.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from policies import load as load_shipped_policy
 from verifier.rego import Policy
 
 from ..errors import KbsError
-from ..storage import Store
+from ..storage import Reads
 
-__all__ = ["PolicyBook", "compiled"]
+__all__ = ["PolicyBook", "compiled", "resource_scopes"]
 
 
 @lru_cache(maxsize=64)
@@ -25,32 +27,45 @@ def compiled(source: str) -> Policy:
     return Policy.compile(source)
 
 
-class PolicyBook:
-    def __init__(self, store: Store) -> None:
-        self._store = store
+@lru_cache(maxsize=32)
+def _shipped_attestation(tee: str) -> str | None:
+    return attestation_default(tee)
 
-    def attestation_policy(self, tee: str) -> tuple[str, str]:
+
+@lru_cache(maxsize=1)
+def _shipped_resource() -> str:
+    return load_shipped_policy("resource.rego")
+
+
+def attestation_scopes(tee: str) -> list[str]:
+    return [f"attestation:{tee}", "attestation:default"]
+
+
+def resource_scopes(path: str) -> list[str]:
+    """The policy ids that may govern `path`, most specific first: by tag, type, repository, then global."""
+    repo, type_, tag = path.split("/")
+    return [f"resource:{repo}/{type_}/{tag}", f"resource:{repo}/{type_}", f"resource:{repo}", "resource"]
+
+
+class PolicyBook:
+    def attestation_policy(self, reads: Reads, tee: str) -> tuple[str, str]:
         """(policy id as the EAR names it, Rego source) for a TEE."""
-        row = self._store.first_policy([f"attestation:{tee}", "attestation:default"])
+        row = reads.first_policy(attestation_scopes(tee))
         if row is not None:
             return row.id.removeprefix("attestation:"), row.source
-        shipped = attestation_default(tee)
+        shipped = _shipped_attestation(tee)
         if shipped is None:
             raise KbsError.attestation_failed(f"no attestation policy for tee {tee!r}")
         return f"default_{tee}", shipped
 
-    def resource_policy(self, path: str) -> tuple[str, str]:
+    def resource_policy(self, reads: Reads, path: str) -> tuple[str, str]:
         """The most specific resource policy for a path: by tag, type, repository, then global, then shipped."""
-        repo, type_, tag = path.split("/")
-        scopes = [f"resource:{repo}/{type_}/{tag}", f"resource:{repo}/{type_}", f"resource:{repo}", "resource"]
-        row = self._store.first_policy(scopes)
+        row = reads.first_policy(resource_scopes(path))
         if row is not None:
             return row.id, row.source
-        return "default", load_shipped_policy("resource.rego")
+        return "default", _shipped_resource()
 
-    def reference_values(self, now: float) -> dict[str, list[str]]:
+    @staticmethod
+    def reference_values(reads: Reads, now: float) -> dict[str, list[str]]:
         """name -> accepted values, without those expired at `now` (what `query_reference_value` offers)."""
-        out: dict[str, list[str]] = {}
-        for row in self._store.reference_values(now):
-            out.setdefault(row.name, []).append(row.value)
-        return out
+        return reads.reference_values(now)

@@ -1,8 +1,9 @@
 """RCAR, the attestation half of trustee's KBS protocol 0.4.0: /auth opens a session with a fresh nonce, /attest
 verifies evidence bound to that nonce, appraises it and issues the EAR token.
 
-A session moves challenged -> consumed (one /attest took the nonce, whatever the outcome) -> attested (a token was
-issued), by conditional UPDATEs in the database, so no two replicas accept one nonce.
+A session moves challenged -> attested (a token was issued) or challenged -> consumed (its evidence was refused) by
+one conditional UPDATE after verification, so no two requests, on any replicas, both accept one nonce; the loser
+of a race is told the nonce was used. Verification and signing run with no transaction open.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from ..errors import KbsError
 from ..protocol import expected_report_data, init_data_digest, runtime_digest, version_supported
 from ..settings import Settings
 from ..signing import KeyRing
-from ..storage import ConflictError, Store
-from ..tables import Session as SessionRow
+from ..storage import SessionRecord as SessionRow
+from ..storage import Store
 from ..verification import VerifierInputs
 from .policies import PolicyBook, compiled
 from .tpm import EnrolledAkRegistry
@@ -37,6 +38,10 @@ _SWEEP_EVERY_SECONDS = 60.0
 
 
 class RcarService:
+    """Each step is one write transaction at most: /auth inserts the session; /attest reads the session, its
+    policy and the reference values in one read, verifies and signs with no transaction open, then moves the
+    session to attested (or, evidence refused, spends its nonce) in one conditional UPDATE."""
+
     def __init__(
         self,
         settings: Settings,
@@ -52,7 +57,6 @@ class RcarService:
         self.inputs = inputs
         self.policies = policies
         self.enrolled_aks = enrolled_aks
-        self._last_sweep = 0.0
 
     def auth(self, request: AuthRequest, now: float) -> tuple[Challenge, str]:
         """A challenge and the id of its new session (the caller sets it as the `kbs-session-id` cookie)."""
@@ -64,39 +68,31 @@ class RcarService:
             raise KbsError.invalid_request(f"tee {request.tee!r} is not one of {sorted(verifier.TEES)}")
         if request.tee == "sample" and not self.inputs.allow_sample:
             raise KbsError.invalid_request("tee 'sample' is refused by this broker (verifier.allow_sample is off)")
-        if now - self._last_sweep > _SWEEP_EVERY_SECONDS:
-            self._last_sweep = now
-            self.store.sweep_sessions(now)
         nonce = base64.b64encode(secrets.token_bytes(NONCE_BYTES)).decode()
         session_id = secrets.token_urlsafe(32)
-        self.store.create_session(
-            SessionRow(
-                id=session_id,
-                nonce=nonce,
-                tee=request.tee,
-                state="challenged",
-                created_at=now,
-                expires_at=now + self.settings.sessions.ttl_seconds,
-            )
-        )
+        with self.store.write() as writes:
+            writes.add_session(session_id, nonce, request.tee, now, now + self.settings.sessions.ttl_seconds)
         return Challenge(nonce=nonce), session_id
 
-    def _consume(self, session_id: str | None, nonce: str, now: float) -> SessionRow:
-        if not session_id:
-            raise KbsError.unauthorized("no kbs-session-id cookie: call /auth first")
-        try:
-            return self.store.consume_session(session_id, nonce, now)
-        except ConflictError:
-            row = self.store.get_session(session_id)
-            if row is None:
-                raise KbsError.unauthorized("unknown or expired session: call /auth again") from None
-            if row.expires_at <= now:
-                raise KbsError.unauthorized("session expired: call /auth again") from None
-            if row.state != "challenged":
-                raise KbsError.unauthorized(
-                    "this session's nonce was already used: a session attests once; call /auth again"
-                ) from None
-            raise KbsError.attestation_failed("runtime-data nonce is not this session's challenge") from None
+    def sweep(self, now: float) -> int:
+        """Delete the sessions expired at `now` (the app runs this every `sweep_interval` seconds)."""
+        return self.store.sweep_sessions(now)
+
+    @property
+    def sweep_interval(self) -> float:
+        return float(min(_SWEEP_EVERY_SECONDS, max(1, self.settings.sessions.ttl_seconds)))
+
+    @staticmethod
+    def _open_challenge(session: SessionRow | None, nonce: str, now: float) -> SessionRow:
+        if session is None:
+            raise KbsError.unauthorized("unknown or expired session: call /auth again")
+        if session.expires_at <= now:
+            raise KbsError.unauthorized("session expired: call /auth again")
+        if session.state != "challenged":
+            raise _nonce_spent()
+        if session.nonce != nonce:
+            raise KbsError.attestation_failed("runtime-data nonce is not this session's challenge")
+        return session
 
     def attest(self, session_id: str | None, attestation: AttestationRequest, now: float) -> str:
         """The EAR token for evidence bound to this session's nonce; the nonce is spent whatever the outcome."""
@@ -112,35 +108,62 @@ class RcarService:
                 init_claims = tomllib.loads(init.body).get("data", {})
             except ValueError as exc:
                 raise KbsError.invalid_request(str(exc)) from exc
-        session = self._consume(session_id, runtime.nonce, now)
+        if not session_id:
+            raise KbsError.unauthorized("no kbs-session-id cookie: call /auth first")
+        with self.store.read() as reads:
+            session = self._open_challenge(reads.session(session_id), runtime.nonce, now)
+            policy = self.policies.attestation_policy(reads, session.tee)
+            reference_values = self.policies.reference_values(reads, now)
+        token: str | None = None
+        try:
+            token = self._appraise(session.tee, attestation, init_digest, init_claims, policy, reference_values, now)
+        finally:
+            if token is None:  # refused (or failed): the nonce is spent all the same
+                with self.store.write() as writes:
+                    writes.spend_nonce(session.id, session.nonce)
+        with self.store.write() as writes:
+            if not writes.attest_session(session.id, session.nonce, token, now):
+                raise _nonce_spent()
+        return token
+
+    def _appraise(
+        self,
+        tee: str,
+        attestation: AttestationRequest,
+        init_digest: bytes | None,
+        init_claims: dict[str, Any],
+        policy: tuple[str, str],
+        reference_values: dict[str, list[str]],
+        now: float,
+    ) -> str:
+        """Verify the evidence, appraise it under `policy` and sign the EAR: no database transaction is open."""
+        runtime = attestation.runtime_data
         digest = runtime_digest(runtime.nonce, runtime.tee_pubkey, attestation.tee_evidence.additional_evidence)
         at = datetime.fromtimestamp(now, UTC)
         options = self.inputs.options(
             at=at,
-            report_data=expected_report_data(session.tee, digest),
+            report_data=expected_report_data(tee, digest),
             init_data_digest=init_digest,
             extra_sources={"tpm": self.enrolled_aks},
         )
         try:
-            verified = verifier.verify(session.tee, attestation.tee_evidence.primary_evidence, options)
+            verified = verifier.verify(tee, attestation.tee_evidence.primary_evidence, options)
         except verifier.VerifierError as exc:
-            raise KbsError.attestation_failed(
-                f"{session.tee} evidence rejected: {exc.reason.value}: {exc.detail}"
-            ) from exc
+            raise KbsError.attestation_failed(f"{tee} evidence rejected: {exc.reason.value}: {exc.detail}") from exc
         evidence = annotated_evidence(
-            session.tee,
+            tee,
             verified.claims,
             verified.report_data,
             {"nonce": runtime.nonce, "tee-pubkey": runtime.tee_pubkey},
             init_digest,
             init_claims,
         )
-        policy_id, source = self.policies.attestation_policy(session.tee)
+        policy_id, source = policy
         try:
-            appraisal = appraise(compiled(source), policy_id, evidence, self.policies.reference_values(now))
+            appraisal = appraise(compiled(source), policy_id, evidence, reference_values)
         except PolicyError as exc:
             raise KbsError.attestation_failed(f"attestation policy {policy_id} failed: {exc}") from exc
-        token = issue(
+        return issue(
             self.keys.signer(),
             appraisal=appraisal,
             annotated_evidence=evidence,
@@ -149,5 +172,7 @@ class RcarService:
             now=at,
             ttl_seconds=self.settings.tokens.ttl_seconds,
         )
-        self.store.complete_session(session.id, token)
-        return token
+
+
+def _nonce_spent() -> KbsError:
+    return KbsError.unauthorized("this session's nonce was already used: a session attests once; call /auth again")

@@ -18,12 +18,30 @@ from ..jwe import JweError, encrypt_for
 from ..sealing import Sealer
 from ..settings import Settings
 from ..signing import KeyRing
-from ..storage import Store
+from ..storage import SessionRecord, Store
 from ._ear import EarView
 from .audit import AuditLog
 from .policies import PolicyBook, compiled
 
 __all__ = ["ReleaseService"]
+
+
+def _bearer(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer` header; None when no header was sent."""
+    if not authorization:
+        return None
+    if not authorization.startswith("Bearer "):
+        raise KbsError.token_invalid("Authorization header is not a Bearer token")
+    return authorization.removeprefix("Bearer ").strip()
+
+
+def _session_token(session: SessionRecord | None, now: float) -> str:
+    """The token the session attested to (401 when it is unknown, expired or has not attested)."""
+    if session is None or session.expires_at <= now:
+        raise KbsError.unauthorized("unknown or expired session: attest again")
+    if session.state != "attested" or session.token is None:
+        raise KbsError.unauthorized("this session has not attested: call /attest first")
+    return session.token
 
 
 class ReleaseService:
@@ -44,15 +62,22 @@ class ReleaseService:
         self._audit = audit
 
     def release(self, path: str, session_id: str | None, authorization: str | None, now: float) -> Jwe:
-        ear = self.attested(session_id, authorization, now)
-        policy_id, source = self._policies.resource_policy(path)
+        """One read (the session's token, the resource policy, the sealed resource), the checks and cryptography
+        with no transaction open, then one write: the audit row of the release or the denial."""
+        token = _bearer(authorization)
+        if token is None and not session_id:
+            raise KbsError.unauthorized("no attestation: send the kbs-session-id cookie or a Bearer token")
+        with self._store.read() as reads:
+            session = reads.session(session_id) if token is None and session_id else None
+            policy_id, source = self._policies.resource_policy(reads, path)
+            row = reads.resource(path)
+        ear = self._verified(token if token is not None else _session_token(session, now), now)
         result = self.evaluate_resource_policy(source, ear, path)
         if result.get("allow") is not True:
             reasons = result.get("reasons")
             why = f": {'; '.join(sorted(map(str, reasons)))}" if isinstance(reasons, list) and reasons else ""
             self._audit.record("token", "resource.deny", path, "denied", ear.digest, now)
             raise KbsError.policy_deny(f"resource policy {policy_id} denies {path}{why}")
-        row = self._store.get_resource(path)
         if row is None:
             raise KbsError.not_found(f"resource {path} does not exist")
         if ear.tee_pubkey is None:
@@ -68,21 +93,7 @@ class ReleaseService:
         self._audit.record("token", "resource.release", path, "released", ear.digest, now)
         return Jwe(**response)
 
-    def attested(self, session_id: str | None, authorization: str | None, now: float) -> EarView:
-        """The verified EAR of the caller: the Bearer token if one is sent, else the one its session attested to."""
-        if authorization:
-            if not authorization.startswith("Bearer "):
-                raise KbsError.token_invalid("Authorization header is not a Bearer token")
-            token = authorization.removeprefix("Bearer ").strip()
-        elif session_id:
-            row = self._store.get_session(session_id)
-            if row is None or row.expires_at <= now:
-                raise KbsError.unauthorized("unknown or expired session: attest again")
-            if row.state != "attested" or row.token is None:
-                raise KbsError.unauthorized("this session has not attested: call /attest first")
-            token = row.token
-        else:
-            raise KbsError.unauthorized("no attestation: send the kbs-session-id cookie or a Bearer token")
+    def _verified(self, token: str, now: float) -> EarView:
         at = datetime.fromtimestamp(now, UTC)
         issuer = self._settings.tokens.issuer
         try:

@@ -95,6 +95,13 @@ class KbsServer:
             time.sleep(0.1)
         raise RuntimeError(f"kbs serve did not become ready: {self.log.read_text()}")
 
+    @property
+    def pid(self) -> int:
+        """The `kbs serve` process (with `--workers N`, the parent of the N workers)."""
+        if self._process is None:
+            raise RuntimeError("the broker is not running")
+        return self._process.pid
+
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()

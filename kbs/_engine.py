@@ -1,0 +1,115 @@
+"""The broker's database engine, tuned per backend, and the count of its transactions.
+
+- SQLite: WAL journal (readers never wait for the writer), `synchronous=NORMAL`, a busy timeout, and transactions
+  begun by the broker itself: `BEGIN` for reads, `BEGIN IMMEDIATE` for writes, so a write takes the database's
+  write lock up front instead of failing to upgrade a read lock half way (SQLITE_BUSY is not retried then).
+- PostgreSQL: a connection pool sized for the worker's threads (each thread holds at most one connection, only for
+  the length of one transaction), statements prepared on the server from their second use (psycopg's
+  `prepare_threshold`), a ping on checkout so a restarted database costs no failed request.
+
+`TransactionCounter` listens to the engine's events and counts committed transactions, read and write (a write is
+one that ran an INSERT, UPDATE or DELETE): the benchmark prints them and a test asserts the handshake's budget.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import QueuePool, StaticPool
+
+__all__ = ["WRITE", "TransactionCounter", "TransactionCounts", "make_engine"]
+
+# Execution option of a connection whose transaction will write (SQLite begins it IMMEDIATE).
+WRITE = "veritee_write"
+_DML = ("INSERT", "UPDATE", "DELETE")
+_SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Connections beyond the worker's threads, for the framework's own thread pool (admin and operations routes).
+_POOL_OVERFLOW = 8
+
+
+def make_engine(url: str, threads: int) -> Engine:
+    """An engine for `url` (already normalised) whose pool serves `threads` threads at once."""
+    if url.startswith("sqlite"):
+        memory = ":memory:" in url or url.rstrip("/") == "sqlite:"
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000},
+            poolclass=StaticPool if memory else QueuePool,
+            **({} if memory else {"pool_size": threads, "max_overflow": _POOL_OVERFLOW}),
+        )
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(
+        url,
+        pool_size=threads,
+        max_overflow=_POOL_OVERFLOW,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5, "prepare_threshold": 1},
+    )
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: object) -> None:
+    # The driver's own transaction handling begins lazily and DEFERRED; the broker begins them (_sqlite_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL still survives a crash of the process; only an OS crash may lose the newest commits.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    write = connection.get_execution_options().get(WRITE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@dataclass(frozen=True)
+class TransactionCounts:
+    read: int = 0
+    write: int = 0
+    rolled_back: int = 0
+
+    def __sub__(self, other: TransactionCounts) -> TransactionCounts:
+        return TransactionCounts(self.read - other.read, self.write - other.write, self.rolled_back - other.rolled_back)
+
+
+class TransactionCounter:
+    """Committed read and write transactions, and rolled back ones, of one engine since it was made."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._lock = threading.Lock()
+        self._read = self._write = self._rolled_back = 0
+        event.listen(engine, "begin", self._begin)
+        event.listen(engine, "before_cursor_execute", self._execute)
+        event.listen(engine, "commit", self._commit)
+        event.listen(engine, "rollback", self._rollback)
+
+    @staticmethod
+    def _begin(connection: Connection) -> None:
+        connection.info[WRITE] = False
+
+    @staticmethod
+    def _execute(connection: Connection, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip()[:6].upper() in _DML:
+            connection.info[WRITE] = True
+
+    def _commit(self, connection: Connection) -> None:
+        with self._lock:
+            if connection.info.get(WRITE):
+                self._write += 1
+            else:
+                self._read += 1
+
+    def _rollback(self, _connection: Connection) -> None:
+        with self._lock:
+            self._rolled_back += 1
+
+    def counts(self) -> TransactionCounts:
+        with self._lock:
+            return TransactionCounts(self._read, self._write, self._rolled_back)

@@ -1,0 +1,138 @@
+"""A load generator for the RCAR handshake (POST /auth, POST /attest, GET /resource), shared by the load test and
+`bench/kbs_handshake.py`.
+
+Each client is an asyncio task with its own keep-alive connection and its own P-256 key, made once: the protocol
+binds every attestation to a fresh nonce *and* the key, so one key may serve many handshakes, and the generator
+spends its CPU on the protocol rather than on key generation. A run is bounded by a handshake count, a time, or
+both; errors are counted, not raised, so a run under load reports them all. The generator measures its own CPU
+time, so a benchmark can tell when the client, not the server, is the bottleneck.
+
+    result = asyncio.run(run_load(["http://127.0.0.1:8080"], concurrency=16, seconds=5, secret=b"..."))
+    result.ops_per_second, result.quantile(0.99), result.errors
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import httpx
+from joserfc import jwe
+from joserfc.jwk import ECKey
+
+from kbs.protocol import expected_report_data, runtime_digest
+
+__all__ = ["LoadResult", "run_load"]
+
+RESOURCE = "default/key/1"
+_AUTH = {"version": "0.4.0", "tee": "sample", "extra-params": ""}
+_FIELDS = ("protected", "encrypted_key", "iv", "ciphertext", "tag")
+
+
+@dataclass
+class LoadResult:
+    ops: int = 0
+    elapsed: float = 0.0
+    cpu_seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def ops_per_second(self) -> float:
+        return self.ops / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def cpu_share(self) -> float:
+        """The generator's CPU time over the wall time: 1.0 is one core saturated."""
+        return self.cpu_seconds / self.elapsed if self.elapsed else 0.0
+
+    def quantile(self, q: float) -> float:
+        if len(self.latencies) < 2:
+            return self.latencies[0] if self.latencies else float("nan")
+        return statistics.quantiles(self.latencies, n=100)[round(q * 100) - 1]
+
+    def merge(self, other: LoadResult) -> LoadResult:
+        """Two generators' results over the same interval (e.g. two client processes)."""
+        return LoadResult(
+            ops=self.ops + other.ops,
+            elapsed=max(self.elapsed, other.elapsed),
+            cpu_seconds=self.cpu_seconds + other.cpu_seconds,
+            latencies=self.latencies + other.latencies,
+            errors=self.errors + other.errors,
+        )
+
+
+class _Client:
+    def __init__(self, http: httpx.AsyncClient, real: bool, secret: bytes | None) -> None:
+        self.http = http
+        self.real = real
+        self.secret = secret
+        self.key = ECKey.generate_key("P-256") if real else None
+        self.pubkey = self.key.as_dict(private=False) if self.key is not None else {}
+
+    async def handshake(self) -> None:
+        self.http.cookies.clear()
+        challenge = await self.http.post("/kbs/v0/auth", json=_AUTH)
+        challenge.raise_for_status()
+        nonce = challenge.json()["nonce"]
+        evidence: dict[str, str] = {}
+        if self.real:
+            report_data = expected_report_data("sample", runtime_digest(nonce, self.pubkey))
+            evidence = {"svn": "1", "report_data": base64.b64encode(report_data).decode()}
+        body = {
+            "init-data": None,
+            "runtime-data": {"nonce": nonce, "tee-pubkey": self.pubkey},
+            "tee-evidence": {"primary_evidence": evidence, "additional_evidence": ""},
+        }
+        (await self.http.post("/kbs/v0/attest", json=body)).raise_for_status()
+        response = await self.http.get(f"/kbs/v0/resource/{RESOURCE}")
+        response.raise_for_status()
+        if self.key is not None:
+            parts = response.json()
+            plaintext = jwe.decrypt_compact(".".join(parts[k] for k in _FIELDS), self.key).plaintext
+            if self.secret is not None and plaintext != self.secret:
+                raise ValueError("the released resource is not the provisioned secret")
+
+
+async def run_load(
+    urls: list[str],
+    concurrency: int,
+    *,
+    seconds: float | None = None,
+    total: int | None = None,
+    real: bool = True,
+    secret: bytes | None = None,
+    timeout: float = 60.0,
+) -> LoadResult:
+    """`concurrency` clients (spread over `urls`) doing handshakes until `total` are started or `seconds` pass."""
+    if seconds is None and total is None:
+        raise ValueError("a load run needs a handshake count, a time, or both")
+    result = LoadResult()
+    tickets = itertools.count()
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    start = time.perf_counter()
+    deadline = start + seconds if seconds is not None else float("inf")
+
+    async def client(index: int) -> None:
+        async with httpx.AsyncClient(base_url=urls[index % len(urls)], limits=limits, timeout=timeout) as http:
+            guest = _Client(http, real, secret)
+            while time.perf_counter() < deadline and (total is None or next(tickets) < total):
+                began = time.perf_counter()
+                try:
+                    await guest.handshake()
+                except (httpx.HTTPError, ValueError, KeyError) as exc:
+                    result.errors[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
+                    continue
+                result.latencies.append(time.perf_counter() - began)
+                result.ops += 1
+
+    cpu = time.process_time()
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
+    result.cpu_seconds = time.process_time() - cpu
+    result.elapsed = time.perf_counter() - start
+    return result
