@@ -21,8 +21,14 @@ from . import __version__
 from ._limits import BodyLimit, Metrics, RateLimiter
 from .admin_auth import AdminAuthority, Permission
 from .errors import KbsError
-from .protocol import SESSION_COOKIE, Attestation, TpmActivateRequest, TpmEnrollRequest
-from .protocol import Request as AuthRequest
+from .protocol import (
+    SESSION_COOKIE,
+    ProtocolError,
+    parse_attestation,
+    parse_request,
+    parse_tpm_activate_request,
+    parse_tpm_enroll_request,
+)
 from .sealing import Sealer, load_or_create_kek
 from .service import Broker, now_seconds, resource_path, split_resource_path
 from .settings import Settings
@@ -33,6 +39,7 @@ __all__ = ["create_app"]
 log = logging.getLogger("kbs")
 BASE = "/kbs/v0"
 T = TypeVar("T", bound=BaseModel)
+M = TypeVar("M")
 
 
 class ResourcePolicyBody(BaseModel):
@@ -73,6 +80,14 @@ async def _json(request: Request, model: type[T]) -> T:
             raise KbsError.invalid_request("malformed request body") from exc
         where = ".".join(str(p) for p in errors[0]["loc"]) or "body"
         raise KbsError.invalid_request(f"malformed request body at {where}: {errors[0]['msg']}") from exc
+
+
+async def _wire(request: Request, parse: Callable[[bytes], M]) -> M:
+    """A protocol message body, checked by the wire module's parser."""
+    try:
+        return parse(await request.body())
+    except ProtocolError as exc:
+        raise KbsError.invalid_request(f"malformed request body at {exc.field}: {exc.problem}") from exc
 
 
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
@@ -117,9 +132,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     @app.post(f"{BASE}/auth")
     async def auth(request: Request) -> Response:
         limiter.check(request.client.host if request.client else "unknown")
-        body = await _json(request, AuthRequest)
+        body = await _wire(request, parse_request)
         challenge, session_id = await run(broker.auth, body, now_seconds())
-        response = JSONResponse(challenge.model_dump(by_alias=True))
+        response = JSONResponse(challenge.to_dict())
         response.set_cookie(
             SESSION_COOKIE,
             session_id,
@@ -134,7 +149,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     @app.post(f"{BASE}/attest")
     async def attest(request: Request) -> Response:
-        body = await _json(request, Attestation)
+        body = await _wire(request, parse_attestation)
         try:
             token = await run(broker.attest, request.cookies.get(SESSION_COOKIE), body, now_seconds())
         except KbsError as exc:
@@ -148,15 +163,15 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     @app.post(f"{BASE}/tpm/enroll")
     async def tpm_enroll(request: Request) -> Response:
         limiter.check(request.client.host if request.client else "unknown")
-        body = await _json(request, TpmEnrollRequest)
+        body = await _wire(request, parse_tpm_enroll_request)
         challenge = await run(broker.tpm_enroll, body, now_seconds())
-        return JSONResponse(challenge.model_dump())
+        return JSONResponse(challenge.to_dict())
 
     @app.post(f"{BASE}/tpm/activate")
     async def tpm_activate(request: Request) -> Response:
-        body = await _json(request, TpmActivateRequest)
+        body = await _wire(request, parse_tpm_activate_request)
         enrolled = await run(broker.tpm_activate, body, now_seconds())
-        return JSONResponse(enrolled.model_dump())
+        return JSONResponse(enrolled.to_dict())
 
     @app.get(BASE + "/resource/{path:path}")
     async def get_resource(path: str, request: Request) -> Response:
