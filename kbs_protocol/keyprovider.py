@@ -1,7 +1,7 @@
 """ocicrypt key-provider wire format, shared by the image owner's side (`kbs admin keyprovider`, keywrap)
 and the guest side (`attestation-agent keyprovider` and `guest`, keyunwrap).
 
-ocicrypt's command protocol (containers/ocicrypt keywrap/keyprovider; SPEC section 8) exchanges one JSON
+ocicrypt's command protocol (containers/ocicrypt keywrap/keyprovider; docs/images.md) exchanges one JSON
 document each way. Go marshals []byte as base64 strings; Rust ocicrypt (serde) as arrays of integers: both are
 accepted on input, base64 is always emitted.
 

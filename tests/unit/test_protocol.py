@@ -1,4 +1,5 @@
-"""The KBS wire contract (kbs_protocol): messages, versions, resource URIs, and the runtime-data binding."""
+"""The KBS wire contract (kbs_protocol): messages, versions, resource URIs, and the runtime-data binding
+(docs/protocol.md)."""
 
 from __future__ import annotations
 
