@@ -1,5 +1,6 @@
-"""The broker's view of the KBS protocol: the wire module (`kbs_protocol`) plus the report-data binding
-(`verifier.binding`), re-exported for the broker's modules. The guest side imports `kbs_protocol` directly."""
+"""The broker's view of the KBS protocol: the wire module's constants and binding digests (`kbs_protocol`) and
+where each TEE carries the binding (`verifier.binding`), re-exported for the broker's modules. The request and
+response bodies are the pydantic models of `kbs.api.schemas`; the guest side imports `kbs_protocol` directly."""
 
 from kbs_protocol import (
     BASE_PATH,
@@ -7,25 +8,9 @@ from kbs_protocol import (
     PROTOCOL_VERSION,
     RESOURCE_SEGMENT,
     SESSION_COOKIE,
-    Attestation,
-    Challenge,
-    ErrorBody,
-    InitData,
     ProtocolError,
-    Request,
-    Response,
-    RuntimeData,
-    TeeEvidence,
-    TpmActivateRequest,
-    TpmCredentialChallenge,
-    TpmEnrolled,
-    TpmEnrollRequest,
     init_data_digest,
-    parse_attestation,
-    parse_request,
     parse_resource_uri,
-    parse_tpm_activate_request,
-    parse_tpm_enroll_request,
     runtime_digest,
     version_supported,
 )
@@ -37,26 +22,10 @@ __all__ = [
     "PROTOCOL_VERSION",
     "RESOURCE_SEGMENT",
     "SESSION_COOKIE",
-    "Attestation",
-    "Challenge",
-    "ErrorBody",
-    "InitData",
     "ProtocolError",
-    "Request",
-    "Response",
-    "RuntimeData",
-    "TeeEvidence",
-    "TpmActivateRequest",
-    "TpmCredentialChallenge",
-    "TpmEnrollRequest",
-    "TpmEnrolled",
     "expected_report_data",
     "init_data_digest",
-    "parse_attestation",
-    "parse_request",
     "parse_resource_uri",
-    "parse_tpm_activate_request",
-    "parse_tpm_enroll_request",
     "runtime_digest",
     "version_supported",
 ]

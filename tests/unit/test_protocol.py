@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,11 @@ from kbs_protocol import (
     parse_challenge,
     parse_request,
     parse_resource_uri,
+    parse_response,
+    parse_tpm_activate_request,
     parse_tpm_credential_challenge,
+    parse_tpm_enroll_request,
+    parse_tpm_enrolled,
     runtime_digest,
     version_supported,
 )
@@ -157,3 +162,38 @@ def test_malformed_messages(parse: Callable[[bytes], object], body: bytes, field
     with pytest.raises(ProtocolError) as caught:
         parse(body)
     assert caught.value.field == field
+
+
+# The broker parses bodies with its pydantic models (kbs.api.schemas, for OpenAPI); the agent with kbs_protocol.
+# The same bodies must read the same through both.
+_SAME_SHAPES = [
+    ("AuthRequest", parse_request, {"version": "0.4.2", "tee": "tdx", "extra-params": {"a": 1}}),
+    ("Challenge", parse_challenge, {"nonce": "bm9uY2U=", "extra-params": ""}),
+    (
+        "AttestationRequest",
+        parse_attestation,
+        {
+            "init-data": {"format": "toml", "body": "algorithm = 'sha384'"},
+            "runtime-data": {"nonce": "n", "tee-pubkey": {"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}},
+            "tee-evidence": {"primary_evidence": {"svn": "1"}, "additional_evidence": ""},
+        },
+    ),
+    ("AttestationToken", parse_response, {"token": "a.b.c"}),
+    ("TpmEnrollRequest", parse_tpm_enroll_request, {"ak_public": "AA==", "ek_certificate": "AA==", "ek_public": None}),
+    (
+        "TpmCredentialChallenge",
+        parse_tpm_credential_challenge,
+        {"id": "i", "credential_blob": "AA==", "encrypted_secret": "AA==", "expires_in": 300},
+    ),
+    ("TpmActivateRequest", parse_tpm_activate_request, {"id": "i", "secret": "AA=="}),
+    ("TpmEnrolled", parse_tpm_enrolled, {"ak_sha256": "00" * 32}),
+]
+
+
+@pytest.mark.parametrize(("schema", "parse", "body"), _SAME_SHAPES, ids=[s[0] for s in _SAME_SHAPES])
+def test_broker_schemas_and_wire_module_agree(schema: str, parse: Callable[[bytes], Any], body: dict[str, Any]) -> None:
+    from kbs.api import schemas
+
+    raw = json.dumps(body).encode()
+    model = getattr(schemas, schema).model_validate_json(raw)
+    assert model.model_dump(by_alias=True) == parse(raw).to_dict() == body
