@@ -25,7 +25,8 @@ import httpx
 from joserfc import jwe
 from joserfc.jwk import ECKey
 
-from kbs.protocol import expected_report_data, runtime_digest
+from kbs_protocol import runtime_digest
+from verifier.binding import expected_report_data
 
 __all__ = ["LoadResult", "run_load"]
 
