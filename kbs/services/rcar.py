@@ -80,7 +80,8 @@ class RcarService:
 
     @property
     def sweep_interval(self) -> float:
-        return float(min(_SWEEP_EVERY_SECONDS, max(1, self.settings.sessions.ttl_seconds)))
+        """A quarter of the session lifetime, between 1 and 60 seconds: a session outlives its TTL by that at most."""
+        return min(_SWEEP_EVERY_SECONDS, max(1.0, self.settings.sessions.ttl_seconds / 4))
 
     @staticmethod
     def _open_challenge(session: SessionRow | None, nonce: str, now: float) -> SessionRow:

@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 import httpx
 from joserfc import jwe
 from joserfc.jwk import ECKey
+from sqlalchemy import text
 
+from kbs.storage import Store
 from kbs_protocol import runtime_digest
 from verifier.binding import expected_report_data
 
-__all__ = ["LoadResult", "run_load"]
+__all__ = ["LoadResult", "SoakReport", "run_load", "session_states", "soak"]
 
 RESOURCE = "default/key/1"
 _AUTH = {"version": "0.4.0", "tee": "sample", "extra-params": ""}
@@ -137,3 +139,54 @@ async def run_load(
     result.cpu_seconds = time.process_time() - cpu
     result.elapsed = time.perf_counter() - start
     return result
+
+
+# -- the load test's verdict: errors, leaked sessions, the session table swept back ---------------------------------
+
+
+def session_states(database_url: str) -> Counter[str]:
+    """Rows of the broker's session table by state (challenged, consumed, attested), read straight from the DB."""
+    store = Store(database_url, threads=1)
+    try:
+        with store.read() as reads:
+            rows = reads.connection.execute(text("SELECT state, count(*) FROM kbs_session GROUP BY state")).all()
+        return Counter({str(state): int(n) for state, n in rows})
+    finally:
+        store.engine.dispose()
+
+
+@dataclass
+class SoakReport:
+    result: LoadResult
+    start_sessions: int
+    after_load: Counter[str]
+    after_sweep: int
+    sweep_seconds: float
+
+    @property
+    def leaked(self) -> int:
+        """Sessions the load left in a state a finished handshake never leaves (all of them end attested)."""
+        return sum(n for state, n in self.after_load.items() if state != "attested")
+
+
+def soak(
+    url: str,
+    database_url: str,
+    *,
+    clients: int,
+    handshakes: int,
+    seconds: float,
+    sweep_within: float,
+    secret: bytes,
+) -> SoakReport:
+    """`handshakes` handshakes by `clients` clients (bounded by `seconds`), then wait (at most `sweep_within`
+    seconds) for the broker's sweeper to bring the session table back to its size before the load."""
+    start = sum(session_states(database_url).values())
+    result = asyncio.run(run_load([url], clients, total=handshakes, seconds=seconds, secret=secret))
+    after_load = session_states(database_url)
+    began = time.monotonic()
+    remaining = sum(after_load.values())
+    while remaining > start and time.monotonic() - began < sweep_within:
+        time.sleep(0.5)
+        remaining = sum(session_states(database_url).values())
+    return SoakReport(result, start, after_load, remaining, time.monotonic() - began)

@@ -1,6 +1,7 @@
-"""The broker's transaction budget (issue 13) against a real `kbs serve`, on SQLite and PostgreSQL: a handshake
-(auth, attest, resource) is at most one write transaction per step, three in all, and two reads; a nonce raced by
-concurrent /attest calls yields one token. Counted by the engine's own events, read from /metrics."""
+"""The broker under load (issue 13), against a real `kbs serve` on SQLite and PostgreSQL: a handshake (auth, attest,
+resource) is at most one write transaction per step, three in all, and two reads (counted by the engine's own
+events, read from /metrics); a nonce raced by concurrent /attest calls yields one token; 64 clients end with no
+error, no leaked session and the session table swept back; `--workers 2` share nothing but the database."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import httpx
 import pytest
 
 import policies
+from kbs.settings import load as load_settings
 from tests.integration._guest import Guest
 from tests.integration._helpers import SECRET, assert_error
 from tests.integration._kbs_server import KbsServer
+from tests.integration._load import soak
 from tests.integration.conftest import new_database_url
 
 HANDSHAKES = 5
@@ -80,3 +83,59 @@ def test_a_raced_nonce_yields_one_token(broker: KbsServer) -> None:
     with ThreadPoolExecutor(8) as pool:
         statuses = sorted(pool.map(attest, range(8)))
     assert statuses == [200] + [401] * 7
+
+
+# The always-run load test; `bench/kbs_load.py` runs the full one (64 clients, 10,000 handshakes) with the same checks.
+LOAD_CLIENTS = 64
+LOAD_HANDSHAKES = 320
+LOAD_SECONDS = 300
+SESSION_TTL = 15
+
+
+def worker_processes(pid: int) -> list[int]:
+    """The worker processes uvicorn spawned under `pid` (not multiprocessing's resource tracker)."""
+    children = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return [child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+@pytest.mark.parametrize(("kind", "workers"), [("sqlite", 1), ("postgres", 2)])
+def test_load_ends_with_no_error_no_leaked_session_and_the_session_table_swept(
+    request: pytest.FixtureRequest, tmp_path: Path, kind: str, workers: int
+) -> None:
+    url = new_database_url(request, kind, tmp_path)
+    config = {"sessions": {"ttl_seconds": SESSION_TTL}, "rate_limit": {"auth_per_minute": 0}}
+    with KbsServer(tmp_path / "kbs", config=config, database_url=url, workers=workers) as server:
+        if workers > 1:
+            assert len(worker_processes(server.pid)) >= workers
+        provision(server)
+        report = soak(
+            server.url,
+            load_settings(server.config_file).database.url,
+            clients=LOAD_CLIENTS,
+            handshakes=LOAD_HANDSHAKES,
+            seconds=LOAD_SECONDS,
+            sweep_within=3 * SESSION_TTL,
+            secret=SECRET,
+        )
+    assert not report.result.errors
+    assert report.result.ops == LOAD_HANDSHAKES
+    assert report.leaked == 0, report.after_load
+    assert report.after_load["attested"] == report.start_sessions + LOAD_HANDSHAKES
+    assert report.after_sweep == report.start_sessions
+
+
+def test_workers_share_nothing_but_the_database(tmp_path: Path) -> None:
+    """auth, attest and resource each on a new connection, so on whichever worker accepts it."""
+    with KbsServer(tmp_path / "kbs", workers=2) as server:
+        assert len(worker_processes(server.pid)) == 2
+        provision(server)
+        for _ in range(6):
+            guest = Guest(server.url)
+            nonce = guest.auth().json()["nonce"]
+            cookies = dict(guest.http.cookies)
+            attested = httpx.post(
+                server.url + "/kbs/v0/attest", json=guest.attest_body(nonce), cookies=cookies, timeout=30
+            )
+            assert attested.status_code == 200, attested.text
+            released = httpx.get(server.url + "/kbs/v0/resource/default/key/1", cookies=cookies, timeout=30)
+            assert guest.decrypt(released.json()) == SECRET
