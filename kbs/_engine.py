@@ -14,13 +14,17 @@ one that ran an INSERT, UPDATE or DELETE): the benchmark prints them and a test 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event
+from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import QueuePool, StaticPool
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 
-__all__ = ["WRITE", "TransactionCounter", "TransactionCounts", "make_engine"]
+__all__ = ["WRITE", "Prepared", "TransactionCounter", "TransactionCounts", "make_engine"]
 
 # Execution option of a connection whose transaction will write (SQLite begins it IMMEDIATE).
 WRITE = "veritee_write"
@@ -66,7 +70,26 @@ def _sqlite_connect(dbapi_connection: Any, _record: object) -> None:
 
 def _sqlite_begin(connection: Connection) -> None:
     write = connection.get_execution_options().get(WRITE, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    # Straight to the driver: BEGIN needs none of the statement machinery (and is no INSERT, UPDATE or DELETE).
+    connection.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")  # type: ignore[union-attr]
+
+
+class Prepared:
+    """A statement compiled once to the SQL text of one dialect: each execution skips SQLAlchemy's compile-cache
+    lookup and goes to the driver with that same text, which the driver prepares (SQLite's statement cache,
+    PostgreSQL's server-side prepared statements). The engine's events still see every execution."""
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        self.sql = compiled.string
+        self._defaults = dict(compiled.params)
+        self._positions = compiled.positiontup
+
+    def __call__(self, connection: Connection, values: Mapping[str, object]) -> CursorResult[*tuple[Any, ...]]:
+        params = {**self._defaults, **values}
+        if self._positions is not None:
+            return connection.exec_driver_sql(self.sql, tuple(params[name] for name in self._positions))
+        return connection.exec_driver_sql(self.sql, params)
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,13 @@ from sqlalchemy import delete as core_delete
 from sqlalchemy import insert as core_insert
 from sqlalchemy import select as core_select
 from sqlalchemy import update as core_update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.sql.expression import BindParameter, ClauseElement
 from sqlmodel import Session as DbSession
 from sqlmodel import col, delete, select, update
 
-from ._engine import WRITE, TransactionCounter, TransactionCounts, make_engine
+from ._engine import WRITE, Prepared, TransactionCounter, TransactionCounts, make_engine
 from .tables import Audit, Policy, ReferenceValue, Resource, Session, SigningKey, TpmAk, TpmEnrollment
 
 __all__ = [
@@ -114,16 +116,14 @@ _AUDIT = _table(Audit)
 _SELECT_SESSION = core_select(
     _SESSION.c.id, _SESSION.c.nonce, _SESSION.c.tee, _SESSION.c.state, _SESSION.c.expires_at, _SESSION.c.token
 ).where(_SESSION.c.id == bindparam("id"))
-_SELECT_POLICIES = core_select(_POLICY.c.id, _POLICY.c.source, _POLICY.c.sha256).where(
-    _POLICY.c.id.in_(bindparam("ids", expanding=True))
-)
 _SELECT_REFERENCE_VALUES = (
     core_select(_REFERENCE.c.name, _REFERENCE.c.value)
     .where(or_(_REFERENCE.c.expires_at.is_(None), _REFERENCE.c.expires_at > bindparam("now")))
     .order_by(_REFERENCE.c.name, _REFERENCE.c.value)
 )
 _SELECT_RESOURCE = core_select(_RESOURCE.c.path, _RESOURCE.c.sealed).where(_RESOURCE.c.path == bindparam("path"))
-_INSERT_SESSION = core_insert(_SESSION)
+_SESSION_COLUMNS = ("id", "nonce", "tee", "state", "created_at", "expires_at", "token")
+_INSERT_SESSION = core_insert(_SESSION).values({name: bindparam(name) for name in _SESSION_COLUMNS})
 _ATTEST_SESSION = (
     core_update(_SESSION)
     .where(
@@ -149,87 +149,102 @@ _SPEND_NONCE = (
 )
 _SWEEP_SESSIONS = core_delete(_SESSION).where(_SESSION.c.expires_at <= bindparam("now"))
 _COUNT_SESSIONS = core_select(text("count(*)")).select_from(_SESSION)
-_INSERT_AUDIT = core_insert(_AUDIT)
+_AUDIT_COLUMNS = ("at", "actor", "action", "target", "outcome", "claims_digest")  # the id is the database's
+_INSERT_AUDIT = core_insert(_AUDIT).values({name: bindparam(name) for name in _AUDIT_COLUMNS})
+
+
+def _select_policies(count: int) -> ClauseElement:
+    """The policies among `count` ids (bound as p0, p1, ...): a fixed arity, so one SQL text per arity."""
+    ids: list[BindParameter[str]] = [bindparam(f"p{i}") for i in range(count)]
+    return core_select(_POLICY.c.id, _POLICY.c.source, _POLICY.c.sha256).where(_POLICY.c.id.in_(ids))
+
+
+class _Statements:
+    """The protocol path's statements, compiled once for the store's dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.select_session = Prepared(_SELECT_SESSION, dialect)
+        self.select_reference_values = Prepared(_SELECT_REFERENCE_VALUES, dialect)
+        self.select_resource = Prepared(_SELECT_RESOURCE, dialect)
+        self.insert_session = Prepared(_INSERT_SESSION, dialect)
+        self.attest_session = Prepared(_ATTEST_SESSION, dialect)
+        self.spend_nonce = Prepared(_SPEND_NONCE, dialect)
+        self.sweep_sessions = Prepared(_SWEEP_SESSIONS, dialect)
+        self.count_sessions = Prepared(_COUNT_SESSIONS, dialect)
+        self.insert_audit = Prepared(_INSERT_AUDIT, dialect)
+        self._select_policies: dict[int, Prepared] = {}
+        self._lock = threading.Lock()
+
+    def select_policies(self, count: int) -> Prepared:
+        statement = self._select_policies.get(count)
+        if statement is None:
+            with self._lock:
+                statement = self._select_policies.setdefault(count, Prepared(_select_policies(count), self.dialect))
+        return statement
 
 
 class Reads:
     """The queries of one read transaction (`Store.read()`)."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, statements: _Statements) -> None:
         self.connection = connection
+        self._sql = statements
 
     def session(self, session_id: str) -> SessionRecord | None:
-        row = self.connection.execute(_SELECT_SESSION, {"id": session_id}).first()
+        row = self._sql.select_session(self.connection, {"id": session_id}).first()
         return None if row is None else SessionRecord(*row)
 
     def first_policy(self, policy_ids: Sequence[str]) -> PolicyRecord | None:
         """The first of `policy_ids` (in that order of preference) that exists, in one query."""
-        rows = {r.id: PolicyRecord(*r) for r in self.connection.execute(_SELECT_POLICIES, {"ids": list(policy_ids)})}
+        select = self._sql.select_policies(len(policy_ids))
+        found = select(self.connection, {f"p{i}": policy_id for i, policy_id in enumerate(policy_ids)})
+        rows = {r.id: PolicyRecord(*r) for r in found}
         return next((rows[i] for i in policy_ids if i in rows), None)
 
     def reference_values(self, now: float) -> dict[str, list[str]]:
         """name -> accepted values, without those expired at `now`."""
         out: dict[str, list[str]] = {}
-        for name, value in self.connection.execute(_SELECT_REFERENCE_VALUES, {"now": now}):
+        for name, value in self._sql.select_reference_values(self.connection, {"now": now}):
             out.setdefault(name, []).append(value)
         return out
 
     def resource(self, path: str) -> ResourceRecord | None:
-        row = self.connection.execute(_SELECT_RESOURCE, {"path": path}).first()
-        return None if row is None else ResourceRecord(*row)
+        row = self._sql.select_resource(self.connection, {"path": path}).first()
+        return None if row is None else ResourceRecord(row[0], bytes(row[1]))
 
     def session_count(self) -> int:
-        return int(self.connection.execute(_COUNT_SESSIONS).scalar_one())
+        return int(self._sql.count_sessions(self.connection, {}).scalar_one())
 
 
 class Writes:
     """The changes of one write transaction (`Store.write()`): all of them commit, or none."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, statements: _Statements) -> None:
         self.connection = connection
+        self._sql = statements
 
     def add_session(self, session_id: str, nonce: str, tee: str, now: float, expires_at: float) -> None:
-        self.connection.execute(
-            _INSERT_SESSION,
-            {
-                "id": session_id,
-                "nonce": nonce,
-                "tee": tee,
-                "state": "challenged",
-                "created_at": now,
-                "expires_at": expires_at,
-                "token": None,
-            },
-        )
+        values = (session_id, nonce, tee, "challenged", now, expires_at, None)
+        self._sql.insert_session(self.connection, dict(zip(_SESSION_COLUMNS, values, strict=True)))
 
     def attest_session(self, session_id: str, nonce: str, token: str, now: float) -> bool:
         """challenged -> attested with `token`; False when the nonce was spent (or the session expired) meanwhile."""
-        result = self.connection.execute(
-            _ATTEST_SESSION, {"sid": session_id, "nonce_sent": nonce, "token_issued": token, "now": now}
-        )
-        return result.rowcount == 1
+        values = {"sid": session_id, "nonce_sent": nonce, "token_issued": token, "now": now}
+        return self._sql.attest_session(self.connection, values).rowcount == 1
 
     def spend_nonce(self, session_id: str, nonce: str) -> None:
         """challenged -> consumed: the session's evidence was refused, its nonce is not offered again."""
-        self.connection.execute(_SPEND_NONCE, {"sid": session_id, "nonce_sent": nonce})
+        self._sql.spend_nonce(self.connection, {"sid": session_id, "nonce_sent": nonce})
 
     def sweep_sessions(self, now: float) -> int:
-        return int(self.connection.execute(_SWEEP_SESSIONS, {"now": now}).rowcount)
+        return int(self._sql.sweep_sessions(self.connection, {"now": now}).rowcount)
 
     def add_audit(
         self, actor: str, action: str, target: str, outcome: str, claims_digest: str | None, at: float
     ) -> None:
-        self.connection.execute(
-            _INSERT_AUDIT,
-            {
-                "at": at,
-                "actor": actor,
-                "action": action,
-                "target": target,
-                "outcome": outcome,
-                "claims_digest": claims_digest,
-            },
-        )
+        values = (at, actor, action, target, outcome, claims_digest)
+        self._sql.insert_audit(self.connection, dict(zip(_AUDIT_COLUMNS, values, strict=True)))
 
 
 class Store:
@@ -238,6 +253,7 @@ class Store:
         self.is_sqlite = self.url.startswith("sqlite")
         self.engine = make_engine(self.url, threads)
         self._counter = TransactionCounter(self.engine)
+        self._sql = _Statements(self.engine.dialect)
         # SQLite has one writer at a time: the threads of this process queue here rather than in SQLite's busy
         # handler, which sleeps up to 100 ms between tries. A database in memory is one shared connection.
         self._shared_connection = ":memory:" in self.url
@@ -264,13 +280,13 @@ class Store:
     def read(self) -> Iterator[Reads]:
         """One read transaction: a consistent view for the queries made in it."""
         with self._connection(write=False) as connection:
-            yield Reads(connection)
+            yield Reads(connection, self._sql)
 
     @contextmanager
     def write(self) -> Iterator[Writes]:
         """One write transaction, committed when the block ends without an exception (and rolled back if not)."""
         with self._connection(write=True) as connection:
-            yield Writes(connection)
+            yield Writes(connection, self._sql)
 
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[DbSession]:

@@ -1,4 +1,7 @@
-"""RCAR, trustee's KBS protocol 0.4.0: /auth -> /attest -> GET /resource."""
+"""RCAR, trustee's KBS protocol 0.4.0: /auth -> /attest -> GET /resource.
+
+The handshake's routes take the one `Context` dependency (services, metrics) beside the body and credentials:
+FastAPI solves every dependency on every request, and these three are the broker's hot path."""
 
 from __future__ import annotations
 
@@ -12,11 +15,8 @@ from ..errors import KbsError
 from ..protocol import BASE_PATH, SESSION_COOKIE
 from .deps import (
     Context,
-    Counters,
     GuestCredentials,
     JsonBody,
-    Rcar,
-    Release,
     ResourcePath,
     SessionId,
     auth_rate_limit,
@@ -40,11 +40,9 @@ router = APIRouter(prefix=BASE_PATH, tags=["rcar"])
 async def auth(
     body: Annotated[AuthRequest, Depends(JsonBody(AuthRequest))],
     response: Response,
-    rcar: Rcar,
     context: Context,
-    counters: Counters,
 ) -> Challenge:
-    challenge, session_id = await context.run(rcar.auth, body, time.time())
+    challenge, session_id = await context.run(context.services.rcar.auth, body, time.time())
     response.set_cookie(
         SESSION_COOKIE,
         session_id,
@@ -54,7 +52,7 @@ async def auth(
         samesite="strict",
         secure=context.secure_cookie,
     )
-    counters.inc("kbs_auth_total", tee=body.tee)
+    context.metrics.inc("kbs_auth_total", tee=body.tee)
     return challenge
 
 
@@ -67,17 +65,15 @@ async def auth(
 async def attest(
     body: Annotated[AttestationRequest, Depends(JsonBody(AttestationRequest))],
     session_id: SessionId,
-    rcar: Rcar,
     context: Context,
-    counters: Counters,
 ) -> AttestationToken:
     try:
-        token = await context.run(rcar.attest, session_id, body, time.time())
+        token = await context.run(context.services.rcar.attest, session_id, body, time.time())
     except KbsError as exc:
-        counters.inc("kbs_attest_total", outcome="rejected")
+        context.metrics.inc("kbs_attest_total", outcome="rejected")
         log.info("attestation rejected: %s", exc.detail)
         raise
-    counters.inc("kbs_attest_total", outcome="token")
+    context.metrics.inc("kbs_attest_total", outcome="token")
     return AttestationToken(token=token)
 
 
@@ -90,14 +86,13 @@ async def attest(
 async def get_resource(
     path: Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/resource/"))],
     credentials: GuestCredentials,
-    release: Release,
     context: Context,
-    counters: Counters,
 ) -> Jwe:
+    release = context.services.release
     try:
         jwe = await context.run(release.release, path, credentials.session_id, credentials.authorization, time.time())
     except KbsError as exc:
-        counters.inc("kbs_resource_total", outcome=exc.variant)
+        context.metrics.inc("kbs_resource_total", outcome=exc.variant)
         raise
-    counters.inc("kbs_resource_total", outcome="released")
+    context.metrics.inc("kbs_resource_total", outcome="released")
     return jwe

@@ -76,13 +76,15 @@ def test_a_raced_nonce_yields_one_token(broker: KbsServer) -> None:
     body = guest.attest_body(nonce)
     cookies = dict(guest.http.cookies)
 
-    def attest(_: int) -> int:
+    def attest(_: int) -> httpx.Response:
         with httpx.Client(base_url=broker.url + "/kbs/v0", cookies=cookies, timeout=30) as client:
-            return client.post("/attest", json=body).status_code
+            return client.post("/attest", json=body)
 
     with ThreadPoolExecutor(8) as pool:
-        statuses = sorted(pool.map(attest, range(8)))
-    assert statuses == [200] + [401] * 7
+        answers = list(pool.map(attest, range(8)))
+    assert sorted(a.status_code for a in answers) == [200] + [401] * 7, [a.text[:200] for a in answers]
+    for refused in (a for a in answers if a.status_code == 401):
+        assert_error(refused, 401, "UnAuthorized", "already used")
 
 
 # The always-run load test; `bench/kbs_load.py` runs the full one (64 clients, 10,000 handshakes) with the same checks.
