@@ -1,7 +1,7 @@
 """Deciding whether an image may be used: its signature policy's requirements, checked before any layer is read.
 
     >>> check = PolicyCheck(Policy.parse(policy_json), load=resources.load)           # doctest: +SKIP
-    >>> source = RegistrySource(registry, verify=check)  # calls check(registry, manifest descriptor)
+    >>> source = RegistrySource(registry, verify=check)  # calls check(registry, manifest)  # doctest: +SKIP
 
 For a `docker://` image the requirements are those of the most specific scope (guest._policy). A `sigstoreSigned`
 requirement is met when one signature attached to the *chosen* manifest (for a multi-platform image: the

@@ -145,3 +145,47 @@ def test_policy_key_credentials_and_image_key_from_the_kbs(
         assert done.returncode == 1
         assert "does not verify under ['kbs:///default/cosign-public-key/test']" in done.stderr.decode()
         assert not (tmp_path / "r2").exists()
+
+
+AUTH_FILE = {
+    "auths": {
+        "reg.io": {"auth": "aG9zdDpwdw=="},  # host:pw
+        "reg.io/team": {"auth": "dGVhbTpwdw=="},  # team:pw
+        "https://index.docker.io/v1/": {"auth": "aHViOnB3"},  # hub:pw
+        "bad.io": {"auth": "not base64!"},
+        "token.io": {"identitytoken": "x"},
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "user"),
+    [
+        ("reg.io/team/app", "team"),  # the most specific namespace wins
+        ("reg.io/teams/app", "host"),  # ... at a '/' boundary only
+        ("reg.io/other", "host"),
+        ("docker.io/library/busybox", "hub"),  # Docker's legacy key
+        ("elsewhere.io/app", None),
+    ],
+)
+def test_auth_json_lookup(name: str, user: str | None) -> None:
+    from guest._registry_auth import credentials_for
+
+    found = credentials_for(json.dumps(AUTH_FILE).encode(), name, "auth.json")
+    assert (found.username if found else None) == user
+    if found:
+        assert "pw" not in repr(found)  # the password never reaches a message
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("bad.io/app", "auth is not base64 of user:password"), ("token.io/app", "identitytoken")],
+)
+def test_bad_auth_json_entries(name: str, message: str) -> None:
+    from guest._errors import RegistryError
+    from guest._registry_auth import credentials_for
+
+    with pytest.raises(RegistryError, match=message):
+        credentials_for(json.dumps(AUTH_FILE).encode(), name, "auth.json")
+    with pytest.raises(RegistryError, match="not valid JSON"):
+        credentials_for(b"{", name, "auth.json")
