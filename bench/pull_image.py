@@ -99,10 +99,7 @@ def start_registry(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 def make_image(folder: Path, mib: int) -> Path:
     """A plain OCI layout with one uncompressed layer: FILES files of random bytes, `mib` MiB in all."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    from decrypt_layer import _swap_layer  # noqa: PLC0415 (the same layer swap as the decryption benchmark)
-
-    from tests.guest._images import write_image  # noqa: PLC0415
+    from tests.guest._images import swap_layer, write_image  # noqa: PLC0415 (test helpers: layouts)
 
     layer = folder / "layer.tar"
     each = mib * 1024 * 1024 // FILES
@@ -113,7 +110,7 @@ def make_image(folder: Path, mib: int) -> Path:
             tar.add(data, f"data/file-{i:03}")
         data.unlink()
     write_image(folder / "plain", [b""], compression="none")
-    _swap_layer(folder / "plain", layer)
+    swap_layer(folder / "plain", layer)
     return folder / "plain"
 
 

@@ -6,8 +6,10 @@ import gzip
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import zstandard
 
@@ -107,7 +109,7 @@ def write_image(directory: Path, layers: list[bytes], *, compression: str = "gzi
     (directory / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
 
 
-def manifest_of(directory: Path) -> dict[str, object]:
+def manifest_of(directory: Path) -> dict[str, Any]:
     index = json.loads((directory / "index.json").read_text())
     digest = index["manifests"][0]["digest"].split(":")[1]
     return json.loads((directory / "blobs" / "sha256" / digest).read_text())  # type: ignore[no-any-return]
@@ -116,7 +118,8 @@ def manifest_of(directory: Path) -> dict[str, object]:
 def layer_blob(directory: Path, index: int = 0) -> Path:
     layers = manifest_of(directory)["layers"]
     assert isinstance(layers, list)
-    return directory / "blobs" / "sha256" / layers[index]["digest"].split(":")[1]
+    digest: str = layers[index]["digest"]
+    return directory / "blobs" / "sha256" / digest.split(":")[1]
 
 
 def rewrite_layer(
@@ -135,3 +138,28 @@ def rewrite_layer(
     index_doc = json.loads((directory / "index.json").read_text())
     index_doc["manifests"][0]["digest"], index_doc["manifests"][0]["size"] = _put(directory, data), len(data)
     (directory / "index.json").write_text(json.dumps(index_doc))
+
+
+def swap_layer(layout: Path, layer: Path) -> None:
+    """Make the file `layer` (moved into the blobs) the only layer of the one-manifest layout `layout` (for
+    layers too large to build in memory), re-digesting config, manifest and index."""
+    with layer.open("rb") as f:
+        digest = "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
+    size = layer.stat().st_size
+    shutil.move(layer, layout / "blobs" / "sha256" / digest.split(":")[1])
+    index = json.loads((layout / "index.json").read_text())
+    manifest_path = layout / "blobs" / "sha256" / index["manifests"][0]["digest"].split(":")[1]
+    manifest = json.loads(manifest_path.read_text())
+    config_path = layout / "blobs" / "sha256" / manifest["config"]["digest"].split(":")[1]
+    config = json.loads(config_path.read_text())
+    config["rootfs"]["diff_ids"] = [digest]
+    config_bytes = json.dumps(config).encode()
+    config_digest = hashlib.sha256(config_bytes).hexdigest()
+    (layout / "blobs" / "sha256" / config_digest).write_bytes(config_bytes)
+    manifest["config"].update(digest=f"sha256:{config_digest}", size=len(config_bytes))
+    manifest["layers"][0].update(digest=digest, size=size)
+    manifest_bytes = json.dumps(manifest).encode()
+    manifest_digest = hashlib.sha256(manifest_bytes).hexdigest()
+    (layout / "blobs" / "sha256" / manifest_digest).write_bytes(manifest_bytes)
+    index["manifests"][0].update(digest=f"sha256:{manifest_digest}", size=len(manifest_bytes))
+    (layout / "index.json").write_text(json.dumps(index))
