@@ -25,7 +25,7 @@ from guest._keys import Keyring
 from guest._layout import REF_NAME_ANNOTATION, Descriptor, ImageRef, LayoutSource, LayoutWriter, OciLayout
 from guest._manifests import ImageSource, diff_ids_of
 from guest._ocicrypt import ENC_ANNOTATION_PREFIX, PUBOPTS_ANNOTATION, PrivateOptions, PublicOptions, decrypt_layer
-from guest._pipeline import ChunkQueue, Consumer, TarDigest, fan_out
+from guest._pipeline import GZIP_ERROR, ChunkQueue, Consumer, TarDigest, fan_out
 from guest._streams import CHUNK, Compression, HashingReader, LayerType, Readable, decompressed, drain
 
 if TYPE_CHECKING:
@@ -251,12 +251,10 @@ def _extract_verified(
     """Extract one layer, hashing the blob (unless `digest` is None: a decrypted layer, authenticated by its HMAC)
     and its uncompressed stream on the way; a mismatch fails the unpack (whose staging directory is then
     discarded, so nothing of an unverified layer survives)."""
-    import gzip  # noqa: PLC0415 (imported where used: decrypt-image's start-up does without them)
+    import zstandard  # noqa: PLC0415 (imported where used: decrypt-image's start-up does without it)
 
-    import zstandard  # noqa: PLC0415
-
-    # What a corrupt compressed stream raises from gzip / zlib / zstandard while reading.
-    decompression_errors = (gzip.BadGzipFile, EOFError, zlib.error, zstandard.ZstdError)
+    # What a corrupt or truncated compressed stream raises from zlib-ng (GunzipReader) / zstandard while reading.
+    decompression_errors = (GZIP_ERROR, EOFError, zlib.error, zstandard.ZstdError)
     compressed = HashingReader(raw, digest.partition(":")[0]) if digest is not None else raw
     try:
         stream = decompressed(compressed, compression)
