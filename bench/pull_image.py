@@ -9,7 +9,7 @@ and its peak RSS is that process's ru_maxrss:
           (signature check, every digest, HMAC, AES-CTR, gunzip + diff_id, tar extraction into a root filesystem);
 - skopeo: `skopeo copy --policy P --decryption-key KEY docker://H/bench/image:v1 oci:OUT` (signature check, blob
           digest, HMAC, AES-CTR, writes the decrypted layer; no decompression, no extraction).
-Targets (SPEC section 10): guest >= 1.5x skopeo's MB/s (of the encrypted layer), guest's peak RSS flat in the
+Targets: guest >= 1.5x skopeo's MB/s (of the encrypted layer), guest's peak RSS flat in the
 image size (measured at --small-mib and --mib).
 
     python bench/pull_image.py [--mib 256] [--small-mib 64] [--workdir DIR]
