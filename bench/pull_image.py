@@ -162,8 +162,8 @@ def main() -> int:
             results[f"guest unpack {mib} MiB"] = (t, rss, size)
             if mib == args.mib:
                 t, rss = measure(str(SKOPEO), "--policy", str(work / "policy.json"), "--registries.d",
-                                 str(work / "registries.d"), "copy", "--remove-signatures", "--src-tls-verify=false", "--decryption-key",
-                                 str(private), f"docker://{image}", f"oci:{folder / 'skopeo'}:v1",
+                                 str(work / "registries.d"), "copy", "--remove-signatures", "--src-tls-verify=false",
+                                 "--decryption-key", str(private), f"docker://{image}", f"oci:{folder / 'skopeo'}:v1",
                                  cleanup=folder / "skopeo")  # fmt: skip
                 results[f"skopeo copy {mib} MiB"] = (t, rss, size)
         print(f"{'contender':<24} {'MB/s':>8} {'seconds':>8} {'peak RSS MiB':>13}")
