@@ -92,7 +92,7 @@ def open_source(text: str, options: PullOptions, resources: Resources) -> Iterat
             options.verdicts.append(policy.check_layout(str(ref.directory.absolute())))
         yield LayoutSource(OciLayout(ref.directory), ref.tag, options.platform)
         return
-    # Imported for registry pulls only: httpx costs ~80 ms of start-up that local layouts should not pay.
+    # Imported for registry pulls only: http.client, ssl and the policy code are not for local layouts.
     from guest._admission import PolicyCheck  # noqa: PLC0415
     from guest._registry import Registry, RegistrySource  # noqa: PLC0415
     from guest._registry_auth import credentials_for  # noqa: PLC0415

@@ -6,19 +6,21 @@ blobs are hashed as they stream and fail at their end on a size or digest mismat
 published before that: guest._image builds in a staging directory). Documents read whole are capped
 (guest._manifests.MAX_JSON_BYTES) before they are read. Redirects are followed only to the same scheme, host and
 port (a registry that sends us elsewhere is refused), at most MAX_REDIRECTS times. HTTPS is required unless the
-host:port was named by --insecure-registry. Authentication is guest._registry_auth's.
+host:port was named by --insecure-registry. Authentication is guest._registry_auth's; HTTP is guest._http's
+(the standard library: blobs are read with readinto straight into the pipeline's buffers).
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
-import httpx
-
 from guest._errors import LayoutError, RegistryError
+from guest._http import HttpPool, Url
 from guest._manifests import (
     INDEX_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
@@ -31,26 +33,23 @@ from guest._manifests import (
     select_manifest,
 )
 from guest._reference import DockerReference, Platform
-from guest._registry_auth import Credentials, RegistryAuth
+from guest._registry_auth import MAX_TOKEN_BYTES, Credentials, RegistryAuth
 
 __all__ = ["NotFoundError", "Registry", "RegistrySource"]
 
 MAX_REDIRECTS = 5
-TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+TIMEOUT = 30.0  # seconds per connect and per read
 ACCEPT = ", ".join((*MANIFEST_MEDIA_TYPES, *INDEX_MEDIA_TYPES))
 _REDIRECTS = (301, 302, 303, 307, 308)
+_HTTP_ERRORS = (OSError, http.client.HTTPException)
 
 
 class NotFoundError(RegistryError):
     """The registry has no such manifest or blob (HTTP 404)."""
 
 
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    return url.scheme, url.host, url.port
-
-
 class Registry:
-    """One repository of one registry, over one HTTP client (connections and the auth token are reused)."""
+    """One repository of one registry, over kept-alive connections (the auth token is reused)."""
 
     def __init__(
         self,
@@ -60,75 +59,105 @@ class Registry:
         insecure_hosts: frozenset[str] = frozenset(),
     ) -> None:
         self.ref = ref
-        host = ref.api_host
-        scheme = "http" if host in insecure_hosts else "https"
-        self.base = httpx.URL(f"{scheme}://{host}/v2/{ref.repository}/")
-        auth = RegistryAuth(ref.repository, credentials, insecure_hosts)
-        self._client = httpx.Client(auth=auth, timeout=TIMEOUT, follow_redirects=False, trust_env=False)
+        scheme = "http" if ref.api_host in insecure_hosts else "https"
+        try:
+            self.base = Url.parse(f"{scheme}://{ref.api_host}/v2/{ref.repository}/")
+        except ValueError as exc:
+            raise RegistryError(f"{ref}: {exc}") from None
+        self._auth = RegistryAuth(ref.repository, credentials, insecure_hosts)
+        self._pool = HttpPool(TIMEOUT)
 
     def close(self) -> None:
-        self._client.close()
+        self._pool.close()
 
-    def _get(self, path: str, what: str, accept: str | None = None) -> httpx.Response:
-        """GET below the repository's base, following same-origin redirects; a 200 response, still streaming."""
+    def _send(self, url: Url, headers: dict[str, str], what: str) -> http.client.HTTPResponse:
+        """One GET with the Authorization earned so far; a 401 is answered (Basic, or a Bearer token) and retried."""
+        for _ in range(2):
+            send = dict(headers)
+            if self._auth.authorization is not None and url.origin == self.base.origin:
+                send["Authorization"] = self._auth.authorization
+            try:
+                response = self._pool.get(url, send)
+            except _HTTP_ERRORS as exc:
+                raise RegistryError(f"{what}: cannot reach {url.host_port} ({exc or type(exc).__name__})") from None
+            if response.status != HTTPStatus.UNAUTHORIZED or url.origin != self.base.origin:
+                return response
+            challenge = response.getheader("WWW-Authenticate", "")
+            _drain(response)
+            if not self._auth.answer(challenge, url, self._token_get):
+                return response
+        return response
+
+    def _token_get(self, url: Url, headers: dict[str, str]) -> tuple[int, bytes]:
+        what = f"token service {url.host_port}"
+        try:
+            response = self._pool.get(url, {**headers, "Accept": "application/json"})
+            return response.status, self._read_capped(response, MAX_TOKEN_BYTES, what)
+        except _HTTP_ERRORS as exc:
+            raise RegistryError(f"{what}: cannot reach it ({exc or type(exc).__name__})") from None
+
+    def _get(self, path: str, what: str, accept: str | None = None) -> http.client.HTTPResponse:
+        """GET below the repository's base, following same-origin redirects; a 200 response, body unread."""
         url = self.base.join(path)
         headers = {"Accept": accept} if accept else {}
         for _ in range(MAX_REDIRECTS + 1):
-            try:
-                response = self._client.send(self._client.build_request("GET", url, headers=headers), stream=True)
-            except httpx.HTTPError as exc:
-                raise RegistryError(f"{what}: cannot reach {url.host}:{url.port or ''} ({exc})") from None
-            if response.status_code not in _REDIRECTS:
+            response = self._send(url, headers, what)
+            if response.status not in _REDIRECTS:
                 break
-            response.close()
-            location = response.headers.get("Location", "")
-            target = url.join(location)
-            if _origin(target) != _origin(url):
+            location = response.getheader("Location", "")
+            _drain(response)
+            try:
+                target = url.join(location)
+            except ValueError:
+                raise RegistryError(f"{what}: the registry redirects to {location!r}, not an http(s) URL") from None
+            if target.origin != url.origin:
                 raise RegistryError(
-                    f"{what}: the registry redirects to {target.scheme}://{target.host}:{target.port or ''}, "
-                    f"another origin than {url.scheme}://{url.host}:{url.port or ''}; refused"
+                    f"{what}: the registry redirects to {target.scheme}://{target.host_port}, another origin than "
+                    f"{url.scheme}://{url.host_port}; refused"
                 )
             url = target
         else:
             raise RegistryError(f"{what}: more than {MAX_REDIRECTS} redirects")
-        if response.status_code == httpx.codes.OK:
+        status = response.status
+        if status == HTTPStatus.OK:
             return response
-        response.close()
-        status = response.status_code
-        if status == httpx.codes.NOT_FOUND:
+        _drain(response)
+        if status == HTTPStatus.NOT_FOUND:
             raise NotFoundError(f"{what}: not found in {self.ref.name} (HTTP 404)")
-        if status in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
+        if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
             raise RegistryError(f"{what}: access denied by {self.ref.api_host} (HTTP {status}); check --auth")
         raise RegistryError(f"{what}: {self.ref.api_host} answered HTTP {status}")
 
     @staticmethod
-    def _read_capped(response: httpx.Response, cap: int, what: str) -> bytes:
-        length = response.headers.get("Content-Length")
+    def _read_capped(response: http.client.HTTPResponse, cap: int, what: str) -> bytes:
+        length = response.getheader("Content-Length")
         if length is not None and length.isdigit() and int(length) > cap:
             response.close()
             raise LayoutError(f"{what}: {length} bytes, over the {cap}-byte cap")
-        body = bytearray()
         try:
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > cap:
-                    raise LayoutError(f"{what}: larger than the {cap}-byte cap")
-        except httpx.HTTPError as exc:
-            raise RegistryError(f"{what}: transfer failed ({exc})") from None
-        finally:
+            body = response.read(cap + 1)
+            if len(body) > cap:
+                response.close()
+                raise LayoutError(f"{what}: larger than the {cap}-byte cap")
+            if response.read(1):  # a Content-Length shorter than the body cannot be; only EOF may follow
+                response.close()
+                raise LayoutError(f"{what}: larger than the {cap}-byte cap")
+        except _HTTP_ERRORS as exc:
             response.close()
-        return bytes(body)
+            raise RegistryError(f"{what}: transfer failed ({exc or type(exc).__name__})") from None
+        return body
 
     def manifest(self, reference: str, expected: Descriptor | None = None) -> tuple[Descriptor, bytes]:
         """The manifest or index named by a tag or digest; its descriptor carries the digest of the bytes."""
         what = f"manifest {self.ref.name}{'@' if reference.startswith('sha') else ':'}{reference}"
         response = self._get(f"manifests/{reference}", what, ACCEPT)
-        media_type = response.headers.get("Content-Type", "").partition(";")[0].strip()
+        media_type = (response.getheader("Content-Type") or "").partition(";")[0].strip()
         if media_type not in (*MANIFEST_MEDIA_TYPES, *INDEX_MEDIA_TYPES):
             response.close()
             raise RegistryError(
                 f"{what}: Content-Type is {media_type or 'missing'!r}, expected an image manifest or index media type"
             )
+        header = response.getheader("Docker-Content-Digest")
         body = self._read_capped(response, MAX_JSON_BYTES, what)
         algorithm = expected.digest.partition(":")[0] if expected is not None else "sha256"
         digest = digest_of(body, algorithm)
@@ -136,7 +165,6 @@ class Registry:
             raise LayoutError(f"{what}: content digest is {digest}, expected {expected.digest}")
         if reference.startswith(("sha256:", "sha512:")) and digest != reference:
             raise LayoutError(f"{what}: content digest is {digest}, expected {reference}")
-        header = response.headers.get("Docker-Content-Digest")
         if header and header.startswith(f"{algorithm}:") and header != digest:
             raise LayoutError(f"{what}: Docker-Content-Digest header says {header}, the content's digest is {digest}")
         if expected is not None and media_type != expected.media_type:
@@ -160,15 +188,22 @@ class Registry:
         return BlobReader(self._get(f"blobs/{desc.digest}", f"blob {desc.digest}"), desc)
 
 
+def _drain(response: http.client.HTTPResponse) -> None:
+    """Read a small error or redirect body so that the connection can be reused (or close it when it is large)."""
+    try:
+        if len(response.read(64 * 1024)) == 64 * 1024:
+            response.close()
+    except _HTTP_ERRORS:
+        response.close()
+
+
 class BlobReader:
     """A blob's HTTP body as a stream, hashed as it is read; the read that reaches its end raises LayoutError
     unless exactly `desc.size` bytes with `desc.digest` came (the bytes handed out before are not yet trusted)."""
 
-    def __init__(self, response: httpx.Response, desc: Descriptor) -> None:
+    def __init__(self, response: http.client.HTTPResponse, desc: Descriptor) -> None:
         self._response = response
         self._desc = desc
-        self._chunks = response.iter_raw()
-        self._pending = memoryview(b"")
         self._hash = hashlib.new(desc.digest.partition(":")[0])
         self._count = 0
         self._done = False
@@ -177,18 +212,12 @@ class BlobReader:
         n = 0
         try:
             while n < len(buffer) and not self._done:
-                if not self._pending:
-                    chunk = next(self._chunks, None)
-                    if chunk is None:
-                        self._done = True
-                        break
-                    self._pending = memoryview(chunk)
-                take = min(len(self._pending), len(buffer) - n)
-                buffer[n : n + take] = self._pending[:take]
-                self._pending = self._pending[take:]
-                n += take
-        except httpx.HTTPError as exc:
-            raise RegistryError(f"blob {self._desc.digest}: transfer failed ({exc})") from None
+                got = self._response.readinto(buffer[n:])
+                if not got:
+                    self._done = True
+                n += got
+        except _HTTP_ERRORS as exc:
+            raise RegistryError(f"blob {self._desc.digest}: transfer failed ({exc or type(exc).__name__})") from None
         self._hash.update(buffer[:n])
         self._count += n
         if self._count > self._desc.size:

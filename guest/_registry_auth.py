@@ -1,4 +1,4 @@
-"""Registry credentials (a containers auth.json) and the distribution API's token authentication, as an httpx.Auth.
+"""Registry credentials (a containers auth.json) and the distribution API's token authentication.
 
 auth.json (containers-auth.json(5)): `{"auths": {"<host>[/<namespace>...]": {"auth": base64("user:password")}}}`;
 the most specific key that is a prefix of `host/repository` at a `/` boundary wins, and Docker's legacy key
@@ -19,12 +19,12 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-
-import httpx
+from http import HTTPStatus
 
 from guest._errors import RegistryError
+from guest._http import Url
 
 __all__ = ["Credentials", "RegistryAuth", "credentials_for"]
 
@@ -89,71 +89,62 @@ def _challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), {k.lower(): v.replace('\\"', '"') for k, v in _PARAM_RE.findall(rest)}
 
 
-def _host_port(url: httpx.URL) -> str:
-    port = url.port or (443 if url.scheme == "https" else 80)
-    return f"{url.host}:{port}"
+# GET (url, headers) -> (status, body of at most MAX_TOKEN_BYTES + 1 bytes)
+TokenGet = Callable[[Url, dict[str, str]], tuple[int, bytes]]
 
 
 @dataclass
-class RegistryAuth(httpx.Auth):
-    """Answers the registry's 401 challenges for pulls from `repository`; keeps the Authorization it earned."""
+class RegistryAuth:
+    """Answers a registry's 401 challenges for pulls from `repository`; `authorization` is the header it earned
+    (sent on every later request to the registry)."""
 
     repository: str
     credentials: Credentials | None = None
     insecure_hosts: frozenset[str] = frozenset()
-    _authorization: str | None = field(default=None, repr=False)
+    authorization: str | None = field(default=None, repr=False)
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if self._authorization is not None:
-            request.headers["Authorization"] = self._authorization
-        response = yield request
-        if response.status_code != httpx.codes.UNAUTHORIZED:
-            return
-        scheme, params = _challenge(response.headers.get("WWW-Authenticate", ""))
+    def answer(self, challenge: str, origin: Url, get: TokenGet) -> bool:
+        """Earn a new Authorization for the challenge `WWW-Authenticate: challenge`; False when there is nothing
+        (more) to try, so that the 401 stands."""
+        scheme, params = _challenge(challenge)
         if scheme == "basic":
             if self.credentials is None:
-                return  # the 401 reaches the caller, which says that credentials are needed
+                return False
             authorization = self.credentials.basic()
         elif scheme == "bearer":
-            token_request = self._token_request(params, request.url)
-            token_response = yield token_request
-            authorization = "Bearer " + self._token(token_response, token_request.url)
+            url, headers = self._token_request(params, origin)
+            authorization = "Bearer " + self._token(*get(url, headers), url)
         else:
-            return
-        if authorization == self._authorization:
-            return  # the same answer was already refused
-        self._authorization = authorization
-        request.headers["Authorization"] = authorization
-        yield request
+            return False
+        if authorization == self.authorization:
+            return False  # the same answer was already refused
+        self.authorization = authorization
+        return True
 
-    def _token_request(self, params: Mapping[str, str], origin: httpx.URL) -> httpx.Request:
+    def _token_request(self, params: Mapping[str, str], origin: Url) -> tuple[Url, dict[str, str]]:
         realm = params.get("realm")
         if not realm:
-            raise RegistryError(f"{origin.host}: Bearer challenge without a realm")
+            raise RegistryError(f"{origin.host_port}: Bearer challenge without a realm")
         try:
-            url = httpx.URL(realm)
-        except httpx.InvalidURL:
-            raise RegistryError(f"{origin.host}: Bearer realm {realm!r} is not a URL") from None
-        if url.scheme != "https" and not (url.scheme == "http" and _host_port(url) in self.insecure_hosts):
+            url = Url.parse(realm)
+        except ValueError:
+            raise RegistryError(f"{origin.host_port}: Bearer realm {realm!r} is not an http(s) URL") from None
+        if url.scheme != "https" and url.host_port not in self.insecure_hosts:
             raise RegistryError(
-                f"{origin.host}: token realm {realm} is not HTTPS (name its host:port with --insecure-registry "
+                f"{origin.host_port}: token realm {realm} is not HTTPS (name its host:port with --insecure-registry "
                 "to allow plain HTTP)"
             )
         query = {"scope": params.get("scope") or f"repository:{self.repository}:pull"}
         if "service" in params:
             query["service"] = params["service"]
         headers = {"Authorization": self.credentials.basic()} if self.credentials is not None else {}
-        return httpx.Request("GET", url.copy_merge_params(query), headers=headers)
+        return url.with_query(query), headers
 
     @staticmethod
-    def _token(response: httpx.Response, url: httpx.URL) -> str:
-        what = f"token service {url.copy_with(query=None)}"
-        if response.status_code != httpx.codes.OK:
-            raise RegistryError(f"{what}: HTTP {response.status_code} (are the credentials right?)")
-        length = response.headers.get("Content-Length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_TOKEN_BYTES):
-            raise RegistryError(f"{what}: answer of {length} bytes, expected at most {MAX_TOKEN_BYTES}")
-        body = response.read()  # read whole (httpx reads it again after this flow resumes)
+    def _token(status: int, body: bytes, url: Url) -> str:
+        what = f"token service {url.scheme}://{url.host_port}{url.target.partition('?')[0]}"
+        if status != HTTPStatus.OK:
+            raise RegistryError(f"{what}: HTTP {status} (are the credentials right?)")
         if len(body) > MAX_TOKEN_BYTES:
             raise RegistryError(f"{what}: answer larger than {MAX_TOKEN_BYTES} bytes")
         try:
