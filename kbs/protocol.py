@@ -19,6 +19,8 @@ from typing import Any
 import rfc8785
 from pydantic import BaseModel, ConfigDict, Field
 
+from verifier import binding
+
 __all__ = [
     "ERROR_TYPE_PREFIX",
     "PROTOCOL_VERSION",
@@ -122,10 +124,8 @@ def parse_resource_uri(uri: str) -> tuple[str, str, str]:
 
 # -- Binding (SPEC section 3) ------------------------------------------------------------------------------------
 # runtime_digest = SHA-384(JCS({"additional-evidence", "nonce", "tee-pubkey"})), JCS being RFC 8785. TDX and SNP
-# carry it zero-padded to 64 bytes in REPORT_DATA, the TPM its first 32 bytes in extraData, the sample TEE all 48.
-
-REPORT_DATA_SIZE = 64
-TPM_EXTRA_DATA_SIZE = 32
+# carry it zero-padded to 64 bytes in REPORT_DATA, the TPM its first 32 bytes in extraData, the sample TEE all 48:
+# each TEE declares its rule in its verifier package (verifier.registry).
 _INIT_DATA_HASHES = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
 
 
@@ -139,12 +139,9 @@ def runtime_digest(nonce: str, tee_pubkey: Mapping[str, object], additional_evid
 
 
 def expected_report_data(tee: str, digest: bytes) -> bytes:
-    """The exact report-data field a TEE must carry for this runtime digest."""
-    if tee in ("tdx", "snp"):
-        return digest + bytes(REPORT_DATA_SIZE - len(digest))
-    if tee == "tpm":
-        return digest[:TPM_EXTRA_DATA_SIZE]
-    return digest
+    """The exact report-data field a TEE must carry for this runtime digest: the TEE's own rule, from the
+    verifier's registry (`verifier.binding`); FormatError (unsupported_format) for an unknown TEE."""
+    return binding.expected_report_data(tee, digest)
 
 
 def init_data_digest(body: str) -> bytes:

@@ -18,10 +18,8 @@ from typing import Any
 
 import verifier
 from kbs import __version__
-from policies import attestation_default
 from policies import load as load_shipped_policy
-from verifier.appraisal import annotated_evidence, appraise
-from verifier.ear import TokenError, UnknownKeyError, claims_digest, issue, verify_token
+from verifier.ear import Ear, TokenError, UnknownKeyError, claims_digest, ear_claims, sign, verify_token
 from verifier.rego import Policy, PolicyError
 
 from .errors import KbsError
@@ -35,7 +33,6 @@ from .protocol import (
     TpmCredentialChallenge,
     TpmEnrolled,
     TpmEnrollRequest,
-    expected_report_data,
     init_data_digest,
     runtime_digest,
     version_supported,
@@ -158,40 +155,37 @@ class Broker:
         session = self._consume(session_id, runtime.nonce, now)
         digest = runtime_digest(runtime.nonce, runtime.tee_pubkey, attestation.tee_evidence.additional_evidence)
         at = datetime.fromtimestamp(now, UTC)
-        options = self.inputs.options(
-            at=at,
-            report_data=expected_report_data(session.tee, digest),
+        binding = verifier.Binding(
+            runtime_digest=digest,
+            runtime_data={"nonce": runtime.nonce, "tee-pubkey": runtime.tee_pubkey},
             init_data_digest=init_digest,
-            extra_sources={"tpm": self.enrolled_aks},
+            init_data_claims=init_claims,
         )
+        policy_id, source = self._attestation_policy(session.tee)
         try:
-            verified = verifier.verify(session.tee, attestation.tee_evidence.primary_evidence, options)
+            appraisal = verifier.attest(
+                session.tee,
+                attestation.tee_evidence.primary_evidence,
+                binding=binding,
+                options=self.inputs.options(at=at, enrolled_aks=self.enrolled_aks),
+                policy=_compiled(source),
+                policy_id=policy_id,
+                reference_values=self.reference_values(now),
+            )
         except verifier.VerifierError as exc:
             raise KbsError.attestation_failed(
                 f"{session.tee} evidence rejected: {exc.reason.value}: {exc.detail}"
             ) from exc
-        evidence = annotated_evidence(
-            session.tee,
-            verified.claims,
-            verified.report_data,
-            {"nonce": runtime.nonce, "tee-pubkey": runtime.tee_pubkey},
-            init_digest,
-            init_claims,
-        )
-        policy_id, source = self._attestation_policy(session.tee)
-        try:
-            appraisal = appraise(_compiled(source), policy_id, evidence, self.reference_values(now))
         except PolicyError as exc:
             raise KbsError.attestation_failed(f"attestation policy {policy_id} failed: {exc}") from exc
-        token = issue(
-            self.keys.signer(),
-            appraisal=appraisal,
-            annotated_evidence=evidence,
+        claims = ear_claims(
+            appraisal,
             issuer=self.settings.tokens.issuer,
             verifier_id={"developer": "veritee", "build": f"veritee-{__version__}"},
             now=at,
             ttl_seconds=self.settings.tokens.ttl_seconds,
         )
+        token = sign(self.keys.signer(), claims)
         self.store.complete_session(session.id, token)
         return token
 
@@ -199,9 +193,10 @@ class Broker:
         row = self.store.first_policy([f"attestation:{tee}", "attestation:default"])
         if row is not None:
             return row.id.removeprefix("attestation:"), row.source
-        shipped = attestation_default(tee)
-        if shipped is None:
-            raise KbsError.attestation_failed(f"no attestation policy for tee {tee!r}")
+        try:
+            shipped = load_shipped_policy(verifier.lookup(tee).default_policy)
+        except verifier.VerifierError as exc:
+            raise KbsError.attestation_failed(f"no attestation policy for tee {tee!r}") from exc
         return f"default_{tee}", shipped
 
     def reference_values(self, now: float) -> dict[str, list[str]]:
@@ -210,7 +205,7 @@ class Broker:
             out.setdefault(row.name, []).append(row.value)
         return out
 
-    def _token_claims(self, session_id: str | None, authorization: str | None, now: float) -> dict[str, Any]:
+    def _token_claims(self, session_id: str | None, authorization: str | None, now: float) -> Ear:
         if authorization:
             if not authorization.startswith("Bearer "):
                 raise KbsError.token_invalid("Authorization header is not a Bearer token")
@@ -246,6 +241,7 @@ class Broker:
         return "default", load_shipped_policy("resource.rego")
 
     def evaluate_resource_policy(self, source: str, claims: Mapping[str, Any], path: str) -> dict[str, Any]:
+        """Evaluate a resource policy; its `input` is the EAR's claims as signed."""
         data = {"plugin": "resource", "resource-path": path.split("/"), "query": {}}
         try:
             return _compiled(source).evaluate("data.policy", claims, data)
@@ -266,9 +262,11 @@ class Broker:
         if row is None:
             raise KbsError.not_found(f"resource {path} does not exist")
         try:
-            pubkey = claims["submods"]["cpu0"]["ear.veraison.annotated-evidence"]["runtime_data_claims"]["tee-pubkey"]
-        except (KeyError, TypeError) as exc:
-            raise KbsError.token_invalid("token carries no tee-pubkey to encrypt the resource to") from exc
+            pubkey = claims.submod.runtime_data.get("tee-pubkey")
+        except TokenError as exc:
+            raise KbsError.token_invalid(str(exc)) from exc
+        if not isinstance(pubkey, dict):
+            raise KbsError.token_invalid("token carries no tee-pubkey to encrypt the resource to")
         try:
             response = encrypt_for(
                 pubkey,

@@ -12,8 +12,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kbs.collateral.files import read_documents
+
 from . import TEES, Options, verify
-from .documents import read_documents
 from .errors import VerifierError
 
 __all__ = ["main"]

@@ -24,12 +24,12 @@ from joserfc.jwk import ECKey
 from kbs.protocol import (
     BASE_PATH,
     PROTOCOL_VERSION,
-    expected_report_data,
     init_data_digest,
     parse_resource_uri,
     runtime_digest,
     tls_verify,
 )
+from verifier.binding import expected_report_data
 
 from .attesters import Attester, detect
 
