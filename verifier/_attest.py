@@ -24,7 +24,7 @@ _BYTES = (bytes, bytearray)
 
 @dataclass(frozen=True)
 class Binding:
-    """What the evidence must be bound to (SPEC section 3), and what the EAR then says it was bound to.
+    """What the evidence must be bound to (docs/protocol.md), and what the EAR then says it was bound to.
 
     runtime_digest: SHA-384 of the JCS runtime data; the TEE's rule makes the report-data value to expect.
     runtime_data: the runtime data's claims (the nonce, the `tee-pubkey` to encrypt secrets to).

@@ -31,7 +31,7 @@ def check_report_data(field: str, carried: bytes, options: Options, *, pad_to: i
 
 
 def zero_padded(digest: bytes, size: int, what: str, reason: Reason) -> bytes:
-    """A digest as a `size`-byte field: zero bytes appended (SPEC section 3), never truncated; `reason` when it is
+    """A digest as a `size`-byte field: zero bytes appended (docs/protocol.md), never truncated; `reason` when it is
     longer than the field."""
     if len(digest) > size:
         raise VerificationError(reason, f"{what} digest is {len(digest)} bytes, over {size}")

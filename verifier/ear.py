@@ -117,7 +117,7 @@ class EarSubmod:
 
     @property
     def claims(self) -> Mapping[str, object]:
-        """The verified claims of the TEE (SPEC section 5)."""
+        """The verified claims of the TEE (docs/evidence.md)."""
         tee = self.tee
         value = None if tee is None else self.annotated_evidence.get(tee)
         return value if isinstance(value, dict) else {}

@@ -1,7 +1,7 @@
 """The verifier's one error hierarchy.
 
     Error                        every error the verifier raises
-    ├── VerifierError            evidence rejected, carrying a Reason (SPEC section 5; the values are API)
+    ├── VerifierError            evidence rejected, carrying a Reason (docs/evidence.md; the values are API)
     │   ├── FormatError          bytes that do not parse: malformed_evidence, unsupported_format
     │   └── VerificationError    evidence that parses but fails a check (signature, chain, binding, ...)
     │       └── SourceError      a collateral source is missing or of the wrong type: collateral_missing
@@ -30,7 +30,7 @@ __all__ = [
 
 
 class Reason(StrEnum):
-    """Reason codes of SPEC section 5. Their values are part of the API: never rename one."""
+    """Reason codes (docs/evidence.md). Their values are part of the API: never rename one."""
 
     MALFORMED_EVIDENCE = "malformed_evidence"
     UNSUPPORTED_FORMAT = "unsupported_format"

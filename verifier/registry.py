@@ -1,7 +1,7 @@
 """The TEEs the verifier knows: one line each in TEES, and what each declares in its own package.
 
 Each TEE's module (its package's `__init__`) declares a `TEE = Tee(...)`: its verification pipeline, how the
-runtime digest and the init-data digest of the KBS protocol bind into its evidence (SPEC section 3), which
+runtime digest and the init-data digest of the KBS protocol bind into its evidence (docs/protocol.md), which
 collateral sources of `Options` it reads, and its shipped default attestation policy. The broker, the agent and
 the CLI ask the registry; nothing else lists TEEs. An unknown TEE is `unsupported_format` everywhere: there is
 no default binding for it.

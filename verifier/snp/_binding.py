@@ -1,4 +1,4 @@
-"""How the KBS protocol's digests bind into an SEV-SNP attestation report (SPEC section 3).
+"""How the KBS protocol's digests bind into an SEV-SNP attestation report (docs/protocol.md).
 
 - runtime digest (SHA-384, 48 bytes): REPORT_DATA (64 bytes), the digest followed by 16 zero bytes;
 - init-data digest: HOST_DATA (32 bytes, set by the host at launch), the digest's first 32 bytes (a SHA-384

@@ -1,4 +1,4 @@
-"""SNP claims: the typed result of a verified report, and its one conversion to the JSON of SPEC section 5."""
+"""SNP claims: the typed result of a verified report, and its one conversion to the JSON of docs/evidence.md."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class SnpClaims:
     launch_tcb: Tcb
 
     def to_json(self) -> dict[str, object]:
-        """The claims document (SPEC section 5, snp): lowercase hex for byte fields, ints for numbers."""
+        """The claims document (docs/evidence.md, snp): lowercase hex for byte fields, ints for numbers."""
         r = self.report
         return {
             "report_version": r.version,

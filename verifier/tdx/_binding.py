@@ -1,4 +1,4 @@
-"""How the KBS protocol's digests bind into a TDX quote (SPEC section 3).
+"""How the KBS protocol's digests bind into a TDX quote (docs/protocol.md).
 
 - runtime digest (SHA-384, 48 bytes): TD report REPORTDATA (64 bytes), the digest followed by 16 zero bytes;
 - init-data digest: MRCONFIGID (48 bytes, set by the host at TD creation), the digest zero-padded to 48 bytes

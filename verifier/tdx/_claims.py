@@ -1,4 +1,4 @@
-"""The claims of a verified TDX quote (SPEC section 5) and their one conversion to JSON."""
+"""The claims of a verified TDX quote (docs/evidence.md) and their one conversion to JSON."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class TdxClaims:
         return bool(self.quote.body.td_attributes[0] & TD_ATTRIBUTES_DEBUG)
 
     def to_json(self) -> dict[str, object]:
-        """SPEC section 5 "tdx" claims; hex is lowercase. The only place claims become JSON."""
+        """The "tdx" claims of docs/evidence.md; hex is lowercase. The only place claims become JSON."""
         body, header, qe = self.quote.body, self.quote.header, self.quote.qe_report
         out: dict[str, object] = {
             "quote_version": header.version,

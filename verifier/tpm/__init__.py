@@ -1,14 +1,15 @@
 """TPM 2.0 quotes: parse (TPMS_ATTEST, TPMT_SIGNATURE, TPMT_PUBLIC), verify (AK signature, pcrDigest,
 bindings, AK trust, event log replay), and TPM2_MakeCredential for AK enrolment.
 
-Errors are `verifier.errors.VerifierError` with a SPEC reason code; parsers raise only `FormatError`. Bindings
+Errors are `verifier.errors.VerifierError` with a reason code (docs/evidence.md); parsers raise only
+`FormatError`. Bindings
 (`_binding`): extraData carries the runtime digest's first 32 bytes, PCR 8 of the SHA-256 bank the init-data
 digest extended once from zero; an AK without a certificate is trusted when Options.tpm_enrolled_aks knows it.
 
 >>> import json, pathlib
 >>> from datetime import UTC, datetime
 >>> from verifier.options import Options
->>> path = pathlib.Path(__file__).parents[2].parent / "shared/vectors/tpm/trustee/tpm_evidence.json"
+>>> path = pathlib.Path(__file__).parents[2] / "tests/vectors/tpm/trustee/tpm_evidence.json"
 >>> claims = verify(json.loads(path.read_text()), Options(at=datetime.now(UTC))).claims
 >>> claims["ak_trust"], claims["pcrs"]["sha256"]["17"][:8]
 ('none', 'ffffffff')

@@ -1,4 +1,4 @@
-"""How the KBS protocol's digests bind into a TPM 2.0 quote (SPEC section 3).
+"""How the KBS protocol's digests bind into a TPM 2.0 quote (docs/protocol.md).
 
 - runtime digest (SHA-384, 48 bytes): TPMS_ATTEST.extraData, its first 32 bytes (TPM2_Quote's qualifyingData is
   a TPM2B_DATA of at most the size of the largest digest the TPM implements: 32 bytes on SHA-256 TPMs);
