@@ -124,8 +124,10 @@ def parse_resource_uri(uri: str) -> tuple[str, str, str]:
 
 # -- Binding (trustee kbs_attestation_protocol.md, "Attestation"; docs/protocol.md) ----------------------------
 # runtime_digest = SHA-384(JCS({"additional-evidence", "nonce", "tee-pubkey"})), JCS being RFC 8785. TDX and SNP
-# carry it zero-padded to 64 bytes in REPORT_DATA, the TPM its first 32 bytes in extraData, the sample TEE all 48:
-# each TEE declares its rule in its verifier package (verifier.registry).
+# carry it zero-padded to 64 bytes in REPORT_DATA, the TPM its first 32 bytes in extraData, the sample TEE all 48,
+# Azure CVMs (az-snp-vtpm, az-tdx-vtpm) all 48 in the vTPM quote's extraData, as guest-components' attesters put
+# it (their hardware REPORT_DATA binds the HCL runtime data). Each TEE declares its rule in its verifier package
+# (verifier.registry).
 _INIT_DATA_HASHES = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
 
 

@@ -45,11 +45,13 @@ def _document(evidence: Mapping[str, object] | bytes) -> Mapping[str, object] | 
     if len(evidence) > MAX_EVIDENCE_BYTES:
         raise FormatError(f"evidence is {len(evidence)} bytes, at most {MAX_EVIDENCE_BYTES} accepted")
     evidence = bytes(evidence)
-    if evidence[:1] != b"{":
+    # JSON may start with whitespace (trustee's Azure vectors start with a newline); a raw TDX quote or SNP
+    # report starts with its version (2 to 5), neither whitespace nor "{".
+    if evidence[:1] != b"{" and evidence.lstrip()[:1] != b"{":
         return evidence
     try:
         document = json.loads(evidence)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser goes
         raise FormatError(f"evidence starts like JSON but does not parse ({exc})") from exc
     if not isinstance(document, dict):
         raise FormatError("evidence JSON is not an object")

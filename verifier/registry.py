@@ -11,7 +11,7 @@ True
 >>> expected_report_data("ternary", bytes(48))
 Traceback (most recent call last):
 ...
-verifier.errors.FormatError: unsupported_format: tee is 'ternary', expected one of ['sample', 'snp', 'tdx', 'tpm']
+verifier.errors.FormatError: unsupported_format: tee is 'ternary', expected one of [...]
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ TEES: dict[str, str] = {
     "tpm": "verifier.tpm",
     "snp": "verifier.snp",
     "tdx": "verifier.tdx",
+    "az-snp-vtpm": "verifier.az_snp_vtpm",
+    "az-tdx-vtpm": "verifier.az_tdx_vtpm",
 }
 
 
