@@ -14,7 +14,7 @@ from kbs.collateral.pcs import INTEL_ROOT_CRL, PcsClient
 from verifier import Options, Reason, VerificationError
 from verifier.sources import TdxCollateralSource
 
-from .test_vectors import AT_GO_TDX_GUEST, quote
+from ._vectors import AT_GO_TDX_GUEST, quote
 
 
 def pcs_handler(vectors: Path, seen: list[str], *, pccs: bool = False) -> httpx.MockTransport:
