@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from verifier.documents import read_documents
 
+from kbs.collateral.files import read_documents
 from tests.azure.conftest import (
     AZURE,
     CHALLENGE,

@@ -193,7 +193,7 @@ def test_enrolled_ak() -> None:
 def test_source_of_the_wrong_type_is_a_programming_error() -> None:
     evidence = _quotes.evidence(RSA_KEY, PCRS, NONCE32)
     with pytest.raises(TypeError):
-        verifier.verify("tpm", evidence, Options(at=AT, tpm_enrolled_aks=object()))
+        verifier.verify("tpm", evidence, Options(at=AT, tpm_enrolled_aks=object()))  # type: ignore[arg-type]
 
 
 def _with_untrusted_cert(evidence: dict[str, Any]) -> None:
