@@ -6,7 +6,6 @@ The verifier does no I/O; these are the sources it is handed (`verifier.sources`
     pcs.PcsClient                    a TdxCollateralSource over Intel PCS v4 or a PCCS (`Options.tdx_collateral`)
     kds.KdsClient                    an SnpCertificateSource over AMD's KDS (`Options.snp_certificates`)
 
-This package imports httpx and the verifier only (no FastAPI, SQLModel or pydantic), so the `verifier` CLI and
-any other caller can use it without the broker's dependencies. Import the module you need: the package itself
-imports none of them.
+This package imports httpx and the verifier only (no FastAPI, SQLModel or pydantic). Import the module you need:
+the package itself imports none of them.
 """
