@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from policies import attestation_default
+import verifier
 from policies import load as load_shipped_policy
 from verifier.rego import Policy
 
@@ -28,8 +28,9 @@ def compiled(source: str) -> Policy:
 
 
 @lru_cache(maxsize=32)
-def _shipped_attestation(tee: str) -> str | None:
-    return attestation_default(tee)
+def _shipped_attestation(tee: str) -> str:
+    """The TEE's declared default policy (VerifierError for a TEE the verifier does not know)."""
+    return load_shipped_policy(verifier.lookup(tee).default_policy)
 
 
 @lru_cache(maxsize=1)
@@ -53,9 +54,10 @@ class PolicyBook:
         row = reads.first_policy(attestation_scopes(tee))
         if row is not None:
             return row.id.removeprefix("attestation:"), row.source
-        shipped = _shipped_attestation(tee)
-        if shipped is None:
-            raise KbsError.attestation_failed(f"no attestation policy for tee {tee!r}")
+        try:
+            shipped = _shipped_attestation(tee)
+        except verifier.VerifierError as exc:
+            raise KbsError.attestation_failed(f"no attestation policy for tee {tee!r}") from exc
         return f"default_{tee}", shipped
 
     def resource_policy(self, reads: Reads, path: str) -> tuple[str, str]:
