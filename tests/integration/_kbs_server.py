@@ -60,6 +60,8 @@ class KbsServer:
         self.verify: bool | str = str(tls[0]) if tls else True
         self._process: subprocess.Popen[bytes] | None = None
         self.workers = workers
+        # Worker processes each import and start the whole broker: give a loaded machine time for that.
+        self.ready_timeout = 30.0 * (workers or 1)
         if init:
             args = ["init", str(folder), "--force"] + (["--allow-sample"] if allow_sample else [])
             done = run_cli("kbs", *args)
@@ -85,7 +87,7 @@ class KbsServer:
                 stderr=subprocess.STDOUT,
                 env=cli_env(),
             )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f"kbs serve exited with {self._process.returncode}: {self.log.read_text()}")
