@@ -232,15 +232,15 @@ def print_table(rows: list[dict[str, Any]], header: str) -> None:
 
 @contextmanager
 def brokers(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Target, Target | None]]:
-    config: dict[str, Any] = {"rate_limit": {"auth_per_minute": 0}, "server": {"workers": args.workers}}
-    servers = [KbsServer(folder, config=config, database_url=args.database_url).start()]
+    config: dict[str, Any] = {"rate_limit": {"auth_per_minute": 0}}
+    url, workers = args.database_url, args.workers
+    servers = [KbsServer(folder, config=config, database_url=url, workers=workers).start()]
     for _ in range(args.replicas - 1):
-        servers.append(KbsServer(folder, config=config, database_url=args.database_url, init=False).start())
+        servers.append(KbsServer(folder, config=config, database_url=url, init=False, workers=workers).start())
     single: KbsServer | None = None
-    if args.workers > 1:
-        one = {**config, "server": {"workers": 1}}
-        # Same folder, so the same key-encryption key and (SQLite) database; its config is read at start only.
-        single = KbsServer(folder, config=one, database_url=args.database_url, init=False).start()
+    if workers > 1:
+        # Same folder, so the same key-encryption key and (SQLite) database.
+        single = KbsServer(folder, config=config, database_url=url, init=False, workers=1).start()
     try:
         admin = servers[0].admin
         admin.put_resource("default/key/1", SECRET)
