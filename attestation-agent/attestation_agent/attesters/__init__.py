@@ -2,8 +2,10 @@
 
 Each module `attestation_agent.attesters.<tee>` exposes `probe(sysroot: Path) -> Attester | None`, which looks
 for its device under `sysroot` (the real root "/" in a guest; a fake device tree in tests) and returns an
-attester when the TEE is present. Detection tries TDX, then SNP, then TPM; the sample attester is the fallback,
-used only when nothing else is found (with a warning from the CLI).
+attester when the TEE is present (module names spell the TEE with underscores: `az_snp_vtpm`). Detection tries
+TDX, then SNP, then the Azure confidential VMs (a vTPM holding an HCL report: they must come before the plain
+TPM, which they also are), then TPM; the sample attester is the fallback, used only when nothing else is found
+(with a warning from the CLI).
 
 >>> from pathlib import Path
 >>> attester = detect(Path("/nonexistent"))
@@ -20,7 +22,7 @@ from typing import Protocol
 
 __all__ = ["Attester", "AttesterError", "detect", "get"]
 
-DETECTION_ORDER = ("tdx", "snp", "tpm")
+DETECTION_ORDER = ("tdx", "snp", "az-snp-vtpm", "az-tdx-vtpm", "tpm")
 SYSROOT_ENV = "VERITEE_SYSROOT"
 
 
@@ -47,7 +49,7 @@ def sysroot() -> Path:
 
 def _probe(tee: str, root: Path) -> Attester | None:
     try:
-        module = importlib.import_module(f"attestation_agent.attesters.{tee}")
+        module = importlib.import_module(f"attestation_agent.attesters.{tee.replace('-', '_')}")
     except ModuleNotFoundError:
         return None
     probe = getattr(module, "probe", None)
