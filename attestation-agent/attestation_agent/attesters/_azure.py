@@ -6,7 +6,8 @@
                     (`user-data`); defined by the guest when missing, sized to the report data
     0x81000003      the vTPM's attestation key (RSA, RSASSA-SHA256), provisioned by the paravisor
     PCR 8           init-data (SHA-256 bank; a fresh PCR 8 then reads SHA-256(32 zero bytes || digest))
-    PCR 23          runtime events (CoCo AAEL): the application PCR a locality-0 guest may extend
+    PCR 23          runtime events (CoCo AAEL): the application PCR a locality-0 guest may extend (PCR 17,
+                    guest-components' default register elsewhere, needs locality 2 or more)
 
 As guest-components' az-*-vtpm attesters do: write the report data, read the refreshed HCL report, quote all 24
 SHA-256 PCRs with the AK and the whole report data as qualifyingData (extraData). The report is polled until its
@@ -43,9 +44,10 @@ __all__ = [
 HCL_REPORT_INDEX = 0x01400001
 REPORT_DATA_INDEX = 0x01400002
 AK_HANDLE = 0x81000003
-AAEL_PCR = 23
 # TPM 2.0 Part 2 MAX_NV_BUFFER_SIZE of the reference implementation (Azure's vTPM and swtpm): a read's largest.
 NV_CHUNK = 1024
+PCR_COUNT = 24
+PCR_READ_BATCH = 8
 MAX_REPORT_DATA = 64
 # HCL report: "HCLA" at 0, the hardware report at 0x20, IGVM_REQUEST_DATA at 0x4C0 (report_type at +8,
 # variable_data_size at +16), the runtime data at 0x4D4 (see verifier.azure._hcl).
@@ -121,6 +123,26 @@ def read_nv(esapi: Any, index: int) -> bytes:
     return out
 
 
+def _bit(selection: Any, octet: int, bit: int) -> bool:
+    return bool(selection.pcrSelect[octet] >> bit & 1)
+
+
+def _sha256_pcrs(esapi: Any) -> list[str]:
+    """SHA-256 PCRs 0-23 as hex, read PCR_READ_BATCH at a time (TPM2_PCR_Read returns at most 8 digests)."""
+    values: dict[int, str] = {}
+    for start in range(0, PCR_COUNT, PCR_READ_BATCH):
+        batch = range(start, min(start + PCR_READ_BATCH, PCR_COUNT))
+        _, selection, digests = esapi.pcr_read("sha256:" + ",".join(map(str, batch)))
+        read = [
+            8 * j + i for s in selection for j in range(s.sizeofSelect) for i in range(8) if s.pcrSelect[j] >> i & 1
+        ]
+        values.update(zip(read, (bytes(d).hex() for d in digests), strict=True))
+    missing = [i for i in range(PCR_COUNT) if i not in values]
+    if missing:
+        raise AttesterError(f"the vTPM did not return SHA-256 PCRs {missing}")
+    return [values[i] for i in range(PCR_COUNT)]
+
+
 def read_hcl_report(tcti: str) -> bytes | None:
     """The HCL report, or None when this TPM has no such NV index (not an Azure CVM)."""
     with open_vtpm(tcti) as esapi:
@@ -139,10 +161,9 @@ class AzureVtpmAttester(TpmAttester):
     hardware_field = ""  # the evidence field of the hardware piece: "vcek" | "td_quote"
 
     def __init__(self, tcti: str, *, sysroot: Path = Path("/"), imds_url: str | None = None) -> None:
-        super().__init__(tcti, sysroot=sysroot, ak_handle=AK_HANDLE, pcrs=range(24))
+        super().__init__(tcti, sysroot=sysroot, ak_handle=AK_HANDLE, pcrs=range(PCR_COUNT))
         self.imds_url = (imds_url or os.environ.get(IMDS_ENV) or IMDS_URL).rstrip("/")
         self.refresh_seconds = float(os.environ.get(REFRESH_ENV, REFRESH_SECONDS))
-        self.aael_pcr = AAEL_PCR
 
     # ---- the vTPM ----
 
@@ -197,11 +218,10 @@ class AzureVtpmAttester(TpmAttester):
         )
         if signature.sigAlg != tss.TPM2_ALG.RSASSA:
             raise AttesterError(f"the vTPM AK signed with algorithm {signature.sigAlg:#x}, expected RSASSA")
-        pcrs = self._pcr_values(esapi)
         return {
             "signature": bytes(signature.signature.rsassa.sig).hex(),
             "message": bytes(attest).hex(),
-            "pcrs": [pcrs[str(i)] for i in self.pcrs],
+            "pcrs": _sha256_pcrs(esapi),
         }
 
     # ---- IMDS ----
