@@ -126,7 +126,7 @@ def test_refreshed_report_gives_version_2(tpm: Swtpm, chain: Chain, vek: Vek, mo
         evidence = attester.evidence(REPORT_DATA)
     assert evidence["version"] == 2
     claims = _verify_snp(evidence, chain, report_data=REPORT_DATA)
-    assert claims["hcl"]["user_data"].startswith(REPORT_DATA.hex())  # type: ignore[index, union-attr]
+    assert claims["hcl"]["user_data"].startswith(REPORT_DATA.hex())  # type: ignore[index]
 
 
 def test_init_data_is_bound_in_pcr8(snp_vm: Provisioned, chain: Chain) -> None:
