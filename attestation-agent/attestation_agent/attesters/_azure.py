@@ -237,8 +237,8 @@ class AzureVtpmAttester(TpmAttester):
 
     def evidence(self, report_data: bytes) -> dict[str, object]:
         """The az-*-vtpm evidence (version 2, or 1 when the report does not carry the report data)."""
-        if len(report_data) > MAX_REPORT_DATA:
-            raise AttesterError(f"report data is {len(report_data)} bytes, at most {MAX_REPORT_DATA}")
+        if not 0 < len(report_data) <= MAX_REPORT_DATA:
+            raise AttesterError(f"report data is {len(report_data)} bytes, expected 1 to {MAX_REPORT_DATA}")
         with self._esapi() as esapi:
             self._write_report_data(esapi, report_data)
             report, fresh = self._fresh_report(esapi, report_data)
