@@ -18,6 +18,7 @@ in time yields version-1 evidence, which makes no promise about `user-data`.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import time
@@ -25,8 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from . import AttesterError
 from .tpm import TpmAttester, _tss
@@ -63,6 +63,7 @@ REFRESH_SECONDS = 3.0
 POLL_SECONDS = 0.1
 EVIDENCE_VERSION = 2
 IMDS_TIMEOUT = 10.0
+MAX_IMDS_RESPONSE = 1024 * 1024
 
 
 def hcl_report_type(report: bytes) -> str | None:
@@ -226,9 +227,30 @@ class AzureVtpmAttester(TpmAttester):
 
     # ---- IMDS ----
 
-    def _imds(self) -> httpx.Client:
-        # IMDS is link-local: never through a proxy from the environment.
-        return httpx.Client(base_url=self.imds_url, timeout=IMDS_TIMEOUT, trust_env=False, headers={"Metadata": "true"})
+    def _imds(self, method: str, path: str, body: dict[str, object] | None = None) -> Any:
+        """One JSON request to IMDS (plain HTTP to a link-local address: never through a proxy, so the standard
+        library's client rather than the agent's broker client); AttesterError on any failure."""
+        url = urlsplit(self.imds_url)
+        headers = {"Metadata": "true", "Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        connection = http.client.HTTPConnection(url.hostname or "", url.port or 80, timeout=IMDS_TIMEOUT)
+        try:
+            connection.request(method, url.path.rstrip("/") + path, body=data, headers=headers)
+            response = connection.getresponse()
+            payload = response.read(MAX_IMDS_RESPONSE + 1)
+        except (OSError, http.client.HTTPException) as exc:
+            raise AttesterError(f"Azure IMDS at {self.imds_url} is not reachable: {exc}") from exc
+        finally:
+            connection.close()
+        if response.status != 200 or len(payload) > MAX_IMDS_RESPONSE:
+            raise AttesterError(f"Azure IMDS {method} {path} answered {response.status} ({len(payload)} bytes)")
+        try:
+            return json.loads(payload)
+        except ValueError as exc:
+            raise AttesterError(f"Azure IMDS {method} {path} answered something other than JSON") from exc
 
     def _hardware(self, report: bytes) -> bytes:
         raise NotImplementedError

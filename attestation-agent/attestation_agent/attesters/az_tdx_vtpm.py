@@ -13,8 +13,6 @@ import base64
 import binascii
 from pathlib import Path
 
-import httpx
-
 from . import AttesterError
 from ._azure import AzureVtpmAttester, probe_kind
 
@@ -34,15 +32,15 @@ class AzTdxVtpmAttester(AzureVtpmAttester):
 
     def _hardware(self, report: bytes) -> bytes:
         td_report = report[TD_REPORT_OFFSET : TD_REPORT_OFFSET + TD_REPORT_SIZE]
-        body = {"report": base64.urlsafe_b64encode(td_report).decode().rstrip("=")}
+        body: dict[str, object] = {"report": base64.urlsafe_b64encode(td_report).decode().rstrip("=")}
+        answer = self._imds("POST", QUOTE_PATH, body)
+        encoded = answer.get("quote") if isinstance(answer, dict) else None
+        if not isinstance(encoded, str):
+            raise AttesterError("Azure IMDS answered no TD quote")
         try:
-            with self._imds() as imds:
-                response = imds.post(QUOTE_PATH, json=body)
-                response.raise_for_status()
-                encoded = response.json()["quote"]
             quote = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-        except (httpx.HTTPError, ValueError, KeyError, TypeError, binascii.Error) as exc:
-            raise AttesterError(f"cannot get a TD quote from Azure IMDS at {self.imds_url}: {exc}") from exc
+        except (ValueError, binascii.Error) as exc:
+            raise AttesterError(f"Azure IMDS TD quote is not base64url ({exc})") from exc
         if not quote or len(quote) > MAX_QUOTE:
             raise AttesterError(f"Azure IMDS returned a TD quote of {len(quote)} bytes")
         return quote
