@@ -18,7 +18,7 @@ from functools import lru_cache
 from importlib import resources
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -43,10 +43,28 @@ P256_COORD = 32
 
 @lru_cache(maxsize=_CACHE)
 def load_certificate(der: bytes) -> x509.Certificate:
+    """A DER certificate with every field the checks read parsed now, inside the handler: `cryptography` parses
+    the version when loading and names, extensions, key and signature algorithm lazily, so a malformed one would
+    otherwise surface as a bare ValueError (or InvalidVersion, UnsupportedAlgorithm) deep in the chain check."""
     try:
-        return x509.load_der_x509_certificate(der)
+        cert = x509.load_der_x509_certificate(der)
     except ValueError as exc:
         raise FormatError(f"certificate does not parse as DER X.509 ({exc})") from exc
+    except x509.InvalidVersion as exc:
+        raise VerificationError(Reason.CERTIFICATE_INVALID, f"certificate version is invalid ({exc})") from exc
+    try:
+        _ = (
+            cert.subject.rfc4514_string(),
+            cert.issuer.rfc4514_string(),
+            cert.extensions,
+            cert.public_key(),
+            cert.signature_hash_algorithm,
+            cert.not_valid_before_utc,
+            cert.not_valid_after_utc,
+        )
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise VerificationError(Reason.CERTIFICATE_INVALID, f"certificate does not parse ({exc})") from exc
+    return cert
 
 
 def _der(cert: x509.Certificate) -> bytes:
