@@ -40,6 +40,7 @@ from .protocol import (
     runtime_digest,
     version_supported,
 )
+from .reference_values import check_reference_values
 from .sealing import Sealer
 from .settings import Settings
 from .signing import KeyRing
@@ -338,6 +339,7 @@ class Broker:
     def put_reference_values(
         self, actor: str, name: str, values: Sequence[str], expires: datetime | None, now: float
     ) -> None:
+        check_reference_values(name, values)
         expires_at = None if expires is None else expires.timestamp()
         self.store.put_reference_values(name, values, expires_at, now)
         self._audit(actor, "reference-value.put", name, "ok", None, now)
