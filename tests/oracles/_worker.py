@@ -2,10 +2,9 @@
 never imports Veritee, and answers one JSON case per line on stdin with one JSON verdict per line on stdout.
 
     {"oracle": "qvl" | "dcap-qvl", "quote": b64, "collateral": {...}, "at": unix seconds}
-    {"oracle": "keylime", "quote": b64 TPMS_ATTEST, "signature": b64 TPMT_SIGNATURE, "pcrs": b64, "ak": PEM,
-     "nonce": hex, "hash": "sha256", "pcr_values": {...}}
-    {"oracle": "opa", "policy": text, "query": str, "input": {...}, "data": {...}}
-    {"oracle": "opa-test", "policy": text, "tests": text}
+    {"oracle": "keylime", "message": b64 TPMS_ATTEST, "signature": b64 TPMT_SIGNATURE, "pcrblob": b64 (tpm2-tools
+     layout), "ak_pem": PEM, "nonce": hex, "hash": "sha256"}
+    {"oracle": "opa", "modules": [[name, source], ...], "path": "policy", "input": {...}, "data": {...}}
 
 Every verdict is {"accept": bool, "status": str, "detail": str}; `status` is the oracle's own word (a TCB status
 for the TDX oracles, an error name otherwise). A case that makes an oracle raise gets accept false; a native
@@ -104,21 +103,42 @@ def _dcap_qvl(case: dict[str, Any]) -> dict[str, Any]:
     return _verdict(True, status, ",".join(report.advisory_ids))
 
 
+def _keylime(case: dict[str, Any]) -> dict[str, Any]:
+    from keylime.tpm import tpm_util
+
+    try:
+        pcrs = tpm_util.checkquote(
+            case["ak_pem"].encode(),
+            bytes.fromhex(case["nonce"]),
+            _b(case["signature"]),
+            _b(case["message"]),
+            _b(case["pcrblob"]),
+            case["hash"],
+        )
+    except Exception as exc:  # keylime raises bare Exception for a nonce or PCR digest mismatch
+        return _verdict(False, type(exc).__name__, str(exc))
+    return _verdict(True, "ok", f"{len(pcrs)} PCRs")
+
+
 def _opa(case: dict[str, Any]) -> dict[str, Any]:
-    from opa_bindings.engine import OpaEngine, OpaError
+    """OPA's Go engine: the modules, then data, then the document at case["path"] for the input."""
+    from opa_bindings.engine import OpaEngine, OpaError, OpaUndefinedError
 
     with OpaEngine() as engine:
-        engine.add_policy("policy.rego", case["policy"])
-        if case.get("data"):
-            engine.add_data(case["data"])
         try:
-            value = engine.eval(case["query"], input=case.get("input"))
+            for name, source in case["modules"]:
+                engine.add_policy(name, source)
+            if case.get("data"):
+                engine.add_data(case["data"])
+            value = engine.eval_document(case["path"], input=case.get("input"))
+        except OpaUndefinedError:
+            return _verdict(True, "undefined")
         except OpaError as exc:
             return _verdict(False, exc.code, exc.message)
     return {**_verdict(True, "ok"), "value": value}
 
 
-_ORACLES = {"qvl": _qvl, "dcap-qvl": _dcap_qvl, "opa": _opa}
+_ORACLES = {"qvl": _qvl, "dcap-qvl": _dcap_qvl, "keylime": _keylime, "opa": _opa}
 
 
 def main() -> None:
