@@ -1,0 +1,137 @@
+"""Fuzz targets: one function per parser, bytes in, and the only exceptions each may raise (its typed format
+error). Used by the coverage-guided fuzzer (bench/fuzz.py, scripts/fuzz, atheris in the oracle venv) and by the
+replay test of the committed seed corpora and crash regressions (test_corpora.py, any venv).
+
+Each target parses only: no signature, chain or clock. Anything else escaping a target is a finding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from guest._errors import LayoutError
+from guest._layout import OciLayout
+from kbs.keyprovider_protocol import AnnotationPacket, KeyProviderError, parse_request
+from verifier import FormatError
+from verifier.eventlog import parse as parse_eventlog
+from verifier.snp._abi import parse_evidence as parse_snp_evidence
+from verifier.snp._abi import parse_report
+from verifier.tdx import parse_quote
+from verifier.tdx._collateral import parse_qe_identity, parse_tcb_info, recognise
+from verifier.tpm._evidence import parse_evidence as parse_tpm_evidence
+from verifier.tpm._public import parse_public
+from verifier.tpm._structures import parse_attest, parse_signature
+
+__all__ = ["TARGETS", "Target"]
+
+
+@dataclass(frozen=True)
+class Target:
+    run: Callable[[bytes], object]
+    allowed: tuple[type[BaseException], ...]
+    about: str
+
+
+def _json(data: bytes) -> object:
+    """Evidence JSON as the broker decodes it before a parser sees it (its errors, a nesting too deep for
+    json included, are the broker's edge, not the parser's): None when it does not decode."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+
+
+def tdx_quote(data: bytes) -> None:
+    parse_quote(data)
+
+
+def snp_report(data: bytes) -> None:
+    """The raw 1184-byte report, or (starting with "{") the SPEC section 4 evidence JSON around it."""
+    if data[:1] == b"{":
+        doc = _json(data)
+        if isinstance(doc, dict):
+            parse_snp_evidence(doc)
+        return
+    parse_report(data)
+
+
+def tpm_structures(data: bytes) -> None:
+    """First byte picks the structure: TPMS_ATTEST, TPMT_SIGNATURE, TPMT_PUBLIC, or the evidence JSON."""
+    if not data:
+        return
+    which, rest = data[0] % 4, data[1:]
+    if which == 0:
+        parse_attest(rest)
+    elif which == 1:
+        parse_signature(rest)
+    elif which == 2:
+        parse_public(rest)
+    else:
+        doc = _json(rest)
+        if isinstance(doc, dict):
+            parse_tpm_evidence(doc)
+
+
+def tcg2_eventlog(data: bytes) -> None:
+    parse_eventlog(data, "tcg2").replay()
+
+
+def cc_eventlog(data: bytes) -> None:
+    parse_eventlog(data, "ccel").replay()
+
+
+def collateral(data: bytes) -> None:
+    """TCB info and QE identity JSON, and content recognition of any collateral document (CRL, PEM chain)."""
+    for parse in (parse_tcb_info, parse_qe_identity):
+        with contextlib.suppress(FormatError):
+            parse(data)
+    recognise([data])
+
+
+_LAYOUT = Path(tempfile.mkdtemp(prefix="veritee-fuzz-oci-"))
+_SPLIT = b"\n--manifest--\n"
+
+
+def oci_layout(data: bytes) -> None:
+    """index.json and one manifest blob, split at _SPLIT; @DIGEST@ and @SIZE@ in the index stand for the
+    manifest blob's digest and size (a fuzzer cannot find a sha256), then resolve the image and its layers."""
+    index, _, manifest = data.partition(_SPLIT)
+    digest = hashlib.sha256(manifest).hexdigest()
+    index = index.replace(b"@DIGEST@", f"sha256:{digest}".encode()).replace(b"@SIZE@", str(len(manifest)).encode())
+    (_LAYOUT / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+    (_LAYOUT / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (_LAYOUT / "index.json").write_bytes(index)
+    blob = _LAYOUT / "blobs" / "sha256" / digest
+    blob.write_bytes(manifest)
+    try:
+        OciLayout(_LAYOUT).resolve(None)
+    finally:
+        blob.unlink()
+
+
+def keyprovider(data: bytes) -> None:
+    """An ocicrypt key-provider request (SPEC section 8) and the annotation packet it may carry."""
+    request = parse_request(data)
+    annotation = getattr(request, "annotation", None)
+    if annotation is not None:
+        AnnotationPacket.from_json(annotation)
+
+
+TARGETS: dict[str, Target] = {
+    "tdx_quote": Target(tdx_quote, (FormatError,), "verifier.tdx.parse_quote (quote v4/v5)"),
+    "snp_report": Target(snp_report, (FormatError,), "verifier.snp ATTESTATION_REPORT and evidence JSON"),
+    "tpm_structures": Target(
+        tpm_structures, (FormatError,), "TPMS_ATTEST, TPMT_SIGNATURE, TPMT_PUBLIC, TPM evidence JSON"
+    ),
+    "tcg2_eventlog": Target(tcg2_eventlog, (FormatError,), "TCG2 crypto-agile event log, parse and replay"),
+    "cc_eventlog": Target(cc_eventlog, (FormatError,), "CC event log (CCEL), parse and replay"),
+    "collateral": Target(collateral, (FormatError,), "DCAP TCB info / QE identity JSON, collateral recognition"),
+    "oci_layout": Target(oci_layout, (LayoutError,), "OCI index.json and image manifest"),
+    "keyprovider": Target(keyprovider, (KeyProviderError,), "ocicrypt key-provider request and annotation"),
+}
