@@ -1,7 +1,7 @@
 """Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/TARGET/NAME) from the real vectors and the
 synthetic test builders. The committed seeds are its output; rerun it only to change them:
 
-    python -m tests.fuzz.make_seeds VECTORS_DIR
+    python -m tests.fuzz.make_seeds [VECTORS_DIR]      (default: tests/vectors)
 
 Each seed is small (the fuzzer's -max_len is 16 KiB): real evidence where it fits, trimmed where it does not
 (the padding after a CC event log; the first events of the RHEL UEFI log).
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.conftest import VECTORS
 from tests.eventlog._build import EV_IPL, EV_SEPARATOR, SHA256, SHA384, measured, tcg2_log
 from tests.fuzz.targets import _SPLIT
 from tests.tdx.make_test_chain import make_pki, make_quote
@@ -172,7 +173,7 @@ def _keyprovider() -> dict[str, bytes]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("vectors", type=Path)
+    parser.add_argument("vectors", type=Path, nargs="?", default=VECTORS)
     v = parser.parse_args().vectors
     corpora = {
         "tdx_quote": _tdx(v),

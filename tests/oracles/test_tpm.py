@@ -59,7 +59,7 @@ def intended(oracle: str, quote: TpmQuote, ours: Verdict, theirs: Verdict) -> st
     """The documented oracle limits (docs/oracles.md, same names), or None."""
     rsapss = quote.signature[:2] == b"\x00\x16"  # TPM_ALG_RSAPSS
     if oracle == "tpm2_checkquote" and ours.accept and not theirs.accept and rsapss:
-        return "tpm2-rsapss: tpm2_checkquote 5.4 verifies no RSASSA-PSS quote against a PEM key"
+        return "tpm2-rsapss: tpm2_checkquote 5.4 fails on RSASSA-PSS quotes (tpm2-tools issue 3283)"
     if oracle == "keylime" and ours.accept and not theirs.accept:
         if "Unsupported quote signature algorithm" in theirs.detail:
             return "keylime-rsapss: keylime's checkquote takes RSASSA and ECDSA only"
