@@ -79,7 +79,7 @@ def verify(tee: str, evidence: Mapping[str, object] | bytes, options: Options) -
         if evidence[:1] == b"{":
             try:
                 document = json.loads(evidence)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than json can decode
                 raise FormatError(f"evidence starts like JSON but does not parse ({exc})") from exc
             if not isinstance(document, dict):
                 raise FormatError("evidence JSON is not an object")

@@ -41,3 +41,8 @@ def test_former_crashes_are_typed_errors() -> None:
         spec = TARGETS[target]
         with contextlib.suppress(spec.allowed):
             spec.run(path.read_bytes())
+
+
+def test_crash_regressions_exist() -> None:
+    """The inputs that once escaped as RecursionError (deeply nested JSON) stay in the replay set."""
+    assert {target for target, _, _ in CRASHES} >= {"keyprovider", "oci_layout", "collateral"}
