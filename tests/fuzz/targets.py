@@ -13,12 +13,14 @@ import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import verifier
 from guest._errors import LayoutError
 from guest._layout import OciLayout
 from kbs.keyprovider_protocol import AnnotationPacket, KeyProviderError, parse_request
-from verifier import FormatError
+from verifier import FormatError, Options, VerifierError
 from verifier.eventlog import parse as parse_eventlog
 from verifier.snp._abi import parse_evidence as parse_snp_evidence
 from verifier.snp._abi import parse_report
@@ -36,6 +38,7 @@ class Target:
     run: Callable[[bytes], object]
     allowed: tuple[type[BaseException], ...]
     about: str
+    seeds_pass: bool = True  # the seeds are inputs the target accepts (False: they reach a typed refusal)
 
 
 def _json(data: bytes) -> object:
@@ -45,6 +48,17 @@ def _json(data: bytes) -> object:
         return json.loads(data)
     except (ValueError, RecursionError):
         return None
+
+
+_TEES = ("sample", "tpm", "snp", "tdx")
+_AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def evidence(data: bytes) -> None:
+    """Evidence bytes through the verifier's own entry point (`verifier verify`): JSON decoding, the evidence
+    schema of each TEE, parsing, and whatever verification a mutated input reaches. First byte picks the TEE."""
+    if data:
+        verifier.verify(_TEES[data[0] % len(_TEES)], data[1:], Options(at=_AT))
 
 
 def tdx_quote(data: bytes) -> None:
@@ -124,6 +138,9 @@ def keyprovider(data: bytes) -> None:
 
 
 TARGETS: dict[str, Target] = {
+    "evidence": Target(
+        evidence, (VerifierError,), "verifier.verify on evidence bytes (JSON or raw), every TEE", seeds_pass=False
+    ),
     "tdx_quote": Target(tdx_quote, (FormatError,), "verifier.tdx.parse_quote (quote v4/v5)"),
     "snp_report": Target(snp_report, (FormatError,), "verifier.snp ATTESTATION_REPORT and evidence JSON"),
     "tpm_structures": Target(

@@ -32,8 +32,14 @@ def test_every_target_has_seeds() -> None:
 
 @pytest.mark.parametrize(("target", "name", "path"), SEEDS, ids=[f"{t}/{n}" for t, n, _ in SEEDS])
 def test_seed_parses(target: str, name: str, path: Path) -> None:
-    """Seeds are valid inputs: the fuzzer starts from the parsers' accepting paths."""
-    TARGETS[target].run(path.read_bytes())
+    """Seeds are valid inputs: the fuzzer starts from the parsers' accepting paths (the evidence target's seeds
+    have no collateral or trust anchors: they must reach a typed refusal, nothing else)."""
+    spec = TARGETS[target]
+    if spec.seeds_pass:
+        spec.run(path.read_bytes())
+    else:
+        with contextlib.suppress(spec.allowed):
+            spec.run(path.read_bytes())
 
 
 def test_former_crashes_are_typed_errors() -> None:
