@@ -2,7 +2,7 @@
 
 Compared: accept/reject and, where both accept, the TCB status. A TCB status of Revoked is a claim in Veritee
 (policy refuses it) and a refusal in both oracles: it counts as a refusal. Known, intended divergences are
-named in `INTENDED` with the reason written in docs/oracles.md; any other divergence fails the test.
+recognised by `intended` and have their reason in docs/oracles.md; any other divergence fails the test.
 """
 
 from __future__ import annotations
@@ -13,19 +13,20 @@ from pathlib import Path
 
 import pytest
 
+from verifier.tdx import parse_quote
+
 from ..tdx.make_test_chain import DcapPki, make_pki, make_quote
+from ..tdx.test_malformed_certificates import CASES as MALFORMED
+from ..tdx.test_malformed_certificates import _chain as malformed_chain
 from . import _tdx
 from ._harness import TALLY, Verdict, Worker
 from ._tdx import TdxCollateral
 
 pytestmark = pytest.mark.oracles
 
+ROOT_POSITION = 2  # leaf, PCK CA, root: the chain as type-5 certification data carries it
 MUTATIONS_PER_REGION = 30  # 7 regions: 210 single-byte mutations per quote
 SEED = 17
-
-
-def _debug(quote: bytes) -> bool:
-    return bool(quote[48 + 120] & 0x01)  # TDATTRIBUTES bit 0 (DEBUG), [QGL] "TD Quote Body"
 
 
 def intended(oracle: str, name: str, original: bytes, ours: Verdict, theirs: Verdict) -> str | None:
@@ -43,16 +44,20 @@ def intended(oracle: str, name: str, original: bytes, ours: Verdict, theirs: Ver
         and theirs.status == "UpToDate"
     ):
         return "tdx-module-identity: this QVL build (2023) predates TDX module identities in TCB info v3"
-    if oracle == "dcap-qvl" and not ours.accept and theirs.accept and "@" in name:
-        offset = int(name.split("@")[1].split("^", maxsplit=1)[0])
-        if _tdx.in_chain_root(original, offset):
-            return "chain-root-copy: dcap-qvl ignores the root CA certificate carried in the quote"
+    if oracle == "dcap-qvl" and not ours.accept and theirs.accept and _root_copy_damaged(name, original):
+        return "chain-root-copy: dcap-qvl ignores the root CA certificate carried in the quote"
     return None
 
 
-def _trailing(quote: bytes) -> bool:
-    from verifier.tdx import parse_quote
+def _root_copy_damaged(name: str, original: bytes) -> bool:
+    """Whether the case changed only the root CA certificate that the quote carries: a mutation inside its PEM
+    (named region@offset^value), or a malformed-certificate case at chain position 2."""
+    if "@" in name:
+        return _tdx.in_chain_root(original, int(name.split("@")[1].split("^", maxsplit=1)[0]))
+    return name in MALFORMED and MALFORMED[name][0] == ROOT_POSITION
 
+
+def _trailing(quote: bytes) -> bool:
     return parse_quote(quote).trailing > 0
 
 
@@ -132,8 +137,6 @@ def test_real_quote_mutations(worker: Worker, vectors: Path, which: str) -> None
 
 
 def _trailing_len(quote: bytes) -> int:
-    from verifier.tdx import parse_quote
-
     return parse_quote(quote).trailing
 
 
@@ -189,3 +192,13 @@ def test_synthetic_mutations(worker: Worker) -> None:
     quotes = _tdx.mutations(quote, MUTATIONS_PER_REGION, SEED)
     coll = TdxCollateral.of_pki(pki)
     assert compare(worker, "synthetic-mutated", quotes, coll, pki.at, test_root=True, original=quote) == []
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_certificate_in_the_chain(worker: Worker, case: str) -> None:
+    """The inputs of the bug this suite found (a traceback instead of a verdict): every verifier refuses them."""
+    position, edit = MALFORMED[case]
+    pki = make_pki()
+    quote = make_quote(pki, chain_pem=malformed_chain(pki, position, edit))
+    assert not _tdx.veritee(quote, TdxCollateral.of_pki(pki), pki.at, test_root=True).accept
+    assert compare(worker, "synthetic", [(case, quote)], TdxCollateral.of_pki(pki), pki.at, test_root=True) == []
