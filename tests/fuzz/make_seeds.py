@@ -136,27 +136,35 @@ def _oci() -> dict[str, bytes]:
             {
                 "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "digest": "@DIGEST@",
-                "size": 0,
+                "size": "@SIZE@",
                 "annotations": {"org.opencontainers.image.ref.name": "v1"},
             }
         ],
     }
-    digest = "sha256:" + "ab" * 32
+    layer = "sha256:" + "ab" * 32
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest, "size": 7},
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": "@CONFIG@",
+            "size": "@CONFIGSIZE@",
+        },
         "layers": [
             {
                 "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip+encrypted",
-                "digest": digest,
+                "digest": layer,
                 "size": 1234,
                 "annotations": {"org.opencontainers.image.enc.keys.provider.attestation-agent": "e30="},
             }
         ],
     }
-    text = json.dumps(index).replace('"size": 0', '"size": @SIZE@').encode()
-    return {"index-and-manifest": text + _SPLIT + json.dumps(manifest).encode()}
+    config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "cd" * 32]}}
+    text = [
+        json.dumps(doc).replace('"@SIZE@"', "@SIZE@").replace('"@CONFIGSIZE@"', "@CONFIGSIZE@")
+        for doc in (index, manifest)
+    ]
+    return {"index-manifest-config": _SPLIT.join([*(t.encode() for t in text), json.dumps(config).encode()])}
 
 
 def _keyprovider() -> dict[str, bytes]:
