@@ -23,7 +23,7 @@ from .errors import KbsError
 
 __all__ = ["NUMERIC_NAMES", "check_reference_values"]
 
-# Names whose values the shipped policies read with to_number (policies/snp.rego).
+# Names whose values the shipped policies read with to_number (policies/snp.rego, policies/az-snp-vtpm.rego).
 NUMERIC_NAMES = re.compile(r"snp_min_tcb_(bootloader|tee|snp|microcode|fmc)")
 _CANONICAL_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 

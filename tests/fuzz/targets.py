@@ -65,7 +65,7 @@ def tdx_quote(data: bytes) -> None:
 
 
 def snp_report(data: bytes) -> None:
-    """The raw 1184-byte report, or (starting with "{") the SPEC section 4 evidence JSON around it."""
+    """The raw 1184-byte report, or (starting with "{") the evidence JSON around it (docs/evidence.md)."""
     if data[:1] == b"{":
         doc = _json(data)
         if isinstance(doc, dict):
@@ -154,7 +154,7 @@ def oci_layout(data: bytes) -> None:
 
 
 def keyprovider(data: bytes) -> None:
-    """An ocicrypt key-provider request (SPEC section 8) and the annotation packet it may carry."""
+    """An ocicrypt key-provider request (docs/images.md) and the annotation packet it may carry."""
     request = parse_request(data)
     annotation = getattr(request, "annotation", None)
     if annotation is not None:

@@ -29,7 +29,7 @@ TPMU_HA = 64  # tpm2-tools writes every digest in a TPMU_HA-sized slot (SHA-512)
 
 @dataclass(frozen=True)
 class TpmQuote:
-    """SPEC section 4 TPM evidence and the nonce its extraData must equal."""
+    """TPM evidence (docs/evidence.md) and the nonce its extraData must equal."""
 
     name: str
     evidence: Mapping[str, Any]

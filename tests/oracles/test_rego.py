@@ -168,7 +168,44 @@ def gen_submods(rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]:
     return document, {}
 
 
+def _azure(rng: random.Random, kind: str, tee: str, claims: dict[str, Any], reference: dict[str, Any]) -> None:
+    """Wrap a TEE's generated claims as an Azure CVM's (the vTPM's PCRs, the HCL's VM configuration) and rename
+    its reference values as the az-* policies name them."""
+    pcrs = {str(i): _hex(rng, 32) for i in rng.sample(range(24), rng.randrange(0, 5))}
+    cvm: dict[str, Any] = {}
+    _put(cvm, tee, _maybe(rng, claims[tee]))
+    _put(cvm, "tpm", _maybe(rng, {"pcrs": {"sha256": pcrs}, "ak_trust": "hcl"}))
+    vm_configuration: dict[str, Any] = {}
+    _put(vm_configuration, "secure-boot", _maybe(rng, rng.random() < 0.8))
+    _put(cvm, "hcl", _maybe(rng, {"vm_configuration": vm_configuration}))
+    claims.clear()
+    claims[kind] = cvm
+    for name in list(reference):
+        if name.startswith(f"{tee}_"):
+            reference[f"az_{name}"] = reference.pop(name)
+    for index, value in list(pcrs.items())[: rng.randrange(0, 3)]:
+        reference[f"az_pcr{index}"] = rng.choice([[value], [_hex(rng, 32)]])
+
+
+def gen_az_snp(rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]:
+    claims, data = gen_snp(rng)
+    reference = data["reference"]
+    reference["az_snp_measurement"] = reference.pop("snp_measurement")
+    _azure(rng, "az-snp-vtpm", "snp", claims, {})
+    for index in rng.sample(range(24), rng.randrange(0, 3)):
+        reference[f"az_pcr{index}"] = [_hex(rng, 32)]
+    return claims, data
+
+
+def gen_az_tdx(rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]:
+    claims, data = gen_tdx(rng)
+    _azure(rng, "az-tdx-vtpm", "tdx", claims, data["reference"])
+    return claims, data
+
+
 GENERATORS: dict[str, Callable[[random.Random], tuple[dict[str, Any], dict[str, Any]]]] = {
+    "az-snp-vtpm.rego": gen_az_snp,
+    "az-tdx-vtpm.rego": gen_az_tdx,
     "snp.rego": gen_snp,
     "tdx.rego": gen_tdx,
     "tpm.rego": gen_tpm,
