@@ -90,7 +90,14 @@ def main() -> None:
                 (findings / name).write_bytes(data)
                 print(f"FINDING {place}: {exc!r:.200}", file=sys.stderr, flush=True)
 
-    flags = [sys.argv[0], str(work), str(seeds), f"-runs={args.runs}", "-print_final_stats=1", "-max_len=16384"]
+    flags = [
+        sys.argv[0],
+        str(work),
+        str(seeds),
+        f"-runs={args.runs}",
+        "-print_final_stats=1",
+        f"-max_len={target.max_len}",
+    ]
     if args.time:
         flags.append(f"-max_total_time={args.time}")
     STATE["start"] = time.monotonic()

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import VECTORS
 from tests.eventlog._build import EV_IPL, EV_SEPARATOR, SHA256, SHA384, measured, tcg2_log
-from tests.fuzz.targets import _SPLIT
+from tests.fuzz.targets import _SPLIT, TARGETS
 from tests.tdx.make_test_chain import make_pki, make_quote
 from tests.tpm import _quotes
 from tests.tpm._gotpm import decode
@@ -167,6 +167,15 @@ def _oci() -> dict[str, bytes]:
     return {"index-manifest-config": _SPLIT.join([*(t.encode() for t in text), json.dumps(config).encode()])}
 
 
+def _azure(v: Path) -> dict[str, bytes]:
+    """Every Azure vector: the version 0 files (serde byte arrays) are the largest seeds, 36 KiB."""
+    seeds = {}
+    for selector, tee in ((b"\x00", "az-snp-vtpm"), (b"\x01", "az-tdx-vtpm")):
+        for path in sorted((v / "azure" / tee).glob("*.json")):
+            seeds[f"{tee}-{path.stem}"] = selector + path.read_bytes()
+    return seeds
+
+
 def _keyprovider() -> dict[str, bytes]:
     annotation = json.dumps(
         {
@@ -205,13 +214,14 @@ def main() -> None:
         "cc_eventlog": _ccel(v),
         "collateral": _collateral(v),
         "oci_layout": _oci(),
+        "azure_evidence": _azure(v),
         "keyprovider": _keyprovider(),
     }
     for target, seeds in corpora.items():
         folder = HERE / target
         folder.mkdir(parents=True, exist_ok=True)
         for name, data in seeds.items():
-            assert len(data) <= MAX, f"{target}/{name} is {len(data)} bytes"
+            assert len(data) <= TARGETS[target].max_len, f"{target}/{name} is {len(data)} bytes"
             if not (folder / name).exists():  # synthetic seeds differ on every run: keep the committed ones
                 (folder / name).write_bytes(data)
 

@@ -20,6 +20,9 @@ from guest._errors import LayoutError
 from guest._layout import Descriptor, OciLayout
 from kbs.keyprovider_protocol import AnnotationPacket, KeyProviderError, parse_request
 from verifier import FormatError, Options, VerifierError
+from verifier.azure._evidence import parse_evidence as parse_azure_evidence
+from verifier.azure._hcl import parse_hcl_report
+from verifier.azure._runtime import parse_runtime_data
 from verifier.eventlog import parse as parse_eventlog
 from verifier.snp._abi import parse_evidence as parse_snp_evidence
 from verifier.snp._abi import parse_report
@@ -38,6 +41,7 @@ class Target:
     allowed: tuple[type[BaseException], ...]
     about: str
     seeds_pass: bool = True  # the seeds are inputs the target accepts (False: they reach a typed refusal)
+    max_len: int = 16 * 1024  # the fuzzer's largest input
 
 
 def _json(data: bytes) -> object:
@@ -49,7 +53,7 @@ def _json(data: bytes) -> object:
         return None
 
 
-_TEES = ("sample", "tpm", "snp", "tdx")
+_TEES = ("sample", "tpm", "snp", "tdx", "az-snp-vtpm", "az-tdx-vtpm")
 _AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -153,6 +157,17 @@ def oci_layout(data: bytes) -> None:
     layout.diff_ids(layout.resolve(None))
 
 
+def azure_evidence(data: bytes) -> None:
+    """Azure CVM evidence JSON (versions 0 to 2: serde byte arrays, hex, base64url), then the HCL report it
+    carries and that report's runtime data. First byte picks az-snp-vtpm or az-tdx-vtpm."""
+    if not data:
+        return
+    doc = _json(data[1:])
+    if isinstance(doc, dict):
+        evidence = parse_azure_evidence(doc, ("az-snp-vtpm", "az-tdx-vtpm")[data[0] % 2])
+        parse_runtime_data(parse_hcl_report(evidence.hcl_report).runtime_data)
+
+
 def keyprovider(data: bytes) -> None:
     """An ocicrypt key-provider request (docs/images.md) and the annotation packet it may carry."""
     request = parse_request(data)
@@ -174,5 +189,11 @@ TARGETS: dict[str, Target] = {
     "cc_eventlog": Target(cc_eventlog, (FormatError,), "CC event log (CCEL), parse and replay"),
     "collateral": Target(collateral, (FormatError,), "DCAP TCB info / QE identity JSON, collateral recognition"),
     "oci_layout": Target(oci_layout, (LayoutError,), "OCI index.json, image manifest and config (in memory)"),
+    "azure_evidence": Target(
+        azure_evidence,
+        (FormatError,),
+        "Azure CVM evidence JSON (serde v0, v1, v2), HCL report, runtime data",
+        max_len=64 * 1024,
+    ),
     "keyprovider": Target(keyprovider, (KeyProviderError,), "ocicrypt key-provider request and annotation"),
 }
