@@ -11,6 +11,7 @@ import base64
 import json
 import textwrap
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,17 @@ def test_qe_vendor_id_must_be_intels(pki: DcapPki) -> None:
 
 def test_intel_qe_vendor_id_verifies(pki: DcapPki) -> None:
     assert verifier.verify("tdx", make_quote(pki), _options(pki)).claims["tcb_status"] == "UpToDate"
+
+
+FUZZ_CRASHES = Path(__file__).resolve().parents[1] / "fuzz" / "crashes" / "evidence"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FUZZ_CRASHES.glob("tdx-pck-*")))
+def test_fuzzer_found_certificates_are_certificate_invalid(name: str) -> None:
+    """Found by the `evidence` fuzz target after the fix above: a duplicated extension (DuplicateExtension) and
+    a name attribute with an unknown string tag (KeyError) were still escaping from the lazily parsed fields."""
+    data = (FUZZ_CRASHES / name).read_bytes()
+    assert data[0] % 6 == 3, "the fuzz target's selector byte names tdx"
+    with pytest.raises(VerifierError) as info:
+        verifier.verify("tdx", data[1:], Options(at=datetime(2026, 1, 1, tzinfo=UTC)))
+    assert info.value.reason is Reason.CERTIFICATE_INVALID

@@ -62,8 +62,15 @@ def load_certificate(der: bytes) -> x509.Certificate:
             cert.not_valid_before_utc,
             cert.not_valid_after_utc,
         )
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise VerificationError(Reason.CERTIFICATE_INVALID, f"certificate does not parse ({exc})") from exc
+    except (
+        ValueError,
+        KeyError,
+        UnsupportedAlgorithm,
+        x509.DuplicateExtension,
+        x509.UnsupportedGeneralNameType,
+    ) as exc:
+        # KeyError: a name attribute with a string type cryptography has no name for (found by fuzzing)
+        raise VerificationError(Reason.CERTIFICATE_INVALID, f"certificate does not parse ({exc!r})") from exc
     return cert
 
 
