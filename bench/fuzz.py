@@ -21,9 +21,10 @@ import sys
 import time
 import traceback
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import atheris  # type: ignore[import-not-found]
+import atheris
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "attestation-agent")]
@@ -31,7 +32,15 @@ sys.path[:0] = [str(ROOT), str(ROOT / "attestation-agent")]
 with atheris.instrument_imports(include=["verifier", "kbs", "guest"]):
     from tests.fuzz.targets import TARGETS
 
-STATE = {"runs": 0, "findings": Counter[str](), "start": 0.0}
+
+@dataclass
+class Progress:
+    runs: int = 0
+    findings: Counter[str] = field(default_factory=Counter)
+    start: float = field(default_factory=time.monotonic)
+
+
+STATE = Progress()
 
 
 def _place(exc: BaseException) -> str:
@@ -65,17 +74,17 @@ def main() -> None:
         the process with exit(), so this is written as the run goes, every 50,000 inputs."""
         summary = {
             "target": args.target,
-            "inputs": STATE["runs"],
-            "seconds": round(time.monotonic() - STATE["start"]),
-            "findings": dict(STATE["findings"]),
+            "inputs": STATE.runs,
+            "seconds": round(time.monotonic() - STATE.start),
+            "findings": dict(STATE.findings),
         }
         (work.parent / f"{args.target}.json").write_text(json.dumps(summary) + "\n")
         if args.report:
             args.report.write_text(json.dumps(summary) + "\n")
 
     def one(data: bytes) -> None:
-        STATE["runs"] += 1
-        if STATE["runs"] % 50_000 == 0:
+        STATE.runs += 1
+        if STATE.runs % 50_000 == 0:
             report()
         try:
             target.run(data)
@@ -83,8 +92,8 @@ def main() -> None:
             pass
         except Exception as exc:  # the finding this fuzzer exists for: saved, counted, and the run goes on
             place = _place(exc)
-            STATE["findings"][place] += 1
-            if STATE["findings"][place] == 1:
+            STATE.findings[place] += 1
+            if STATE.findings[place] == 1:
                 report()
                 name = f"{place.replace('@', '-').replace(':', '-')}-{hashlib.sha256(data).hexdigest()[:12]}"
                 (findings / name).write_bytes(data)
@@ -100,7 +109,7 @@ def main() -> None:
     ]
     if args.time:
         flags.append(f"-max_total_time={args.time}")
-    STATE["start"] = time.monotonic()
+    STATE.start = time.monotonic()
 
     atheris.Setup(flags + libfuzzer, one)
     atheris.Fuzz()

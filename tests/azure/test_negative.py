@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from typing import cast
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -125,13 +126,8 @@ def test_wrong_nonce_is_report_data_mismatch() -> None:
 
 def test_v2_user_data_must_begin_with_the_report_data() -> None:
     document = load("az-snp-vtpm/evidence-v2.json")
-    assert (
-        verify("az-snp-vtpm", document, report_data=V2_REPORT_DATA)
-        .claims["hcl"]["user_data"]
-        .startswith(  # type: ignore[index]
-            V2_REPORT_DATA.hex()
-        )
-    )
+    claims = verify("az-snp-vtpm", document, report_data=V2_REPORT_DATA).claims
+    assert cast("dict[str, str]", claims["hcl"])["user_data"].startswith(V2_REPORT_DATA.hex())
     # The same evidence called version 1 skips the user-data check, as trustee does; as version 2 with another
     # expected value the quote's extraData fails first; the user-data check itself is shown on a synthetic CVM.
     assert reason_of("az-snp-vtpm", document, report_data=CHALLENGE) is Reason.REPORT_DATA_MISMATCH

@@ -46,7 +46,7 @@ def test_real_snp_cvm_affirms_only_with_its_reference_values() -> None:
     assert _appraise("az-snp-vtpm", claims, {})[0] is not Status.AFFIRMING
     other_pcr = {**reference, "az_pcr4": ["00" * 32]}
     assert _appraise("az-snp-vtpm", claims, other_pcr)[1]["executables"] == 33
-    higher_floor = {**reference, "snp_min_tcb_microcode": [str(tcb["microcode"] + 1)]}  # type: ignore[index]
+    higher_floor = {**reference, "snp_min_tcb_microcode": [str(tcb["microcode"] + 1)]}
     assert _appraise("az-snp-vtpm", claims, higher_floor)[1]["hardware"] == 97
 
 

@@ -79,7 +79,7 @@ def _tpm(v: Path) -> dict[str, bytes]:
         "public-rsa-google-ak": b"\x02" + google.ak_tpmt_public,
         "evidence-json-trustee": b"\x03" + json.dumps(trustee).encode(),
         "evidence-json-ecdsa": b"\x03" + json.dumps(synthetic).encode(),
-        "signature-ecdsa": b"\x01" + base64.b64decode(str(synthetic["tpm_quote"]["signature"])),  # type: ignore[index]
+        "signature-ecdsa": b"\x01" + base64.b64decode(str(synthetic["tpm_quote"]["signature"])),
     }
 
 

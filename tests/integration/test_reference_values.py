@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from kbs.admin_client import AdminError
+from tests.integration._helpers import assert_error
 from tests.integration._kbs_server import KbsServer
-from tests.integration.test_rcar import assert_error
 
 NON_CANONICAL = {
     "leading-space": " 4",

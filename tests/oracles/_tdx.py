@@ -27,6 +27,10 @@ def _crl_der(blob: bytes) -> bytes:
     return crl.public_bytes(Encoding.DER)
 
 
+def _crl_pem(der: bytes) -> str:
+    return x509.load_der_x509_crl(der).public_bytes(Encoding.PEM).decode()
+
+
 def _inner(doc: bytes, key: str) -> tuple[str, str]:
     """The signed inner object of a collateral document as it is written (never re-serialised), and its signature."""
     text = doc.decode()
@@ -78,14 +82,13 @@ class TdxCollateral:
         tcb_inner, tcb_sig = _inner(self.tcb_info, "tcbInfo")
         qe_inner, qe_sig = _inner(self.qe_identity, "enclaveIdentity")
         root = x509.load_pem_x509_certificate(self.root_pem)
-        crl_pem = lambda der: x509.load_der_x509_crl(der).public_bytes(Encoding.PEM).decode()  # noqa: E731
         return {
             "root_pem": self.root_pem.decode(),
             "root_der": b64(root.public_bytes(Encoding.DER)),
             "root_crl_der": b64(self.root_crl),
-            "root_crl_pem": crl_pem(self.root_crl),
+            "root_crl_pem": _crl_pem(self.root_crl),
             "pck_crl_der": b64(self.pck_crl),
-            "pck_crl_pem": crl_pem(self.pck_crl),
+            "pck_crl_pem": _crl_pem(self.pck_crl),
             "pck_crl_chain": self.pck_crl_chain.decode(),
             "tcb_chain": self.tcb_chain.decode(),
             "tcb_info": self.tcb_info.decode(),

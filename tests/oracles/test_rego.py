@@ -121,8 +121,8 @@ def gen_tdx(rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]:
     for key in ("mr_td", "mr_seam", "mr_config_id"):
         if rng.random() < 0.7:
             reference[f"tdx_{key}"] = rng.choice([[fields[key]], [], [_hex(rng, 48)], [fields[key], _hex(rng, 48)]])
-    rtmrs = tdx.get("rtmr") if isinstance(tdx.get("rtmr"), list) else []
-    for i, value in enumerate(rtmrs):
+    rtmrs = tdx.get("rtmr")
+    for i, value in enumerate(rtmrs if isinstance(rtmrs, list) else []):
         if rng.random() < 0.5:
             reference[f"tdx_rtmr{i}"] = rng.choice([[value], [_hex(rng, 48)]])
     return {"tdx": tdx}, {"reference": reference}
@@ -261,7 +261,7 @@ def test_non_canonical_numbers_differ(worker: Worker) -> None:
         input, data = gen_snp(random.Random(0))
         data["reference"].update({f"snp_min_tcb_{c}": [text] for c in ("bootloader", "tee", "snp", "microcode")})
         ok, ours = _regorus(source, input, data)
-        assert not ok or ours.get("hardware") != 2
+        assert not ok or (isinstance(ours, dict) and ours.get("hardware") != 2)
     TALLY.intended.update({f"rego opa: rego-to-number {r[0]!r}: regorus {r[1]} opa {r[2]}": 1 for r in differing})
 
 

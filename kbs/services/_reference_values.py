@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .errors import KbsError
+from ..errors import KbsError
 
 __all__ = ["NUMERIC_NAMES", "check_reference_values"]
 
