@@ -41,11 +41,24 @@ _CACHE = 4096
 P256_COORD = 32
 
 
+# What cryptography raises, lazily, for a field that does not parse (the fuzzer met each one): ValueError for
+# malformed DER, KeyError for a name attribute string type it has no name for, TypeError for a BIT STRING
+# attribute under another OID, DuplicateExtension, UnsupportedGeneralNameType, UnsupportedAlgorithm.
+_LAZY_PARSE_ERRORS = (
+    ValueError,
+    KeyError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
+
+
 @lru_cache(maxsize=_CACHE)
 def load_certificate(der: bytes) -> x509.Certificate:
     """A DER certificate with every field the checks read parsed now, inside the handler: `cryptography` parses
     the version when loading and names, extensions, key and signature algorithm lazily, so a malformed one would
-    otherwise surface as a bare ValueError (or InvalidVersion, UnsupportedAlgorithm) deep in the chain check."""
+    otherwise surface as a bare exception (_LAZY_PARSE_ERRORS, InvalidVersion) deep in the chain check."""
     try:
         cert = x509.load_der_x509_certificate(der)
     except ValueError as exc:
@@ -62,14 +75,7 @@ def load_certificate(der: bytes) -> x509.Certificate:
             cert.not_valid_before_utc,
             cert.not_valid_after_utc,
         )
-    except (
-        ValueError,
-        KeyError,
-        UnsupportedAlgorithm,
-        x509.DuplicateExtension,
-        x509.UnsupportedGeneralNameType,
-    ) as exc:
-        # KeyError: a name attribute with a string type cryptography has no name for (found by fuzzing)
+    except _LAZY_PARSE_ERRORS as exc:
         raise VerificationError(Reason.CERTIFICATE_INVALID, f"certificate does not parse ({exc!r})") from exc
     return cert
 
