@@ -15,16 +15,15 @@ import pytest
 
 from verifier.tdx import parse_quote
 
+from ..tdx._malformed import CASES as MALFORMED
+from ..tdx._malformed import ROOT_POSITION, malformed_chain
 from ..tdx.make_test_chain import DcapPki, make_pki, make_quote
-from ..tdx.test_malformed_certificates import CASES as MALFORMED
-from ..tdx.test_malformed_certificates import _chain as malformed_chain
 from . import _tdx
 from ._harness import TALLY, Verdict, Worker
 from ._tdx import TdxCollateral
 
 pytestmark = pytest.mark.oracles
 
-ROOT_POSITION = 2  # leaf, PCK CA, root: the chain as type-5 certification data carries it
 MUTATIONS_PER_REGION = 30  # 7 regions: 210 single-byte mutations per quote
 SEED = 17
 

@@ -7,9 +7,7 @@ used to escape the chain check as a bare ValueError / InvalidVersion.
 
 from __future__ import annotations
 
-import base64
 import json
-import textwrap
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,42 +20,8 @@ import verifier
 from tests.conftest import run_cli
 from verifier import Options, Reason, VerifierError
 
+from ._malformed import CASES, bad_key_usage, bad_version, malformed_chain
 from .make_test_chain import DcapPki, make_pki, make_quote
-
-KEY_USAGE_OID = bytes.fromhex("0603551d0f")  # id-ce-keyUsage, DER-encoded OID
-
-
-def _bad_version(der: bytes) -> bytes:
-    """TBSCertificate version [0] EXPLICIT INTEGER 2 (v3) -> 5, which no X.509 version is."""
-    at = der.index(bytes.fromhex("a003020102")) + 4
-    return der[:at] + b"\x05" + der[at + 1 :]
-
-
-def _bad_key_usage(der: bytes) -> bytes:
-    """The KeyUsage BIT STRING claims 9 unused bits (at most 7 exist): parsed only when extensions are read."""
-    at = der.index(KEY_USAGE_OID) + len(KEY_USAGE_OID) + 3 + 2  # critical BOOLEAN, OCTET STRING header
-    assert der[at] == 0x03, "KeyUsage value is a BIT STRING"
-    return der[: at + 2] + b"\x09" + der[at + 3 :]
-
-
-def _pem(der: bytes) -> bytes:
-    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64))
-    return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n".encode()
-
-
-def _chain(pki: DcapPki, position: int, edit: Callable[[bytes], bytes]) -> bytes:
-    ders = [c.public_bytes(Encoding.DER) for c in (pki.pck, pki.pck_ca, pki.root)]
-    ders[position] = edit(ders[position])
-    return b"".join(_pem(d) for d in ders)
-
-
-CASES = {
-    "leaf-version": (0, _bad_version),
-    "pck-ca-version": (1, _bad_version),
-    "leaf-key-usage": (0, _bad_key_usage),
-    "pck-ca-key-usage": (1, _bad_key_usage),
-    "root-key-usage": (2, _bad_key_usage),
-}
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +36,8 @@ def _options(pki: DcapPki) -> Options:
 def test_edits_make_certificates_that_cryptography_loads_lazily(pki: DcapPki) -> None:
     der = pki.pck_ca.public_bytes(Encoding.DER)
     with pytest.raises(x509.InvalidVersion):
-        x509.load_der_x509_certificate(_bad_version(der))
-    lazy = x509.load_der_x509_certificate(_bad_key_usage(der))
+        x509.load_der_x509_certificate(bad_version(der))
+    lazy = x509.load_der_x509_certificate(bad_key_usage(der))
     with pytest.raises(ValueError, match="parsing"):
         _ = lazy.extensions
 
@@ -82,7 +46,7 @@ def test_edits_make_certificates_that_cryptography_loads_lazily(pki: DcapPki) ->
 def test_malformed_certificate_in_pck_chain_is_certificate_invalid(
     pki: DcapPki, position: int, edit: Callable[[bytes], bytes]
 ) -> None:
-    quote = make_quote(pki, chain_pem=_chain(pki, position, edit))
+    quote = make_quote(pki, chain_pem=malformed_chain(pki, position, edit))
     with pytest.raises(VerifierError) as info:
         verifier.verify("tdx", quote, _options(pki))
     assert info.value.reason is Reason.CERTIFICATE_INVALID
@@ -92,7 +56,7 @@ def test_malformed_certificate_in_pck_chain_is_certificate_invalid(
 @pytest.mark.parametrize("case", ["pck-ca-version", "pck-ca-key-usage"])
 def test_cli_prints_the_reason_not_a_traceback(pki: DcapPki, tmp_path: Path, case: str) -> None:
     position, edit = CASES[case]
-    (tmp_path / "quote.dat").write_bytes(make_quote(pki, chain_pem=_chain(pki, position, edit)))
+    (tmp_path / "quote.dat").write_bytes(make_quote(pki, chain_pem=malformed_chain(pki, position, edit)))
     done = run_cli("verifier", "verify", "--tee", "tdx", str(tmp_path / "quote.dat"), "--at", pki.at.isoformat())
     assert done.returncode == 1, done.stderr
     assert b"Traceback" not in done.stderr
