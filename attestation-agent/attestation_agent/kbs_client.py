@@ -16,21 +16,26 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from joserfc import jwe
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey
-
-from kbs.protocol import (
+from kbs_protocol import (
     BASE_PATH,
     PROTOCOL_VERSION,
-    expected_report_data,
+    Attestation,
+    InitData,
+    ProtocolError,
+    Request,
+    RuntimeData,
+    TeeEvidence,
     init_data_digest,
+    parse_challenge,
     parse_resource_uri,
+    parse_response,
     runtime_digest,
-    tls_verify,
 )
+from verifier.binding import expected_report_data
 
+from ._errors import KbsClientError
+from ._http import HttpClient, Response, TransportError
+from ._jwe import EphemeralKey, JweError
 from .attesters import Attester, detect
 
 __all__ = ["KbsClient", "KbsClientError"]
@@ -39,19 +44,10 @@ TOKEN_SKEW_SECONDS = 10
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
-class KbsClientError(Exception):
-    """The broker refused (with its error detail) or could not be reached after the retries."""
-
-    def __init__(self, message: str, status: int | None = None, error_type: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-
-
 @dataclass
 class _Attested:
     token: str
-    key: ECKey
+    key: EphemeralKey
     expires_at: float
 
 
@@ -80,7 +76,7 @@ class KbsClient:
         self._attester = attester
         self._init_data = init_data
         self._retries = max(1, retries)
-        self._http = httpx.Client(timeout=timeout, verify=tls_verify(verify))
+        self._http = HttpClient(self.base, timeout=timeout, verify=verify)
         self._attested: _Attested | None = None
 
     def close(self) -> None:
@@ -98,36 +94,36 @@ class KbsClient:
             self._attester = detect()
         return self._attester
 
-    def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        return self._send("POST", path, json=body)
+    def _post(self, path: str, body: dict[str, Any]) -> Response:
+        return self._send("POST", path, json_body=body)
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _send(self, method: str, path: str, **kwargs: Any) -> Response:
         delay = 0.2
         for attempt in range(self._retries):
             try:
-                response = self._http.request(method, self.base + path, **kwargs)
-            except httpx.TransportError as exc:
+                response = self._http.request(method, path, **kwargs)
+            except TransportError as exc:
                 if attempt + 1 == self._retries:
                     raise KbsClientError(f"cannot reach the broker at {self.base}: {exc}") from exc
             else:
-                if response.status_code not in RETRY_STATUSES or attempt + 1 == self._retries:
+                if response.status not in RETRY_STATUSES or attempt + 1 == self._retries:
                     return response
             time.sleep(delay)
             delay *= 2
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _check(response: httpx.Response, step: str) -> dict[str, Any]:
+    def _check(response: Response, step: str) -> dict[str, Any]:
         try:
-            body: dict[str, Any] = response.json()
+            body = response.json()
         except ValueError:
             body = {}
-        if response.status_code != 200:
+        if not isinstance(body, dict):
+            body = {}
+        if response.status != 200:
             detail = body.get("detail", response.text[:200])
             raise KbsClientError(
-                f"{step} refused by the broker (HTTP {response.status_code}): {detail}",
-                response.status_code,
-                body.get("type"),
+                f"{step} refused by the broker (HTTP {response.status}): {detail}", response.status, body.get("type")
             )
         return body
 
@@ -135,28 +131,28 @@ class KbsClient:
         """One full handshake (auth, attest); returns the EAR token and keeps it for resource requests."""
         attester = self.attester
         self._http.cookies.clear()
-        challenge = self._check(
-            self._post("/auth", {"version": PROTOCOL_VERSION, "tee": attester.tee, "extra-params": ""}), "auth"
-        )
-        nonce = challenge.get("nonce")
-        if not isinstance(nonce, str):
-            raise KbsClientError("the broker's challenge has no nonce")
-        key = ECKey.generate_key("P-256")
-        pubkey = key.as_dict(private=False)
+        request = Request(tee=attester.tee, version=PROTOCOL_VERSION)
+        try:
+            nonce = parse_challenge(self._check(self._post("/auth", request.to_dict()), "auth")).nonce
+        except ProtocolError as exc:
+            raise KbsClientError(f"the broker's challenge is malformed: {exc}") from exc
+        key = EphemeralKey.generate()
+        pubkey = key.public_jwk()
         init_data = None
         if self._init_data is not None:
             attester.bind_init_data(init_data_digest(self._init_data))
-            init_data = {"format": "toml", "body": self._init_data}
+            init_data = InitData(format="toml", body=self._init_data)
         digest = runtime_digest(nonce, pubkey)
         evidence = attester.evidence(expected_report_data(attester.tee, digest))
-        body = {
-            "init-data": init_data,
-            "runtime-data": {"nonce": nonce, "tee-pubkey": pubkey},
-            "tee-evidence": {"primary_evidence": evidence, "additional_evidence": ""},
-        }
-        token = self._check(self._post("/attest", body), "attest").get("token")
-        if not isinstance(token, str):
-            raise KbsClientError("the broker's attestation response has no token")
+        body = Attestation(
+            init_data=init_data,
+            runtime_data=RuntimeData(nonce=nonce, tee_pubkey=pubkey),
+            tee_evidence=TeeEvidence(primary_evidence=evidence),
+        )
+        try:
+            token = parse_response(self._check(self._post("/attest", body.to_dict()), "attest")).token
+        except ProtocolError as exc:
+            raise KbsClientError(f"the broker's attestation response is malformed: {exc}") from exc
         self._attested = _Attested(token=token, key=key, expires_at=_token_exp(token))
         return token
 
@@ -169,17 +165,15 @@ class KbsClient:
                 attested = self._attested
             assert attested is not None
             response = self._send("GET", f"/resource/{path}", headers={"Authorization": f"Bearer {attested.token}"})
-            if response.status_code == 401 and attempt == 0:
+            if response.status == 401 and attempt == 0:
                 self._attested = None  # the broker no longer accepts the token (key rotation, restart): re-attest
                 continue
             return self._decrypt(self._check(response, f"resource {path}"), attested.key)
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _decrypt(body: dict[str, Any], key: ECKey) -> bytes:
+    def _decrypt(body: dict[str, Any], key: EphemeralKey) -> bytes:
         try:
-            compact = ".".join(body[k] for k in ("protected", "encrypted_key", "iv", "ciphertext", "tag"))
-            plaintext: bytes = jwe.decrypt_compact(compact, key).plaintext or b""
-        except (KeyError, TypeError, JoseError, ValueError) as exc:
+            return key.decrypt(body)
+        except JweError as exc:
             raise KbsClientError(f"the broker's resource response is not a JWE for this key: {exc}") from exc
-        return plaintext
