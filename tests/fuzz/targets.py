@@ -18,7 +18,7 @@ from pathlib import Path
 import verifier
 from guest._errors import LayoutError
 from guest._layout import Descriptor, OciLayout
-from kbs.keyprovider_protocol import AnnotationPacket, KeyProviderError, parse_request
+from kbs_protocol.keyprovider import AnnotationPacket, KeyProviderError, parse_request
 from verifier import FormatError, Options, VerifierError
 from verifier.azure._evidence import parse_evidence as parse_azure_evidence
 from verifier.azure._hcl import parse_hcl_report

@@ -16,7 +16,7 @@ from guest._errors import DecryptionError, LayoutError
 from guest._keys import Keyring, _load_private_key
 from guest._layout import load_json_object
 from guest._ocicrypt import _json_object
-from kbs.keyprovider_protocol import AnnotationPacket, KeyProviderError, parse_request
+from kbs_protocol.keyprovider import AnnotationPacket, KeyProviderError, parse_request
 from tests.conftest import run_cli
 from verifier import FormatError, Options
 from verifier.tdx._collateral import parse_qe_identity, parse_tcb_info
