@@ -17,7 +17,8 @@ from pathlib import Path
 
 import verifier
 from guest._errors import LayoutError
-from guest._layout import Descriptor, OciLayout
+from guest._layout import OciLayout
+from guest._manifests import Descriptor
 from kbs_protocol.keyprovider import AnnotationPacket, KeyProviderError, parse_request
 from verifier import FormatError, Options, VerifierError
 from verifier.azure._evidence import parse_evidence as parse_azure_evidence

@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 import verifier
-from guest._errors import DecryptionError, LayoutError
+from guest._errors import DecryptionError, LayoutError, PolicyError, RegistryError
 from guest._keys import Keyring, _load_private_key
-from guest._layout import load_json_object
+from guest._manifests import load_json_object
 from guest._ocicrypt import _json_object
+from guest._policy import Policy as SignaturePolicy
+from guest._registry_auth import credentials_for
 from kbs_protocol.keyprovider import AnnotationPacket, KeyProviderError, parse_request
 from tests.conftest import run_cli
 from verifier import FormatError, Options
@@ -49,6 +51,8 @@ CASES: dict[str, tuple[Callable[[bytes], object], type[Exception]]] = {
     "oci index or manifest": (lambda d: load_json_object(d, "index.json"), LayoutError),
     "ocicrypt options": (lambda d: _json_object(d, "private options"), DecryptionError),
     "guest private key file": (lambda d: _load_private_key(d, "key.json"), DecryptionError),
+    "guest signature policy.json": (SignaturePolicy.parse, PolicyError),
+    "guest registry auth.json": (lambda d: credentials_for(d, "registry.test/repo", "auth.json"), RegistryError),
 }
 
 
