@@ -19,6 +19,8 @@ from typing import Any
 import rfc8785
 from pydantic import BaseModel, ConfigDict, Field
 
+from .hash_negotiation import hash_runtime_data
+
 __all__ = [
     "ERROR_TYPE_PREFIX",
     "PROTOCOL_VERSION",
@@ -131,13 +133,16 @@ TPM_EXTRA_DATA_SIZE = 32
 _INIT_DATA_HASHES = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
 
 
-def runtime_digest(nonce: str, tee_pubkey: Mapping[str, object], additional_evidence: str = "") -> bytes:
+def runtime_digest(
+    nonce: str, tee_pubkey: Mapping[str, object], additional_evidence: str = "", algorithm: str = "sha384"
+) -> bytes:
+    """The runtime digest with the negotiated hash (kbs.hash_negotiation; SHA-384 unless the broker selects)."""
     document: dict[str, Any] = {
         "additional-evidence": additional_evidence,
         "nonce": nonce,
         "tee-pubkey": dict(tee_pubkey),
     }
-    return hashlib.sha384(rfc8785.dumps(document)).digest()
+    return hash_runtime_data(algorithm, rfc8785.dumps(document))
 
 
 def expected_report_data(tee: str, digest: bytes) -> bytes:

@@ -25,6 +25,7 @@ from verifier.ear import TokenError, UnknownKeyError, claims_digest, issue, veri
 from verifier.rego import Policy, PolicyError
 
 from .errors import KbsError
+from .hash_negotiation import NegotiationError, challenge_extra_params
 from .jwe import JweError, encrypt_for
 from .protocol import (
     RESOURCE_SEGMENT,
@@ -108,6 +109,10 @@ class Broker:
             raise KbsError.invalid_request(f"tee {request.tee!r} is not one of {sorted(verifier.TEES)}")
         if request.tee == "sample" and not self.inputs.allow_sample:
             raise KbsError.invalid_request("tee 'sample' is refused by this broker (verifier.allow_sample is off)")
+        try:  # the answer is "" (SHA-384), Challenge's default, as trustee's built-in attestation service answers
+            challenge_extra_params(request.extra_params)
+        except NegotiationError as exc:
+            raise KbsError.invalid_request(str(exc)) from None
         if now - self._last_sweep > _SWEEP_EVERY_SECONDS:
             self._last_sweep = now
             self.store.sweep_sessions(now)

@@ -1,5 +1,9 @@
 """The RCAR client: attest to a KBS (protocol 0.4.0) and fetch resources as JWE, decrypted in the guest.
 
+It speaks to a trustee KBS as guest-components does: /auth lists the hashes it can bind the runtime data with
+(`extra-params.supported-hash-algorithms`), and the challenge's `selected-hash-algorithm` is honoured (SHA-384 when
+none is selected; kbs.hash_negotiation). The JWE's AAD is the ASCII of `protected` exactly as sent.
+
 Each handshake uses a fresh ephemeral EC P-256 key, bound into the evidence through the runtime digest; the EAR
 token is reused until shortly before its `exp`, then the agent attests again.
 
@@ -21,6 +25,7 @@ from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
+from kbs.hash_negotiation import NegotiationError, request_extra_params, selected_hash_algorithm
 from kbs.protocol import (
     BASE_PATH,
     PROTOCOL_VERSION,
@@ -135,19 +140,22 @@ class KbsClient:
         """One full handshake (auth, attest); returns the EAR token and keeps it for resource requests."""
         attester = self.attester
         self._http.cookies.clear()
-        challenge = self._check(
-            self._post("/auth", {"version": PROTOCOL_VERSION, "tee": attester.tee, "extra-params": ""}), "auth"
-        )
+        request = {"version": PROTOCOL_VERSION, "tee": attester.tee, "extra-params": request_extra_params()}
+        challenge = self._check(self._post("/auth", request), "auth")
         nonce = challenge.get("nonce")
         if not isinstance(nonce, str):
             raise KbsClientError("the broker's challenge has no nonce")
+        try:  # trustee's KBS (Intel Trust Authority) may select another hash than SHA-384
+            algorithm = selected_hash_algorithm(challenge.get("extra-params"))
+        except NegotiationError as exc:
+            raise KbsClientError(f"the broker's challenge is malformed: {exc}") from exc
         key = ECKey.generate_key("P-256")
         pubkey = key.as_dict(private=False)
         init_data = None
         if self._init_data is not None:
             attester.bind_init_data(init_data_digest(self._init_data))
             init_data = {"format": "toml", "body": self._init_data}
-        digest = runtime_digest(nonce, pubkey)
+        digest = runtime_digest(nonce, pubkey, algorithm=algorithm)
         evidence = attester.evidence(expected_report_data(attester.tee, digest))
         body = {
             "init-data": init_data,
