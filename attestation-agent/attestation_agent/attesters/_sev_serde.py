@@ -9,9 +9,12 @@ CPUID (report version 3 on) and the mitigation vectors (version 5 on) null when 
 `{"r", "s"}` as 72-byte little-endian arrays. The certificate table becomes `[{"cert_type", "data"}]` with the
 GHCB GUIDs by name, or null when the host gave none.
 
->>> report = bytearray(0x4A0); report[0] = 2; report[0x1A0] = 1  # a version 2 report with a Milan-like CHIP_ID
+>>> report = bytearray(0x4A0); report[0] = 2; report[0x1DF] = 1  # version 2, a CHIP_ID of 64 bytes (not Turin's)
 >>> sev_report_json(bytes(report))["reported_tcb"]
 {'fmc': None, 'bootloader': 0, 'tee': 0, 'snp': 0, 'microcode': 0}
+>>> report[0x1DF] = 0; report[0x1A0] = 1  # 8 bytes then zeros: Turin's, whose TCB_VERSION has FMC
+>>> sev_report_json(bytes(report))["reported_tcb"]["fmc"]
+0
 """
 
 from __future__ import annotations
