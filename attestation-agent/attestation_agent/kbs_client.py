@@ -2,7 +2,7 @@
 
 It speaks to a trustee KBS as guest-components does: /auth lists the hashes it can bind the runtime data with
 (`extra-params.supported-hash-algorithms`), and the challenge's `selected-hash-algorithm` is honoured (SHA-384 when
-none is selected; kbs.hash_negotiation). The JWE's AAD is the ASCII of `protected` exactly as sent.
+none is selected; kbs_protocol._hash). The JWE's AAD is the ASCII of `protected` exactly as sent (`_jwe`).
 
 Each handshake uses a fresh ephemeral EC P-256 key, bound into the evidence through the runtime digest; the EAR
 token is reused until shortly before its `exp`, then the agent attests again.
@@ -20,22 +20,28 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from joserfc import jwe
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey
-
-from kbs.hash_negotiation import NegotiationError, request_extra_params, selected_hash_algorithm
-from kbs.protocol import (
+from kbs_protocol import (
     BASE_PATH,
     PROTOCOL_VERSION,
-    expected_report_data,
+    Attestation,
+    InitData,
+    ProtocolError,
+    Request,
+    RuntimeData,
+    TeeEvidence,
     init_data_digest,
+    parse_challenge,
     parse_resource_uri,
+    parse_response,
+    request_extra_params,
     runtime_digest,
-    tls_verify,
+    selected_hash_algorithm,
 )
+from verifier.binding import expected_report_data
 
+from ._errors import KbsClientError
+from ._http import HttpClient, Response, TransportError
+from ._jwe import EphemeralKey, JweError
 from .attesters import Attester, detect
 
 __all__ = ["KbsClient", "KbsClientError"]
@@ -44,19 +50,10 @@ TOKEN_SKEW_SECONDS = 10
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
-class KbsClientError(Exception):
-    """The broker refused (with its error detail) or could not be reached after the retries."""
-
-    def __init__(self, message: str, status: int | None = None, error_type: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-
-
 @dataclass
 class _Attested:
     token: str
-    key: ECKey
+    key: EphemeralKey
     expires_at: float
 
 
@@ -85,7 +82,7 @@ class KbsClient:
         self._attester = attester
         self._init_data = init_data
         self._retries = max(1, retries)
-        self._http = httpx.Client(timeout=timeout, verify=tls_verify(verify))
+        self._http = HttpClient(self.base, timeout=timeout, verify=verify)
         self._attested: _Attested | None = None
 
     def close(self) -> None:
@@ -103,36 +100,36 @@ class KbsClient:
             self._attester = detect()
         return self._attester
 
-    def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        return self._send("POST", path, json=body)
+    def _post(self, path: str, body: dict[str, Any]) -> Response:
+        return self._send("POST", path, json_body=body)
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _send(self, method: str, path: str, **kwargs: Any) -> Response:
         delay = 0.2
         for attempt in range(self._retries):
             try:
-                response = self._http.request(method, self.base + path, **kwargs)
-            except httpx.TransportError as exc:
+                response = self._http.request(method, path, **kwargs)
+            except TransportError as exc:
                 if attempt + 1 == self._retries:
                     raise KbsClientError(f"cannot reach the broker at {self.base}: {exc}") from exc
             else:
-                if response.status_code not in RETRY_STATUSES or attempt + 1 == self._retries:
+                if response.status not in RETRY_STATUSES or attempt + 1 == self._retries:
                     return response
             time.sleep(delay)
             delay *= 2
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _check(response: httpx.Response, step: str) -> dict[str, Any]:
+    def _check(response: Response, step: str) -> dict[str, Any]:
         try:
-            body: dict[str, Any] = response.json()
+            body = response.json()
         except ValueError:
             body = {}
-        if response.status_code != 200:
+        if not isinstance(body, dict):
+            body = {}
+        if response.status != 200:
             detail = body.get("detail", response.text[:200])
             raise KbsClientError(
-                f"{step} refused by the broker (HTTP {response.status_code}): {detail}",
-                response.status_code,
-                body.get("type"),
+                f"{step} refused by the broker (HTTP {response.status}): {detail}", response.status, body.get("type")
             )
         return body
 
@@ -140,31 +137,31 @@ class KbsClient:
         """One full handshake (auth, attest); returns the EAR token and keeps it for resource requests."""
         attester = self.attester
         self._http.cookies.clear()
-        request = {"version": PROTOCOL_VERSION, "tee": attester.tee, "extra-params": request_extra_params()}
-        challenge = self._check(self._post("/auth", request), "auth")
-        nonce = challenge.get("nonce")
-        if not isinstance(nonce, str):
-            raise KbsClientError("the broker's challenge has no nonce")
-        try:  # trustee's KBS (Intel Trust Authority) may select another hash than SHA-384
-            algorithm = selected_hash_algorithm(challenge.get("extra-params"))
-        except NegotiationError as exc:
+        request = Request(tee=attester.tee, version=PROTOCOL_VERSION, extra_params=request_extra_params())
+        try:
+            challenge = parse_challenge(self._check(self._post("/auth", request.to_dict()), "auth"))
+            # trustee's KBS (with Intel Trust Authority) may select another hash than SHA-384
+            algorithm = selected_hash_algorithm(challenge.extra_params)
+        except ProtocolError as exc:
             raise KbsClientError(f"the broker's challenge is malformed: {exc}") from exc
-        key = ECKey.generate_key("P-256")
-        pubkey = key.as_dict(private=False)
+        nonce = challenge.nonce
+        key = EphemeralKey.generate()
+        pubkey = key.public_jwk()
         init_data = None
         if self._init_data is not None:
             attester.bind_init_data(init_data_digest(self._init_data))
-            init_data = {"format": "toml", "body": self._init_data}
+            init_data = InitData(format="toml", body=self._init_data)
         digest = runtime_digest(nonce, pubkey, algorithm=algorithm)
         evidence = attester.evidence(expected_report_data(attester.tee, digest))
-        body = {
-            "init-data": init_data,
-            "runtime-data": {"nonce": nonce, "tee-pubkey": pubkey},
-            "tee-evidence": {"primary_evidence": evidence, "additional_evidence": ""},
-        }
-        token = self._check(self._post("/attest", body), "attest").get("token")
-        if not isinstance(token, str):
-            raise KbsClientError("the broker's attestation response has no token")
+        body = Attestation(
+            init_data=init_data,
+            runtime_data=RuntimeData(nonce=nonce, tee_pubkey=pubkey),
+            tee_evidence=TeeEvidence(primary_evidence=evidence),
+        )
+        try:
+            token = parse_response(self._check(self._post("/attest", body.to_dict()), "attest")).token
+        except ProtocolError as exc:
+            raise KbsClientError(f"the broker's attestation response is malformed: {exc}") from exc
         self._attested = _Attested(token=token, key=key, expires_at=_token_exp(token))
         return token
 
@@ -177,17 +174,15 @@ class KbsClient:
                 attested = self._attested
             assert attested is not None
             response = self._send("GET", f"/resource/{path}", headers={"Authorization": f"Bearer {attested.token}"})
-            if response.status_code == 401 and attempt == 0:
+            if response.status == 401 and attempt == 0:
                 self._attested = None  # the broker no longer accepts the token (key rotation, restart): re-attest
                 continue
             return self._decrypt(self._check(response, f"resource {path}"), attested.key)
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _decrypt(body: dict[str, Any], key: ECKey) -> bytes:
+    def _decrypt(body: dict[str, Any], key: EphemeralKey) -> bytes:
         try:
-            compact = ".".join(body[k] for k in ("protected", "encrypted_key", "iv", "ciphertext", "tag"))
-            plaintext: bytes = jwe.decrypt_compact(compact, key).plaintext or b""
-        except (KeyError, TypeError, JoseError, ValueError) as exc:
+            return key.decrypt(body)
+        except JweError as exc:
             raise KbsClientError(f"the broker's resource response is not a JWE for this key: {exc}") from exc
-        return plaintext

@@ -15,13 +15,13 @@ from typing import Any
 
 import verifier
 from kbs import __version__
+from kbs_protocol import NegotiationError, challenge_extra_params
 from verifier.appraisal import annotated_evidence, appraise
 from verifier.ear import issue
 from verifier.rego import PolicyError
 
 from ..api.schemas import AttestationRequest, AuthRequest, Challenge
 from ..errors import KbsError
-from ..hash_negotiation import NegotiationError, challenge_extra_params
 from ..protocol import expected_report_data, init_data_digest, runtime_digest, version_supported
 from ..settings import Settings
 from ..signing import KeyRing

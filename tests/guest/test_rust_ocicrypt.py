@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import policies
-from kbs.keyprovider_protocol import wrap_options
+from kbs_protocol.keyprovider import wrap_options
 from tests.conftest import ROOT, run_cli
 from tests.integration._kbs_server import KbsServer
 

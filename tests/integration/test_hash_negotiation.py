@@ -1,4 +1,4 @@
-"""The runtime-data hash negotiated in extra-params (kbs/hash_negotiation.py), both halves:
+"""The runtime-data hash negotiated in extra-params (kbs_protocol/_hash.py), both halves:
 
 - Veritee's broker (a real `kbs serve`) takes guest-components' /auth Request and answers as trustee's built-in
   attestation service (extra-params "", SHA-384), refusing a guest that cannot hash with SHA-384;
@@ -62,7 +62,7 @@ REFUSED = {
     "no-sha384": ({"supported-hash-algorithms": ["sha256", "sha512"]}, "which the guest does not list"),
     "not-a-list": ({"supported-hash-algorithms": "sha384"}, "expected an array of strings"),
     "not-strings": ({"supported-hash-algorithms": [384]}, "expected an array of strings"),
-    "not-an-object": (384, "request extra-params is int, expected an object or an empty string"),
+    "not-an-object": (384, "extra-params: is int, expected an object or an empty string"),
 }
 
 
@@ -97,6 +97,6 @@ def test_agent_binds_with_sha384_when_a_trustee_kbs_selects_nothing() -> None:
 @pytest.mark.parametrize("selected", [{"selected-hash-algorithm": "md5"}, {"selected-hash-algorithm": 512}])
 def test_agent_refuses_a_selection_it_cannot_honour(selected: dict[str, object]) -> None:
     with TrusteeKbs(selected, SECRET) as trustee, KbsClient(trustee.url, SampleAttester()) as client:
-        with pytest.raises(KbsClientError, match=r"challenge is malformed: challenge extra-params\.selected-hash"):
+        with pytest.raises(KbsClientError, match=r"challenge is malformed: extra-params\.selected-hash-algorithm: is"):
             client.get_resource("kbs:///default/key/1")
         assert [path for path, _ in trustee.requests] == ["/kbs/v0/auth"]  # no evidence was sent

@@ -11,13 +11,13 @@ import struct
 from typing import Any
 
 import pytest
+from attestation_agent._jwe import EphemeralKey
 from attestation_agent.kbs_client import KbsClient, KbsClientError
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap
-from joserfc.jwk import ECKey
 
 PLAINTEXT = b"the image key"
 
@@ -30,10 +30,10 @@ def unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def agent_key() -> tuple[Any, dict[str, Any]]:
+def agent_key() -> tuple[EphemeralKey, dict[str, Any]]:
     """The agent's ephemeral key, as its client makes one, and its public JWK (the tee-pubkey)."""
-    key = ECKey.generate_key("P-256")
-    return key, dict(key.as_dict(private=False))
+    key = EphemeralKey.generate()
+    return key, dict(key.public_jwk())
 
 
 def jwe_to(jwk: dict[str, Any], header_json: str, *, aad_from: str | None = None) -> dict[str, str]:

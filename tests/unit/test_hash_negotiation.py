@@ -1,4 +1,4 @@
-"""kbs.hash_negotiation against the cases guest-components' kbs_protocol tests its get_hash_algorithm with, and the
+"""kbs_protocol._hash against the cases guest-components' kbs_protocol tests its get_hash_algorithm with, and the
 broker's reading of the Request's extra-params."""
 
 from __future__ import annotations
@@ -7,15 +7,15 @@ import hashlib
 
 import pytest
 
-from kbs.hash_negotiation import (
+from kbs_protocol import (
     NegotiationError,
     challenge_extra_params,
-    hash_runtime_data,
     request_extra_params,
+    runtime_digest,
     selected_hash_algorithm,
     supported_hash_algorithms,
 )
-from kbs.protocol import runtime_digest
+from kbs_protocol._hash import hash_runtime_data
 
 KEY = "selected-hash-algorithm"
 
@@ -48,7 +48,7 @@ def test_selected_hash_algorithm(extra_params: object, expected: str) -> None:
 
 @pytest.mark.parametrize(("extra_params", "text"), NOT_SELECTABLE.values(), ids=NOT_SELECTABLE.keys())
 def test_unselectable_hash_algorithm(extra_params: object, text: str) -> None:
-    with pytest.raises(NegotiationError, match=r"challenge extra-params\.selected-hash-algorithm") as caught:
+    with pytest.raises(NegotiationError, match=r"extra-params\.selected-hash-algorithm: is") as caught:
         selected_hash_algorithm(extra_params)
     assert text in str(caught.value)
 

@@ -12,7 +12,7 @@ Intel Trust Authority selects SHA-512 for TDX and SHA-256 for SGX. Veritee's bro
 built-in service, and refuses at /auth a guest whose list lacks SHA-384 (trustee would fail it later, at /attest,
 with a report-data mismatch). Veritee's agent sends the list and honours a selection, so it works with all three.
 
-Shared by the broker and the agent: no web framework, no pydantic.
+Errors are NegotiationError, a ProtocolError naming the `extra-params` member.
 
 >>> selected_hash_algorithm({"selected-hash-algorithm": "SHA512"}), selected_hash_algorithm("")
 ('sha512', 'sha384')
@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
+
+from ._errors import ProtocolError
 
 __all__ = [
     "DEFAULT_HASH_ALGORITHM",
@@ -50,8 +52,8 @@ HASH_ALGORITHMS: Mapping[str, Callable[[bytes], bytes]] = {
 MAX_LISTED = 16
 
 
-class NegotiationError(ValueError):
-    """extra-params that name no usable hash algorithm; the message names the field."""
+class NegotiationError(ProtocolError):
+    """extra-params that name no usable hash algorithm."""
 
 
 def request_extra_params() -> dict[str, list[str]]:
@@ -65,12 +67,12 @@ def selected_hash_algorithm(extra_params: object) -> str:
     if not isinstance(extra_params, Mapping) or SELECTED_HASH_ALGORITHM_KEY not in extra_params:
         return DEFAULT_HASH_ALGORITHM
     value = extra_params[SELECTED_HASH_ALGORITHM_KEY]
+    field = f"extra-params.{SELECTED_HASH_ALGORITHM_KEY}"
     if not isinstance(value, str):
-        raise NegotiationError(f"challenge extra-params.{SELECTED_HASH_ALGORITHM_KEY} is {value!r}, expected a string")
+        raise NegotiationError(field, f"is {value!r}, expected a string")
     name = value.lower()
     if name not in HASH_ALGORITHMS:
-        field = f"challenge extra-params.{SELECTED_HASH_ALGORITHM_KEY}"
-        raise NegotiationError(f"{field} is {value!r}, expected one of {list(HASH_ALGORITHMS)}")
+        raise NegotiationError(field, f"is {value!r}, expected one of {list(HASH_ALGORITHMS)}")
     return name
 
 
@@ -82,19 +84,16 @@ def supported_hash_algorithms(extra_params: object) -> tuple[str, ...] | None:
         return None
     if not isinstance(extra_params, Mapping):
         raise NegotiationError(
-            f"request extra-params is {type(extra_params).__name__}, expected an object or an empty string"
+            "extra-params", f"is {type(extra_params).__name__}, expected an object or an empty string"
         )
     if SUPPORTED_HASH_ALGORITHMS_KEY not in extra_params:
         return None
     listed = extra_params[SUPPORTED_HASH_ALGORITHMS_KEY]
+    field = f"extra-params.{SUPPORTED_HASH_ALGORITHMS_KEY}"
     if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
-        raise NegotiationError(
-            f"request extra-params.{SUPPORTED_HASH_ALGORITHMS_KEY} is {listed!r}, expected an array of strings"
-        )
+        raise NegotiationError(field, f"is {listed!r}, expected an array of strings")
     if len(listed) > MAX_LISTED:
-        raise NegotiationError(
-            f"request extra-params.{SUPPORTED_HASH_ALGORITHMS_KEY} lists {len(listed)} names, at most {MAX_LISTED}"
-        )
+        raise NegotiationError(field, f"lists {len(listed)} names, at most {MAX_LISTED}")
     return tuple(name.lower() for name in listed)
 
 
@@ -104,8 +103,9 @@ def challenge_extra_params(request_params: object) -> str:
     listed = supported_hash_algorithms(request_params)
     if listed is not None and DEFAULT_HASH_ALGORITHM not in listed:
         raise NegotiationError(
-            f"request extra-params.{SUPPORTED_HASH_ALGORITHMS_KEY} is {list(listed)}: this broker binds the runtime "
-            f"data with {DEFAULT_HASH_ALGORITHM}, which the guest does not list"
+            f"extra-params.{SUPPORTED_HASH_ALGORITHMS_KEY}",
+            f"is {list(listed)}: this broker binds the runtime data with {DEFAULT_HASH_ALGORITHM}, which the guest "
+            "does not list",
         )
     return ""
 
@@ -115,4 +115,4 @@ def hash_runtime_data(algorithm: str, canonical: bytes) -> bytes:
     try:
         return HASH_ALGORITHMS[algorithm](canonical)
     except KeyError:
-        raise NegotiationError(f"hash algorithm {algorithm!r}, expected one of {list(HASH_ALGORITHMS)}") from None
+        raise NegotiationError("hash algorithm", f"is {algorithm!r}, expected one of {list(HASH_ALGORITHMS)}") from None
