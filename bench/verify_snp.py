@@ -4,8 +4,9 @@ Both loops run over the same real reports (tests/vectors/snp: go-sev-guest, trus
 in this process. The baseline is only the ECDSA P-384/SHA-384 verification of each report's signature with an
 already-loaded public key; the full path is `verifier.verify("snp", ...)` with the VCEK/VLEK given as
 certificates, after one warm-up call (so the certificate parsing and the RSA chain checks are cached). A third
-loop verifies the same reports as guest-components sends them (the sev crate's JSON with the VEK in cert_chain,
-as bytes on the wire), which adds JSON parsing and the report's reconstruction.
+loop verifies the same reports as guest-components sends them (the sev crate's JSON with the VEK in cert_chain),
+given as the parsed document the broker hands the verifier (the HTTP body's JSON decoding is the web layer's), so
+it adds the structure checks and the report's reconstruction from integer arrays.
 
     python bench/verify_snp.py [--seconds 2]
 """
@@ -59,7 +60,7 @@ def main() -> None:
         inputs.append((report, key, Options(at=at, certificates=(cert,))))
         vek_type = "VLEK" if "vlek" in cert_name else "VCEK"
         document = {"attestation_report": sev_json(report), "cert_chain": [cert_entry(vek_type, cert)]}
-        coco.append((json.dumps(document).encode(), Options(at=at)))
+        coco.append((json.loads(json.dumps(document)), Options(at=at)))
 
     def bare() -> None:
         for report, key, _ in inputs:
