@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tests.conftest import VECTORS
 from tests.eventlog._build import EV_IPL, EV_SEPARATOR, SHA256, SHA384, measured, tcg2_log
 from tests.fuzz.targets import _SPLIT, TARGETS
+from tests.snp._sev_json import cert_entry, sev_json, sev_json_legacy
 from tests.tdx.make_test_chain import make_pki, make_quote
 from tests.tpm import _quotes
 from tests.tpm._gotpm import decode
@@ -58,7 +59,11 @@ def _snp(v: Path) -> dict[str, bytes]:
         "attestation_report": base64.b64encode(report).decode(),
         "certificates": {"vcek": base64.b64encode(vcek).decode(), "ask": None},
     }
+    sev = {"attestation_report": sev_json(report), "cert_chain": [cert_entry("VCEK", vcek)]}
+    legacy = {"attestation_report": sev_json_legacy(report), "cert_chain": None}
     return {
+        "evidence-sev-serde": json.dumps(sev, separators=(",", ":")).encode(),
+        "evidence-sev-serde-legacy": json.dumps(legacy, separators=(",", ":")).encode(),
         "report-v2-vcek": (v / "snp/go-sev-guest/attestation.bin").read_bytes(),
         "report-v2-trustee": report,
         "report-v3-vlek": (v / "snp/trustee/test-vlek-report.bin").read_bytes(),

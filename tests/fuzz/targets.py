@@ -25,8 +25,8 @@ from verifier.azure._evidence import parse_evidence as parse_azure_evidence
 from verifier.azure._hcl import parse_hcl_report
 from verifier.azure._runtime import parse_runtime_data
 from verifier.eventlog import parse as parse_eventlog
-from verifier.snp._abi import parse_evidence as parse_snp_evidence
 from verifier.snp._abi import parse_report
+from verifier.snp._evidence import parse_evidence as parse_snp_evidence
 from verifier.tdx import parse_quote
 from verifier.tdx._collateral import parse_qe_identity, parse_tcb_info, recognise
 from verifier.tpm._evidence import parse_evidence as parse_tpm_evidence
@@ -182,7 +182,9 @@ TARGETS: dict[str, Target] = {
         evidence, (VerifierError,), "verifier.verify on evidence bytes (JSON or raw), every TEE", seeds_pass=False
     ),
     "tdx_quote": Target(tdx_quote, (FormatError,), "verifier.tdx.parse_quote (quote v4/v5)"),
-    "snp_report": Target(snp_report, (FormatError,), "verifier.snp ATTESTATION_REPORT and evidence JSON"),
+    "snp_report": Target(
+        snp_report, (FormatError,), "verifier.snp ATTESTATION_REPORT and evidence JSON (sev-serde and base64)"
+    ),
     "tpm_structures": Target(
         tpm_structures, (FormatError,), "TPMS_ATTEST, TPMT_SIGNATURE, TPMT_PUBLIC, TPM evidence JSON"
     ),
