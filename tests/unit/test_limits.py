@@ -45,7 +45,8 @@ def test_in_process_bucket_refuses_with_retry_after() -> None:
     with pytest.raises(KbsError) as refused:
         asyncio.run(limiter.check("auth", "a"))
     assert refused.value.status == 429
-    assert refused.value.retry_after is not None and 1 <= refused.value.retry_after <= 10
+    assert refused.value.retry_after is not None
+    assert 1 <= refused.value.retry_after <= 10
     asyncio.run(limiter.check("auth", "b"))  # another client
     asyncio.run(limiter.check("attest", "a"))  # a bucket with no rate is not limited
 
