@@ -21,7 +21,6 @@ __all__ = [
     "HashingReader",
     "LayerType",
     "Readable",
-    "TarEndPadding",
     "decompressed",
     "drain",
 ]
@@ -72,7 +71,7 @@ class LayerType:
 class Readable(Protocol):
     """A byte stream read sequentially (a file, a decompressor, a HashingReader)."""
 
-    def read(self, size: int = -1, /) -> bytes: ...
+    def read(self, size: int = -1, /) -> bytes | memoryview: ...
 
 
 class HashingReader(io.RawIOBase):
@@ -96,7 +95,7 @@ class HashingReader(io.RawIOBase):
         self.count += n
         return n
 
-    def read(self, size: int | None = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes | memoryview:
         if size is None or size < 0:
             return b"".join(iter(lambda: self.read(CHUNK), b""))
         data = self._inner.read(size)
@@ -111,38 +110,17 @@ class HashingReader(io.RawIOBase):
 TAR_BLOCK = 512  # POSIX ustar: records are 512-byte blocks; two zero blocks end the archive
 
 
-class TarEndPadding:
-    """Ends a tar stream properly when its writer did not: zero-pads the last block and appends the two zero
-    end-of-archive blocks. Go's archive/tar (umoci, containerd) reads such streams; Python's tarfile needs the
-    padding. The bytes added are not hashed: the diff_id check sees the stream exactly as the image has it."""
-
-    def __init__(self, inner: Readable) -> None:
-        self._inner = inner
-        self._count = 0
-        self._tail: bytes | None = None
-
-    def read(self, size: int = -1, /) -> bytes:
-        if self._tail is None:
-            data = self._inner.read(CHUNK if size < 0 else size)
-            if data:
-                self._count += len(data)
-                return data
-            self._tail = bytes(-self._count % TAR_BLOCK + 2 * TAR_BLOCK)
-        n = len(self._tail) if size < 0 else size
-        data, self._tail = self._tail[:n], self._tail[n:]
-        return data
-
-
 GZIP_WBITS = 31  # zlib: gzip header and trailer (RFC 1952), CRC-32 and ISIZE checked by zlib
-GZIP_SLICE = 1024 * 1024  # compressed input read and handed to zlib per call
+GZIP_SLICE = 256 * 1024  # compressed input read and handed to zlib per call (its unconsumed tail is copied)
 
 
 class GunzipReader:
     """A gzip stream's content, read sequentially: multi-member (pigz, appended layers), zero padding between
     members tolerated (as Python's gzip module does), output bounded by each read's size (a gzip bomb costs time,
-    never memory). zlib-ng inflates in 1 MiB input slices: Python's gzip.GzipFile feeds zlib 8 KiB at a time,
-    which made the inflate calls (and their CRC-32s) a third of an unpack's CPU time. A corrupt stream raises
-    zlib_ng.error; a truncated or empty one raises EOFError."""
+    never memory). `raw` may return memoryviews (guest._pipeline.ChunkQueue); none is kept across its next read.
+    zlib-ng inflates in 256 KiB input slices (a 1 MiB read seldom leaves an unconsumed tail to copy): Python's
+    gzip.GzipFile feeds zlib 8 KiB at a time, which made the inflate calls (and their CRC-32s) a third of an
+    unpack's CPU time. A corrupt stream raises zlib_ng.error; a truncated or empty one raises EOFError."""
 
     def __init__(self, raw: Readable) -> None:
         from zlib_ng import zlib_ng  # noqa: PLC0415 (imported by guest._pipeline already; here for clarity)
@@ -151,7 +129,7 @@ class GunzipReader:
         self._raw = raw
         self._member: zlib_ng._Decompress | None = None
         self._members = 0
-        self._input = b""
+        self._input: bytes | memoryview = b""
 
     def _next_member(self) -> bool:
         """Start the next member; False at the end of the stream."""
@@ -163,7 +141,7 @@ class GunzipReader:
                         raise EOFError("empty stream, expected at least one gzip member")
                     return False
             if self._members and self._input[0] == 0:
-                self._input = self._input.lstrip(b"\0")
+                self._input = bytes(self._input).lstrip(b"\0")
                 continue
             self._member = self._zlib.decompressobj(wbits=GZIP_WBITS)
             return True
