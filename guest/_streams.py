@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import queue
+import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import IO, Protocol, cast
@@ -16,6 +18,7 @@ from guest._errors import LayoutError
 
 __all__ = [
     "CHUNK",
+    "BackgroundHash",
     "Compression",
     "GunzipReader",
     "HashingReader",
@@ -74,14 +77,52 @@ class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes | memoryview: ...
 
 
-class HashingReader(io.RawIOBase):
-    """A read-only stream over `inner` that hashes every byte read through it."""
+class BackgroundHash:
+    """A digest updated on its own thread (hashlib releases the GIL for large buffers), so that hashing a piece runs
+    on another core beside what the caller does with the same bytes (HMAC-SHA256 and AES-CTR of a blob, writing
+    an inflated layer's files), instead of after it. One update at a time: `update` first waits for the previous
+    one; the caller leaves the bytes unchanged until then. `close` ends the thread."""
 
-    def __init__(self, inner: Readable, algorithm: str = "sha256") -> None:
+    def __init__(self, algorithm: str) -> None:
+        self.hash = hashlib.new(algorithm)
+        self._inbox: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+        self._done = threading.Semaphore(0)
+        self._pending = False
+        self._thread = threading.Thread(target=self._run, name="digest", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (view := self._inbox.get()) is not None:
+            self.hash.update(view)
+            self._done.release()
+
+    def update(self, view: memoryview) -> None:
+        self.wait()
+        self._inbox.put(view)
+        self._pending = True
+
+    def wait(self) -> None:
+        if self._pending:
+            self._done.acquire()
+            self._pending = False
+
+    def close(self) -> None:
+        self.wait()
+        self._inbox.put(None)
+        self._thread.join()
+
+
+class HashingReader(io.RawIOBase):
+    """A read-only stream over `inner` that hashes every byte read through it. With `background`, `read` hashes
+    on a thread of its own (BackgroundHash) while the caller uses the piece, which it must leave unchanged until
+    its next read; `close` then ends that thread."""
+
+    def __init__(self, inner: Readable, algorithm: str = "sha256", *, background: bool = False) -> None:
         super().__init__()
         self._inner = inner
         self._algorithm = algorithm
         self._hash = hashlib.new(algorithm)
+        self._background = BackgroundHash(algorithm) if background else None
         self.count = 0
 
     def readable(self) -> bool:
@@ -97,14 +138,27 @@ class HashingReader(io.RawIOBase):
 
     def read(self, size: int | None = -1) -> bytes | memoryview:
         if size is None or size < 0:
-            return b"".join(iter(lambda: self.read(CHUNK), b""))
+            return b"".join(iter(lambda: bytes(self.read(CHUNK)), b""))
+        if self._background is not None:
+            self._background.wait()  # the inner reader may reuse the previous piece's memory
         data = self._inner.read(size)
-        self._hash.update(data)
+        if self._background is not None:
+            self._background.update(memoryview(data))
+        else:
+            self._hash.update(data)
         self.count += len(data)
         return data
 
     def digest(self) -> str:
+        if self._background is not None:
+            self._background.wait()
+            return f"{self._algorithm}:{self._background.hash.hexdigest()}"
         return f"{self._algorithm}:{self._hash.hexdigest()}"
+
+    def close(self) -> None:
+        if self._background is not None:
+            self._background.close()
+        super().close()
 
 
 TAR_BLOCK = 512  # POSIX ustar: records are 512-byte blocks; two zero blocks end the archive
