@@ -229,7 +229,7 @@ class ChunkQueue:
     def close(self) -> None:
         self._queue.put(None)
 
-    def read(self, size: int = -1, /) -> memoryview:
+    def read(self, size: int = -1, /) -> bytes | memoryview:
         while self._offset >= len(self._chunk):
             if self._ended:
                 return memoryview(b"")
