@@ -32,6 +32,9 @@ class ServerSettings(_Section):
     insecure_allow_rsa1_5: bool = False
     # Plain HTTP on a non-loopback address must be asked for by name.
     insecure_http: bool = False
+    # Addresses or CIDRs of the reverse proxies whose X-Forwarded-For / Forwarded name the client (rate limits key on
+    # the rightmost hop that is not one of them). Empty: the TCP peer is the client and those headers are ignored.
+    trusted_proxies: list[str] = Field(default_factory=list)
     # Worker processes serving one port (`kbs serve --workers N`); they share nothing but the database.
     workers: int = Field(default=1, ge=1, le=64)
     # Threads per worker for verification, cryptography and the database (0: one per core, at least 2).
@@ -64,8 +67,15 @@ class AdminSettings(_Section):
 
 
 class RateLimitSettings(_Section):
-    # Per client address, per replica: /auth requests a minute (0 disables).
+    # Per client address: /auth (and /tpm/enroll) and /attest requests a minute (0 disables); per replica unless
+    # [limits] redis_url shares the budget.
     auth_per_minute: int = 600
+    attest_per_minute: int = 600
+
+
+class LimitsSettings(_Section):
+    # redis://host:port/db: the rate limits' buckets shared by every replica. Unset: each process keeps its own.
+    redis_url: str | None = None
 
 
 class VerifierSettings(_Section):
@@ -88,6 +98,7 @@ class Settings(BaseSettings):
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     verifier: VerifierSettings = Field(default_factory=VerifierSettings)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import verifier
 from kbs import __version__
+from kbs_protocol import NegotiationError, challenge_extra_params
 from verifier.ear import ear_claims, sign
 from verifier.rego import PolicyError
 
@@ -67,6 +68,10 @@ class RcarService:
             raise KbsError.invalid_request(f"tee {request.tee!r} is not one of {sorted(verifier.TEES)}")
         if request.tee == "sample" and not self.inputs.allow_sample:
             raise KbsError.invalid_request("tee 'sample' is refused by this broker (verifier.allow_sample is off)")
+        try:  # the answer is "" (SHA-384), Challenge's default, as trustee's built-in attestation service answers
+            challenge_extra_params(request.extra_params)
+        except NegotiationError as exc:
+            raise KbsError.invalid_request(str(exc)) from None
         nonce = base64.b64encode(secrets.token_bytes(NONCE_BYTES)).decode()
         session_id = secrets.token_urlsafe(32)
         with self.store.write() as writes:
@@ -158,9 +163,13 @@ class RcarService:
                 reference_values=reference_values,
             )
         except verifier.VerifierError as exc:
-            raise KbsError.attestation_failed(f"{tee} evidence rejected: {exc.reason.value}: {exc.detail}") from exc
+            raise KbsError.attestation_failed(f"{tee} evidence rejected: {exc.reason.value}: {exc.detail}").labelled(
+                tee=tee, reason=exc.reason.value
+            ) from exc
         except PolicyError as exc:
-            raise KbsError.attestation_failed(f"attestation policy {policy_id} failed: {exc}") from exc
+            raise KbsError.attestation_failed(f"attestation policy {policy_id} failed: {exc}").labelled(
+                tee=tee, reason="policy_error"
+            ) from exc
         claims = ear_claims(
             appraisal,
             issuer=self.settings.tokens.issuer,

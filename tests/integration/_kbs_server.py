@@ -52,6 +52,7 @@ class KbsServer:
         port: int | None = None,
         tls: tuple[Path, Path] | None = None,
         workers: int | None = None,
+        log_level: str | None = None,
     ) -> None:
         self.config_dir = folder
         self.config_file = folder / "kbs.toml"
@@ -62,6 +63,7 @@ class KbsServer:
         self.workers = workers
         # Worker processes each import and start the whole broker: give a loaded machine time for that.
         self.ready_timeout = 30.0 * (workers or 1)
+        self.log_level = log_level
         if init:
             args = ["init", str(folder), "--force"] + (["--allow-sample"] if allow_sample else [])
             done = run_cli("kbs", *args)
@@ -81,8 +83,18 @@ class KbsServer:
         code = "import sys; from kbs.cli import main; sys.exit(main())"
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", code, "serve", "--config", str(self.config_file), "--port", str(self.port)]
-                + (["--workers", str(self.workers)] if self.workers else []),
+                [
+                    sys.executable,
+                    "-c",
+                    code,
+                    "serve",
+                    "--config",
+                    str(self.config_file),
+                    "--port",
+                    str(self.port),
+                    *(["--log-level", self.log_level] if self.log_level else []),
+                    *(["--workers", str(self.workers)] if self.workers else []),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=cli_env(),
