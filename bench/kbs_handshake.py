@@ -232,7 +232,7 @@ def print_table(rows: list[dict[str, Any]], header: str) -> None:
 
 @contextmanager
 def brokers(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Target, Target | None]]:
-    config: dict[str, Any] = {"rate_limit": {"auth_per_minute": 0}}
+    config: dict[str, Any] = {"rate_limit": {"auth_per_minute": 0, "attest_per_minute": 0}}
     url, workers = args.database_url, args.workers
     servers = [KbsServer(folder, config=config, database_url=url, workers=workers).start()]
     for _ in range(args.replicas - 1):

@@ -39,7 +39,7 @@ def main() -> int:
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="veritee-load-"))
-    config = {"sessions": {"ttl_seconds": SESSION_TTL}, "rate_limit": {"auth_per_minute": 0}}
+    config = {"sessions": {"ttl_seconds": SESSION_TTL}, "rate_limit": {"auth_per_minute": 0, "attest_per_minute": 0}}
     with KbsServer(folder, config=config, database_url=args.database_url, workers=args.workers) as server:
         server.admin.put_resource("default/key/1", SECRET)
         server.admin.put_reference_value("sample_svn", ["1"])

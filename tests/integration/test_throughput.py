@@ -105,7 +105,7 @@ def test_load_ends_with_no_error_no_leaked_session_and_the_session_table_swept(
     request: pytest.FixtureRequest, tmp_path: Path, kind: str, workers: int
 ) -> None:
     url = new_database_url(request, kind, tmp_path)
-    config = {"sessions": {"ttl_seconds": SESSION_TTL}, "rate_limit": {"auth_per_minute": 0}}
+    config = {"sessions": {"ttl_seconds": SESSION_TTL}, "rate_limit": {"auth_per_minute": 0, "attest_per_minute": 0}}
     with KbsServer(tmp_path / "kbs", config=config, database_url=url, workers=workers) as server:
         if workers > 1:
             assert len(worker_processes(server.pid)) >= workers
