@@ -28,7 +28,7 @@ kbs_protocol._errors.ProtocolError: runtime-data.nonce: is missing
 ('default', 'key', '1')
 """
 
-from ._binding import INIT_DATA_ALGORITHMS, init_data_digest, runtime_digest
+from ._binding import INIT_DATA_ALGORITHMS, device_runtime_digest, init_data_digest, runtime_digest
 from ._errors import ProtocolError
 from ._messages import (
     BASE_PATH,
@@ -80,6 +80,7 @@ __all__ = [
     "TpmCredentialChallenge",
     "TpmEnrollRequest",
     "TpmEnrolled",
+    "device_runtime_digest",
     "init_data_digest",
     "parse_attestation",
     "parse_challenge",

@@ -22,6 +22,7 @@ from .options import Options
 from .result import Verified
 
 __all__ = [
+    "DEVICE_TEES",
     "TEES",
     "FormatError",
     "Options",
@@ -40,7 +41,13 @@ TEES: dict[str, str] = {
     "tdx": "verifier.tdx",
     "az-snp-vtpm": "verifier.az_snp_vtpm",
     "az-tdx-vtpm": "verifier.az_tdx_vtpm",
+    "sampledevice": "verifier.sampledevice",
 }
+
+# Device TEEs (sent in `additional_evidence`, never as the primary evidence) -> their class, which names their
+# default attestation policy (`default_<class>`) and their EAR submods (`<class>0`, `<class>1`, ...), as trustee's
+# EAR broker does. Every other TEE is of class `cpu`.
+DEVICE_TEES: dict[str, str] = {"sampledevice": "gpu"}
 
 MAX_EVIDENCE_BYTES = 2 * 1024 * 1024
 

@@ -25,4 +25,4 @@ def expected_report_data(tee: str, digest: bytes) -> bytes:
         return digest + bytes(REPORT_DATA_SIZE - len(digest))
     if tee == "tpm":
         return digest[:TPM_EXTRA_DATA_SIZE]
-    return digest  # sample, az-snp-vtpm, az-tdx-vtpm: the digest as it is
+    return digest  # sample, sampledevice, az-snp-vtpm, az-tdx-vtpm: the digest as it is

@@ -18,7 +18,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from .appraisal import Appraisal
 
-__all__ = ["EAR_PROFILE", "Signer", "TokenError", "UnknownKeyError", "claims_digest", "issue", "jwk_of", "verify_token"]
+__all__ = [
+    "EAR_PROFILE",
+    "Signer",
+    "Submod",
+    "TokenError",
+    "UnknownKeyError",
+    "claims_digest",
+    "issue",
+    "jwk_of",
+    "verify_token",
+]
 
 EAR_PROFILE = "tag:github.com,2023:veraison/ear"
 SUBMOD = "cpu0"
@@ -39,6 +49,26 @@ class Signer:
     key: ec.EllipticCurvePrivateKey
 
 
+@dataclass(frozen=True)
+class Submod:
+    """A device's appraisal in the EAR, beside the primary evidence's `cpu0`: trustee names them `<class><n>`
+    (`gpu0`, `gpu1`, ...). A device whose evidence was refused keeps its submod, contraindicated, with `error`."""
+
+    appraisal: Appraisal
+    annotated_evidence: Mapping[str, object]
+    # {"reason": <verifier reason code>, "detail": ...} when the device's evidence did not verify.
+    error: Mapping[str, str] | None = None
+
+
+def _submod(appraisal: Appraisal, annotated_evidence: Mapping[str, object]) -> dict[str, object]:
+    return {
+        "ear.status": appraisal.status.value,
+        "ear.trustworthiness-vector": dict(appraisal.vector),
+        "ear.appraisal-policy-id": appraisal.policy_id,
+        "ear.veraison.annotated-evidence": dict(annotated_evidence),
+    }
+
+
 def jwk_of(kid: str, public_key: ec.EllipticCurvePublicKey) -> dict[str, str]:
     jwk: dict[str, str] = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(public_key))
     jwk.update({"kid": kid, "use": "sig", "alg": ALGORITHM})
@@ -54,21 +84,24 @@ def issue(
     verifier_id: Mapping[str, str],
     now: datetime,
     ttl_seconds: int,
+    devices: Mapping[str, Submod] | None = None,
 ) -> str:
+    """The signed EAR: `cpu0` for the primary evidence, then one submod per device (`devices`, by submod name)."""
     iat = int(now.timestamp())
-    submod = {
-        "ear.status": appraisal.status.value,
-        "ear.trustworthiness-vector": dict(appraisal.vector),
-        "ear.appraisal-policy-id": appraisal.policy_id,
-        "ear.veraison.annotated-evidence": dict(annotated_evidence),
-    }
+    submods = {SUBMOD: _submod(appraisal, annotated_evidence)}
+    for name, device in (devices or {}).items():
+        if name in submods:
+            raise ValueError(f"submod {name!r} is given twice")
+        submods[name] = _submod(device.appraisal, device.annotated_evidence)
+        if device.error is not None:
+            submods[name]["ear.veritee.error"] = dict(device.error)
     payload = {
         "eat_profile": EAR_PROFILE,
         "iat": iat,
         "exp": iat + ttl_seconds,
         "iss": issuer,
         "ear.verifier-id": dict(verifier_id),
-        "submods": {SUBMOD: submod},
+        "submods": submods,
     }
     return jwt.encode(payload, signer.key, algorithm=ALGORITHM, headers={"kid": signer.kid})
 

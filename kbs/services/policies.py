@@ -1,7 +1,9 @@
 """Where policies and reference values come from: the database first, then the policies shipped in `policies/`.
 
-Attestation policies are chosen by TEE (`attestation:<tee>`, then `attestation:default`, then the shipped
-`default_<tee>`); resource policies by the most specific scope of the path (tag, type, repository, global, shipped).
+Attestation policies follow trustee's model: the policy of a TEE of class `cpu` (or `gpu`, for devices) is the
+stored `attestation:<tee>` (Veritee's per-TEE policy), else trustee's `attestation:default_<class>`, else
+`attestation:default`, else the shipped default of the TEE (`policies/<tee>.rego`, fail closed). Resource
+policies: by the most specific scope of the path (tag, type, repository, global, shipped).
 Compiled policies are cached by source text, so a policy set on another replica is used as soon as it is read.
 """
 
@@ -29,9 +31,11 @@ class PolicyBook:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def attestation_policy(self, tee: str) -> tuple[str, str]:
-        """(policy id as the EAR names it, Rego source) for a TEE."""
-        row = self._store.first_policy([f"attestation:{tee}", "attestation:default"])
+    def attestation_policy(self, tee: str, tee_class: str = "cpu") -> tuple[str, str]:
+        """(policy id as the EAR names it, Rego source) for a TEE of a class (`cpu`, `gpu`)."""
+        row = self._store.first_policy(
+            [f"attestation:{tee}", f"attestation:default_{tee_class}", "attestation:default"]
+        )
         if row is not None:
             return row.id.removeprefix("attestation:"), row.source
         shipped = attestation_default(tee)
@@ -49,6 +53,7 @@ class PolicyBook:
         return "default", load_shipped_policy("resource.rego")
 
     def reference_values(self, now: float) -> dict[str, list[str]]:
+        # A name's accepted values as a list, for every name: trustee's scalar values arrive as one-value lists.
         """name -> accepted values, without those expired at `now` (what `query_reference_value` offers)."""
         out: dict[str, list[str]] = {}
         for row in self._store.reference_values(now):

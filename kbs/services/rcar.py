@@ -27,6 +27,7 @@ from ..signing import KeyRing
 from ..storage import ConflictError, Store
 from ..tables import Session as SessionRow
 from ..verification import VerifierInputs
+from .composite import appraise_devices, parse_additional_evidence
 from .policies import PolicyBook, compiled
 from .tpm import EnrolledAkRegistry
 
@@ -60,8 +61,9 @@ class RcarService:
             raise KbsError.protocol_version(
                 f"protocol version {request.version!r} is not supported; this broker speaks 0.4.x (0.4.0)"
             )
-        if request.tee not in verifier.TEES:
-            raise KbsError.invalid_request(f"tee {request.tee!r} is not one of {sorted(verifier.TEES)}")
+        if request.tee not in verifier.TEES or request.tee in verifier.DEVICE_TEES:
+            primary = sorted(set(verifier.TEES) - set(verifier.DEVICE_TEES))
+            raise KbsError.invalid_request(f"tee {request.tee!r} is not one of {primary}")
         if request.tee == "sample" and not self.inputs.allow_sample:
             raise KbsError.invalid_request("tee 'sample' is refused by this broker (verifier.allow_sample is off)")
         if now - self._last_sweep > _SWEEP_EVERY_SECONDS:
@@ -112,6 +114,7 @@ class RcarService:
                 init_claims = tomllib.loads(init.body).get("data", {})
             except ValueError as exc:
                 raise KbsError.invalid_request(str(exc)) from exc
+        devices = parse_additional_evidence(attestation.tee_evidence.additional_evidence)
         session = self._consume(session_id, runtime.nonce, now)
         digest = runtime_digest(runtime.nonce, runtime.tee_pubkey, attestation.tee_evidence.additional_evidence)
         at = datetime.fromtimestamp(now, UTC)
@@ -127,19 +130,19 @@ class RcarService:
             raise KbsError.attestation_failed(
                 f"{session.tee} evidence rejected: {exc.reason.value}: {exc.detail}"
             ) from exc
+        runtime_data = {"nonce": runtime.nonce, "tee-pubkey": runtime.tee_pubkey}
         evidence = annotated_evidence(
-            session.tee,
-            verified.claims,
-            verified.report_data,
-            {"nonce": runtime.nonce, "tee-pubkey": runtime.tee_pubkey},
-            init_digest,
-            init_claims,
+            session.tee, verified.claims, verified.report_data, runtime_data, init_digest, init_claims
         )
+        references = self.policies.reference_values(now)
         policy_id, source = self.policies.attestation_policy(session.tee)
         try:
-            appraisal = appraise(compiled(source), policy_id, evidence, self.policies.reference_values(now))
+            appraisal = appraise(compiled(source), policy_id, evidence, references)
         except PolicyError as exc:
             raise KbsError.attestation_failed(f"attestation policy {policy_id} failed: {exc}") from exc
+        device_submods = appraise_devices(
+            devices, runtime_data=runtime_data, inputs=self.inputs, policies=self.policies, references=references, at=at
+        )
         token = issue(
             self.keys.signer(),
             appraisal=appraisal,
@@ -148,6 +151,7 @@ class RcarService:
             verifier_id={"developer": "veritee", "build": f"veritee-{__version__}"},
             now=at,
             ttl_seconds=self.settings.tokens.ttl_seconds,
+            devices=device_submods,
         )
         self.store.complete_session(session.id, token)
         return token

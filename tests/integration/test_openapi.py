@@ -35,6 +35,8 @@ SERVED = {
     ("post", "/kbs/v0/resource-policy"),
     ("post", "/kbs/v0/attestation-policy"),
     ("post", "/kbs/v0/reference-value"),
+    ("get", "/kbs/v0/reference-value/{name}"),
+    ("get", "/kbs/v0/resource-policy"),
     ("get", "/kbs/v0/admin/resources"),
     ("get", "/kbs/v0/admin/resource/{path}"),
     ("get", "/kbs/v0/admin/policies"),
