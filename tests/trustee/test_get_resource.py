@@ -20,6 +20,7 @@ from jwcrypto import jwe as jwcrypto_jwe
 from jwcrypto import jwk as jwcrypto_jwk
 
 from kbs_protocol import ERROR_TYPE_PREFIX, device_runtime_digest, runtime_digest
+from tests.conftest import run_cli
 from tests.integration._kbs_server import KbsServer
 
 HERE = Path(__file__).parent
@@ -211,3 +212,21 @@ def test_composite_ear_has_cpu0_and_gpu0_with_the_policies_statuses(server: KbsS
     submods = jwt.decode(token, options={"verify_signature": False})["submods"]
     assert (submods["cpu0"]["ear.status"], submods["gpu0"]["ear.status"]) == ("warning", "warning")
     assert submods["gpu0"]["ear.trustworthiness-vector"]["hardware"] == 2
+
+
+def test_veritee_agent_gets_a_resource_from_a_broker_configured_like_trustee(server: KbsServer, tmp_path: Path) -> None:
+    """Every policy, secret and reference value set through trustee's endpoints and messages; then Veritee's agent
+    (the CLI, sample TEE) attests and fetches the secret."""
+    admin = TrusteeAdmin(server)
+    assert admin.set_secret(SECRET_PATH, SECRET_BYTES).status_code == 200
+    assert admin.set_resource_policy(policy("check_contraindicated_policy")).status_code == 200
+    assert admin.set_attestation_policy(policy("ear_rv_attestation_policy"), "default_cpu").status_code == 200
+    env = {"VERITEE_SYSROOT": str(tmp_path / "empty-root")}
+    args = ("attestation-agent", "get-resource", "--kbs", server.url, f"kbs:///{SECRET_PATH}")
+    denied = run_cli(*args, env=env)  # no "svn" reference value yet: hardware 97, contraindicated
+    assert denied.returncode == 1
+    assert b"403" in denied.stderr
+    assert admin.set_reference_value("svn", ["1"]).status_code == 200
+    got = run_cli(*args, env=env)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == SECRET_BYTES
