@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,7 @@ def device(nonce: str, svn: str = "2", report_data: bytes | None = None) -> str:
     return json.dumps({"sampledevice": {"svn": svn, "report_data": b64(data)}})
 
 
-BAD_ADDITIONAL_EVIDENCE = {
+BAD_ADDITIONAL_EVIDENCE: dict[str, tuple[Callable[[str], str], int, str, str]] = {
     "oversized": (
         lambda nonce: json.dumps({"sampledevice": {"svn": "2", "pad": "x" * MAX_ADDITIONAL_EVIDENCE_BYTES}}),
         413,
