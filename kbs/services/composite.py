@@ -1,7 +1,8 @@
 """Composite attestation: the devices a guest sends in `additional_evidence` beside its primary evidence.
 
 `additional_evidence` is a JSON string of `{"<device tee>": <evidence>}` (guest-components' composite attester).
-Each device is verified by the verifier's TEE registry, bound to the device digest SHA-384(JCS({"nonce",
+Each device is verified through the verifier's TEE registry (`verifier.attest`, its `Tee` declaring its class
+and its binding rule), bound to the device digest SHA-384(JCS({"nonce",
 "tee-pubkey"})) (the primary evidence binds the whole string instead), appraised with its class's policy
 (`default_gpu`, ...), and reported as its own EAR submod (`gpu0`, `gpu1`, ... in the order sent). A device whose
 evidence fails verification is reported, contraindicated with the reason, never dropped: the resource policy decides.
@@ -18,12 +19,12 @@ from datetime import datetime
 from typing import Any
 
 import verifier
-from verifier.appraisal import AR4SI_CLAIMS, Appraisal, Status, annotated_evidence, appraise
-from verifier.ear import Submod
+from verifier.appraisal import AR4SI_CLAIMS, Appraisal, Status
+from verifier.ear import DeviceAppraisal
 from verifier.rego import PolicyError
 
 from ..errors import KbsError
-from ..protocol import device_runtime_digest, expected_report_data
+from ..protocol import device_runtime_digest
 from ..verification import VerifierInputs
 from .policies import PolicyBook, compiled
 
@@ -87,28 +88,38 @@ def appraise_devices(
     policies: PolicyBook,
     references: Mapping[str, object],
     at: datetime,
-) -> dict[str, Submod]:
-    """Each device verified and appraised on its own: submod name -> Submod. A policy that fails is an error."""
-    digest = device_runtime_digest(runtime_data["nonce"], runtime_data["tee-pubkey"])
+) -> dict[str, DeviceAppraisal]:
+    """Each device verified and appraised on its own: submod name -> its appraisal. A policy that fails is an
+    error (KbsError 401), as it is for the primary evidence."""
+    binding = verifier.Binding(
+        runtime_digest=device_runtime_digest(runtime_data["nonce"], runtime_data["tee-pubkey"]),
+        runtime_data=runtime_data,
+    )
     seen: Counter[str] = Counter()
-    submods: dict[str, Submod] = {}
+    submods: dict[str, DeviceAppraisal] = {}
     for device in devices:
         name = f"{device.tee_class}{seen[device.tee_class]}"
         seen[device.tee_class] += 1
         policy_id, source = policies.attestation_policy(device.tee, device.tee_class)
-        options = inputs.options(at=at, report_data=expected_report_data(device.tee, digest), init_data_digest=None)
         try:
-            verified = verifier.verify(device.tee, device.evidence, options)
+            appraisal = verifier.attest(
+                device.tee,
+                device.evidence,
+                binding=binding,
+                options=inputs.options(at=at),
+                policy=compiled(source),
+                policy_id=policy_id,
+                reference_values=references,
+            )
         except verifier.VerifierError as exc:
             vector = dict.fromkeys(AR4SI_CLAIMS, 0) | {"hardware": _UNRECOGNISED_HARDWARE}
-            refused = Appraisal(policy_id=policy_id, vector=vector, status=Status.CONTRAINDICATED)
+            refused = Appraisal(
+                policy_id=policy_id, vector=vector, status=Status.CONTRAINDICATED, annotated_evidence={device.tee: {}}
+            )
             error = {"reason": exc.reason.value, "detail": exc.detail}
-            submods[name] = Submod(appraisal=refused, annotated_evidence={device.tee: {}}, error=error)
-            continue
-        evidence = annotated_evidence(device.tee, verified.claims, verified.report_data, runtime_data)
-        try:
-            appraisal = appraise(compiled(source), policy_id, evidence, references)
+            submods[name] = DeviceAppraisal(appraisal=refused, error=error)
         except PolicyError as exc:
             raise KbsError.attestation_failed(f"attestation policy {policy_id} failed on {name}: {exc}") from exc
-        submods[name] = Submod(appraisal=appraisal, annotated_evidence=evidence)
+        else:
+            submods[name] = DeviceAppraisal(appraisal=appraisal)
     return submods
