@@ -103,7 +103,7 @@ def _cmd_keyprovider(args: argparse.Namespace) -> int:
         return clients[-1]
 
     try:
-        response = handle_request(sys.stdin.buffer.read(), client)
+        response = handle_request(sys.stdin.buffer.read(), client, encoding=args.byte_encoding)
     except KeyProviderError as exc:
         print(f"attestation-agent keyprovider: {exc}", file=sys.stderr)
         return 1
@@ -142,6 +142,13 @@ def _parser() -> argparse.ArgumentParser:
     kp.add_argument("--kbs", help="broker URL (default: $VERITEE_KBS_URL)")
     kp.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
     kp.add_argument("--cacert", help="CA certificate for the broker's TLS")
+    kp.add_argument(
+        "--byte-encoding",
+        choices=("base64", "array"),
+        default="base64",
+        help="how the unwrapped options are written: base64 (Go ocicrypt, skopeo) or an integer array (Rust "
+        "ocicrypt, as image-rs runs a cmd key provider; Go ocicrypt reads it too)",
+    )
     kp.set_defaults(func=_cmd_keyprovider)
     return parser
 

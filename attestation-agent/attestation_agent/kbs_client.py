@@ -1,5 +1,9 @@
 """The RCAR client: attest to a KBS (protocol 0.4.0) and fetch resources as JWE, decrypted in the guest.
 
+It speaks to a trustee KBS as guest-components does: /auth lists the hashes it can bind the runtime data with
+(`extra-params.supported-hash-algorithms`), and the challenge's `selected-hash-algorithm` is honoured (SHA-384 when
+none is selected; kbs_protocol._hash). The JWE's AAD is the ASCII of `protected` exactly as sent (`_jwe`).
+
 Each handshake uses a fresh ephemeral EC P-256 key, bound into the evidence through the runtime digest; the EAR
 token is reused until shortly before its `exp`, then the agent attests again.
 
@@ -29,7 +33,9 @@ from kbs_protocol import (
     parse_challenge,
     parse_resource_uri,
     parse_response,
+    request_extra_params,
     runtime_digest,
+    selected_hash_algorithm,
 )
 from verifier.binding import expected_report_data
 
@@ -131,18 +137,21 @@ class KbsClient:
         """One full handshake (auth, attest); returns the EAR token and keeps it for resource requests."""
         attester = self.attester
         self._http.cookies.clear()
-        request = Request(tee=attester.tee, version=PROTOCOL_VERSION)
+        request = Request(tee=attester.tee, version=PROTOCOL_VERSION, extra_params=request_extra_params())
         try:
-            nonce = parse_challenge(self._check(self._post("/auth", request.to_dict()), "auth")).nonce
+            challenge = parse_challenge(self._check(self._post("/auth", request.to_dict()), "auth"))
+            # trustee's KBS (with Intel Trust Authority) may select another hash than SHA-384
+            algorithm = selected_hash_algorithm(challenge.extra_params)
         except ProtocolError as exc:
             raise KbsClientError(f"the broker's challenge is malformed: {exc}") from exc
+        nonce = challenge.nonce
         key = EphemeralKey.generate()
         pubkey = key.public_jwk()
         init_data = None
         if self._init_data is not None:
             attester.bind_init_data(init_data_digest(self._init_data))
             init_data = InitData(format="toml", body=self._init_data)
-        digest = runtime_digest(nonce, pubkey)
+        digest = runtime_digest(nonce, pubkey, algorithm=algorithm)
         evidence = attester.evidence(expected_report_data(attester.tee, digest))
         body = Attestation(
             init_data=init_data,

@@ -30,6 +30,7 @@ from ..storage import Store
 from ..tables import Policy as PolicyRow
 from ..tables import Resource
 from ._paths import policy_scope_id
+from ._reference_values import check_reference_values
 from ._rvps import decode_message
 from .audit import AuditLog
 from .policies import compiled
@@ -128,6 +129,7 @@ class AdminService:
     def put_reference_values(
         self, actor: str, name: str, values: Sequence[str], expires: datetime | None, now: float
     ) -> ReferenceValueStored:
+        check_reference_values(name, values)
         expires_at = None if expires is None else expires.timestamp()
         self._store.put_reference_values(name, values, expires_at, now)
         self._audit.record(actor, "reference-value.put", name, "ok", None, now)
@@ -138,6 +140,8 @@ class AdminService:
     ) -> ReferenceValuesStored:
         """Trustee's RVPS message: every name it carries replaced in one transaction, or nothing stored."""
         values = decode_message(version, kind, payload)
+        for name, accepted in values.items():
+            check_reference_values(name, accepted)
         self._store.put_reference_value_sets(values, None, now)
         for name in values:
             self._audit.record(actor, "reference-value.put", name, "ok", None, now)

@@ -15,6 +15,7 @@ from typing import Any
 
 import verifier
 from kbs import __version__
+from kbs_protocol import NegotiationError, challenge_extra_params
 from verifier.ear import ear_claims, sign
 from verifier.rego import PolicyError
 
@@ -65,6 +66,10 @@ class RcarService:
             raise KbsError.invalid_request(f"tee {request.tee!r} is not one of {primary}")
         if request.tee == "sample" and not self.inputs.allow_sample:
             raise KbsError.invalid_request("tee 'sample' is refused by this broker (verifier.allow_sample is off)")
+        try:  # the answer is "" (SHA-384), Challenge's default, as trustee's built-in attestation service answers
+            challenge_extra_params(request.extra_params)
+        except NegotiationError as exc:
+            raise KbsError.invalid_request(str(exc)) from None
         if now - self._last_sweep > _SWEEP_EVERY_SECONDS:
             self._last_sweep = now
             self.store.sweep_sessions(now)
@@ -139,9 +144,11 @@ class RcarService:
         except verifier.VerifierError as exc:
             raise KbsError.attestation_failed(
                 f"{session.tee} evidence rejected: {exc.reason.value}: {exc.detail}"
-            ) from exc
+            ).labelled(tee=session.tee, reason=exc.reason.value) from exc
         except PolicyError as exc:
-            raise KbsError.attestation_failed(f"attestation policy {policy_id} failed: {exc}") from exc
+            raise KbsError.attestation_failed(f"attestation policy {policy_id} failed: {exc}").labelled(
+                tee=session.tee, reason="policy_error"
+            ) from exc
         device_appraisals = appraise_devices(
             devices, runtime_data=runtime_data, inputs=self.inputs, policies=self.policies, references=references, at=at
         )

@@ -22,6 +22,7 @@ class TdxClaims:
     collateral_expired: bool
     eventlog: dict[str, object] | None = None
     rtmr_replay_ok: bool | None = None
+    aa_eventlog: list[dict[str, str]] | None = None  # an older guest's AA event log, replayed to RTMR3
 
     @property
     def debug(self) -> bool:
@@ -67,6 +68,8 @@ class TdxClaims:
         if self.eventlog is not None:
             out["eventlog"] = self.eventlog
             out["rtmr_replay_ok"] = self.rtmr_replay_ok
+        if self.aa_eventlog is not None:
+            out["aa_eventlog"] = self.aa_eventlog
         return out
 
 
@@ -77,6 +80,7 @@ def claims_from(
     *,
     collateral_expired: bool,
     eventlog: dict[str, object] | None = None,
+    aa_eventlog: list[dict[str, str]] | None = None,
 ) -> TdxClaims:
     return TdxClaims(
         quote=quote,
@@ -85,4 +89,5 @@ def claims_from(
         collateral_expired=collateral_expired,
         eventlog=eventlog,
         rtmr_replay_ok=None if eventlog is None else True,
+        aa_eventlog=aa_eventlog,
     )
