@@ -1,4 +1,5 @@
-"""`attestation-agent` console script: detect the TEE, print evidence, fetch a resource from a KBS, enrol a TPM AK.
+"""`attestation-agent` console script: detect the TEE, print evidence, fetch a resource from a KBS, enrol a TPM AK,
+serve guest-components' REST API.
 
 Exit codes: 0 success, 1 attestation/operational failure, 2 usage error. JSON on stdout, messages on stderr.
 """
@@ -114,6 +115,41 @@ def _cmd_keyprovider(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """api-server-rest's API on loopback or a unix socket, backed by one reused KBS session."""
+    from .service import ServiceConfig, parse_listen, run  # noqa: PLC0415
+
+    try:
+        listen = parse_listen(args.listen)
+    except ValueError as exc:
+        print(f"attestation-agent serve: {exc}", file=sys.stderr)
+        return 2
+    if not listen.loopback and not args.insecure_allow_remote:
+        print(
+            f"attestation-agent serve: --listen {args.listen} is not a loopback address; the API hands out secrets "
+            "and tokens, so it serves only loopback or a unix socket unless --insecure-allow-remote is given",
+            file=sys.stderr,
+        )
+        return 2
+    if args.refresh_margin < 0:
+        print("attestation-agent serve: --refresh-margin must not be negative", file=sys.stderr)
+        return 2
+    config = ServiceConfig(
+        kbs_url=args.kbs,
+        attester=pick_attester(args.tee),
+        listen=listen,
+        verify=args.cacert or True,
+        allow_remote=args.insecure_allow_remote,
+        refresh_margin=args.refresh_margin,
+    )
+    try:
+        run(config)
+    except OSError as exc:
+        print(f"attestation-agent serve: cannot listen on {listen.describe()}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attestation-agent", description="Veritee in-guest attestation agent.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +178,24 @@ def _parser() -> argparse.ArgumentParser:
     kp.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
     kp.add_argument("--cacert", help="CA certificate for the broker's TLS")
     kp.set_defaults(func=_cmd_keyprovider)
+    sv = sub.add_parser("serve", help="serve guest-components' api-server-rest API (token, evidence, resources)")
+    sv.add_argument("--kbs", required=True, help="broker URL, e.g. http://127.0.0.1:8080")
+    sv.add_argument("--listen", default="127.0.0.1:8006", help="HOST:PORT or unix:PATH (default 127.0.0.1:8006)")
+    sv.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
+    sv.add_argument("--cacert", help="CA certificate for the broker's TLS")
+    sv.add_argument(
+        "--refresh-margin",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="re-attest when the token expires within this many seconds (default 10)",
+    )
+    sv.add_argument(
+        "--insecure-allow-remote",
+        action="store_true",
+        help="listen on and answer non-loopback addresses (the API releases secrets to whoever can reach it)",
+    )
+    sv.set_defaults(func=_cmd_serve)
     return parser
 
 

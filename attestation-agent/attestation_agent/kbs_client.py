@@ -33,7 +33,20 @@ from kbs.protocol import (
 
 from .attesters import Attester, detect
 
-__all__ = ["KbsClient", "KbsClientError"]
+__all__ = [
+    "BASE_PATH",
+    "PROTOCOL_VERSION",
+    "RETRY_STATUSES",
+    "KbsClient",
+    "KbsClientError",
+    "attestation_body",
+    "check_response",
+    "decrypt_resource",
+    "init_data_digest",
+    "parse_resource_uri",
+    "tls_verify",
+    "token_expiry",
+]
 
 TOKEN_SKEW_SECONDS = 10
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -55,7 +68,7 @@ class _Attested:
     expires_at: float
 
 
-def _token_exp(token: str) -> float:
+def token_expiry(token: str) -> float:
     """The token's `exp`, read without verification: the guest only uses it to decide when to re-attest."""
     try:
         payload = token.split(".")[1]
@@ -63,6 +76,49 @@ def _token_exp(token: str) -> float:
         return float(claims["exp"])
     except (IndexError, ValueError, KeyError, TypeError) as exc:
         raise KbsClientError("the broker returned a token that is not a JWT with exp") from exc
+
+
+def check_response(response: httpx.Response, step: str) -> dict[str, Any]:
+    """The JSON body of a 200 answer; KbsClientError with the broker's status, error type and detail otherwise."""
+    try:
+        body: dict[str, Any] = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code != 200:
+        detail = body.get("detail", response.text[:200]) if isinstance(body, dict) else response.text[:200]
+        raise KbsClientError(
+            f"{step} refused by the broker (HTTP {response.status_code}): {detail}",
+            response.status_code,
+            body.get("type") if isinstance(body, dict) else None,
+        )
+    if not isinstance(body, dict):
+        raise KbsClientError(f"{step}: the broker's answer is not a JSON object")
+    return body
+
+
+def attestation_body(attester: Attester, nonce: str, init_data: str | None) -> tuple[dict[str, Any], ECKey]:
+    """The /attest request for this challenge nonce: evidence bound to a fresh ephemeral P-256 key (returned with
+    it: the broker encrypts resources to that key), carrying the init-data the TEE is already bound to."""
+    key = ECKey.generate_key("P-256")
+    pubkey = key.as_dict(private=False)
+    init = None if init_data is None else {"format": "toml", "body": init_data}
+    evidence = attester.evidence(expected_report_data(attester.tee, runtime_digest(nonce, pubkey)))
+    body = {
+        "init-data": init,
+        "runtime-data": {"nonce": nonce, "tee-pubkey": pubkey},
+        "tee-evidence": {"primary_evidence": evidence, "additional_evidence": ""},
+    }
+    return body, key
+
+
+def decrypt_resource(body: dict[str, Any], key: ECKey) -> bytes:
+    """The plaintext of the broker's flattened JWE resource response, encrypted to the ephemeral key."""
+    try:
+        compact = ".".join(body[k] for k in ("protected", "encrypted_key", "iv", "ciphertext", "tag"))
+        plaintext: bytes = jwe.decrypt_compact(compact, key).plaintext or b""
+    except (KeyError, TypeError, JoseError, ValueError) as exc:
+        raise KbsClientError(f"the broker's resource response is not a JWE for this key: {exc}") from exc
+    return plaintext
 
 
 class KbsClient:
@@ -116,48 +172,23 @@ class KbsClient:
             delay *= 2
         raise AssertionError("unreachable")
 
-    @staticmethod
-    def _check(response: httpx.Response, step: str) -> dict[str, Any]:
-        try:
-            body: dict[str, Any] = response.json()
-        except ValueError:
-            body = {}
-        if response.status_code != 200:
-            detail = body.get("detail", response.text[:200])
-            raise KbsClientError(
-                f"{step} refused by the broker (HTTP {response.status_code}): {detail}",
-                response.status_code,
-                body.get("type"),
-            )
-        return body
-
     def attest(self) -> str:
         """One full handshake (auth, attest); returns the EAR token and keeps it for resource requests."""
         attester = self.attester
         self._http.cookies.clear()
-        challenge = self._check(
+        challenge = check_response(
             self._post("/auth", {"version": PROTOCOL_VERSION, "tee": attester.tee, "extra-params": ""}), "auth"
         )
         nonce = challenge.get("nonce")
         if not isinstance(nonce, str):
             raise KbsClientError("the broker's challenge has no nonce")
-        key = ECKey.generate_key("P-256")
-        pubkey = key.as_dict(private=False)
-        init_data = None
         if self._init_data is not None:
             attester.bind_init_data(init_data_digest(self._init_data))
-            init_data = {"format": "toml", "body": self._init_data}
-        digest = runtime_digest(nonce, pubkey)
-        evidence = attester.evidence(expected_report_data(attester.tee, digest))
-        body = {
-            "init-data": init_data,
-            "runtime-data": {"nonce": nonce, "tee-pubkey": pubkey},
-            "tee-evidence": {"primary_evidence": evidence, "additional_evidence": ""},
-        }
-        token = self._check(self._post("/attest", body), "attest").get("token")
+        body, key = attestation_body(attester, nonce, self._init_data)
+        token = check_response(self._post("/attest", body), "attest").get("token")
         if not isinstance(token, str):
             raise KbsClientError("the broker's attestation response has no token")
-        self._attested = _Attested(token=token, key=key, expires_at=_token_exp(token))
+        self._attested = _Attested(token=token, key=key, expires_at=token_expiry(token))
         return token
 
     def get_resource(self, uri: str) -> bytes:
@@ -172,14 +203,5 @@ class KbsClient:
             if response.status_code == 401 and attempt == 0:
                 self._attested = None  # the broker no longer accepts the token (key rotation, restart): re-attest
                 continue
-            return self._decrypt(self._check(response, f"resource {path}"), attested.key)
+            return decrypt_resource(check_response(response, f"resource {path}"), attested.key)
         raise AssertionError("unreachable")
-
-    @staticmethod
-    def _decrypt(body: dict[str, Any], key: ECKey) -> bytes:
-        try:
-            compact = ".".join(body[k] for k in ("protected", "encrypted_key", "iv", "ciphertext", "tag"))
-            plaintext: bytes = jwe.decrypt_compact(compact, key).plaintext or b""
-        except (KeyError, TypeError, JoseError, ValueError) as exc:
-            raise KbsClientError(f"the broker's resource response is not a JWE for this key: {exc}") from exc
-        return plaintext
