@@ -6,7 +6,7 @@ recipient); each contender runs as its own process and its peak RSS is that proc
 - guest:  `guest decrypt-image --key file:KEY` (HMAC, CTR, plaintext digest, write, gunzip + diff_id);
 - skopeo: `skopeo copy --decryption-key KEY` of the same image (scripts/skopeo-keyprovider);
 - raw:    Python reading the ciphertext in 4 MiB chunks: AES-256-CTR + HMAC-SHA256 only (cryptography, hmac).
-Targets (SPEC section 10): guest >= 2x skopeo's MB/s, guest within 2x of raw, RSS independent of layer size.
+Targets: guest >= 2x skopeo's MB/s, guest within 2x of raw, RSS independent of layer size.
 
     python bench/decrypt_layer.py [--mib 512] [--small-mib 128] [--workdir DIR]
 

@@ -1,6 +1,6 @@
-"""SNP verification throughput with certificates cached, against the bare P-384 checks it must do (SPEC §10).
+"""SNP verification throughput with certificates cached, against the bare P-384 checks it must do.
 
-Both loops run over the same real reports (../shared/vectors/snp: go-sev-guest, trustee VCEK, trustee VLEK)
+Both loops run over the same real reports (tests/vectors/snp: go-sev-guest, trustee VCEK, trustee VLEK)
 in this process. The baseline is only the ECDSA P-384/SHA-384 verification of each report's signature with an
 already-loaded public key; the full path is `verifier.verify("snp", ...)` with the VCEK/VLEK given as
 certificates, after one warm-up call (so the certificate parsing and the RSA chain checks are cached).
@@ -27,7 +27,7 @@ import verifier  # noqa: E402
 from verifier import Options  # noqa: E402
 from verifier.snp._certs import parse_vek  # noqa: E402
 
-SNP = ROOT.parent / "shared" / "vectors" / "snp"
+SNP = ROOT / "tests" / "vectors" / "snp"
 CASES = [
     ("go-sev-guest/attestation.bin", "go-sev-guest/vcek.testcer", datetime(2026, 11, 27, tzinfo=UTC)),
     ("trustee/test-report.bin", "trustee/test-vcek.der", datetime(2026, 11, 27, tzinfo=UTC)),

@@ -1,6 +1,6 @@
 """TDX quote verification throughput with collateral and the PCK chain cached, as a ratio to the two bare P-256
 ECDSA verifications every quote needs (quote signature by the attestation key, QE report signature by the PCK
-key), measured in the same run on the same quote. Target (SPEC section 10): within 1.5x.
+key), measured in the same run on the same quote. Target (Veritee's performance contract): within 1.5x.
 
 Inputs: trustee's tdx_quote_4.dat with go-tdx-guest's TCB info, QE identity, CRLs and issuer chains, judged at
 2023-06-20 (inside their validity). Run from the repository root:
@@ -38,10 +38,7 @@ GO_TDX_GUEST = (
 
 
 def _vectors() -> Path:
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "shared" / "vectors").is_dir():
-            return parent / "shared" / "vectors" / "tdx"
-    raise SystemExit("no shared/vectors above this checkout")
+    return Path(__file__).resolve().parents[1] / "tests" / "vectors" / "tdx"
 
 
 def _best_pair(

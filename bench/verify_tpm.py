@@ -1,6 +1,6 @@
 """TPM quote verifications per second on one core: Veritee's verifier against (a) the bare signature checks of the
 same quotes with `cryptography` and (b) keylime's `keylime.tpm.tpm_util.checkquote` on the same quotes, all
-measured in this run. Targets (SPEC section 10): Veritee within 1.5x of (a), at least 2x (b).
+measured in this run. Targets (Veritee's performance contract): Veritee within 1.5x of (a), at least 2x (b).
 
 Quotes: trustee's software-TPM quote (RSA-2048, 24 SHA-256 PCRs), the Google vTPM SHA-256 quote (RSA-2048, 24
 PCRs, with its AK certificate: the chain to Google's root is checked on every call, its signatures cached per
@@ -41,7 +41,7 @@ from tests.tpm import _quotes  # noqa: E402
 from tests.tpm._gotpm import decode  # noqa: E402
 from verifier.tpm import parse_attest, parse_signature  # noqa: E402
 
-VECTORS = ROOT.parent / "shared" / "vectors" / "tpm"
+VECTORS = ROOT / "tests" / "vectors" / "tpm"
 DEFAULT_KEYLIME_PYTHON = os.environ.get("VERITEE_BENCH_VENV", "/work/bench-venv") + "/bin/python"
 TPM_ALG_SHA256 = 0x000B
 

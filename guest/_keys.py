@@ -1,6 +1,6 @@
 """Unwrapping a layer's private options from its `org.opencontainers.image.enc.keys.*` annotations.
 
-Two recipient kinds (SPEC section 8):
+Two recipient kinds (containers/ocicrypt; docs/images.md):
 - `provider.attestation-agent`: the CoCo key-provider annotation; the KEK is the KBS resource named by its
   kid, fetched through the agent (attestation first) and used in-process (no subprocess round trip).
 - `jwe`: ocicrypt's JWE recipients (JSON serialization, A256GCM content encryption; RSA-OAEP or

@@ -1,6 +1,6 @@
 """ocicrypt layer encryption: the public and private layer options and the AES-256-CTR + HMAC-SHA256 stream.
 
-Formats (containers/ocicrypt, blockcipher package; SPEC section 8):
+Formats (containers/ocicrypt, blockcipher package; docs/images.md):
 - annotation `org.opencontainers.image.enc.pubopts` = base64 of
   `{"cipher": "AES_256_CTR_HMAC_SHA256", "hmac": <b64 HMAC-SHA256(symkey, ciphertext)>, "cipheroptions": {}}`
 - the private options, wrapped per recipient in `org.opencontainers.image.enc.keys.<scheme>` annotations:

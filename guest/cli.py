@@ -1,4 +1,4 @@
-"""`guest`: decrypt or unpack an (encrypted) OCI image layout in the confidential guest (SPEC sections 2, 8).
+"""`guest`: decrypt or unpack an (encrypted) OCI image layout in the confidential guest (docs/cli.md, docs/images.md).
 
     guest decrypt-image [--kbs URL] [--key REF]... [--json] oci:SRC[:TAG] oci:DST[:TAG]
     guest unpack        [--kbs URL] [--key REF]... [--json] oci:SRC[:TAG] ROOTFS

@@ -1,4 +1,4 @@
-"""`kbs admin ... keyprovider`: the image owner's side of ocicrypt's key-provider command protocol (SPEC 8).
+"""`kbs admin ... keyprovider`: the image owner's side of ocicrypt's key-provider command protocol (docs/images.md).
 
 skopeo (ocicrypt >= 1.1) runs this command for `--encryption-key provider:attestation-agent:kbs:///R/T/T` with
 the keywrap request on stdin. The KEK is the KBS resource at that key id: read through the admin API, or, when

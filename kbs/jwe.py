@@ -1,4 +1,4 @@
-"""Resource responses: a flattened JWE JSON object encrypted to the guest's tee-pubkey (SPEC section 3).
+"""Resource responses: a flattened JWE JSON object encrypted to the guest's tee-pubkey (RFC 7516 7.2.2).
 
 `enc` is A256GCM; `alg` follows the key: ECDH-ES+A256KW for EC keys (P-256, P-384, P-521), RSA-OAEP-256 for RSA,
 and RSA1_5 only when configured for old clients.

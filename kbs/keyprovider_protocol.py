@@ -2,7 +2,7 @@
 and the guest side (`attestation-agent keyprovider` and `guest`, keyunwrap). Imports neither FastAPI nor
 SQLModel.
 
-ocicrypt's command protocol (containers/ocicrypt keywrap/keyprovider; SPEC section 8) exchanges one JSON
+ocicrypt's command protocol (containers/ocicrypt keywrap/keyprovider; docs/images.md) exchanges one JSON
 document each way. Go marshals []byte as base64 strings; Rust ocicrypt (serde) as arrays of integers: both are
 accepted on input, base64 is always emitted.
 
@@ -59,7 +59,7 @@ WRAP_TYPE = "A256GCM"
 KEK_SIZE = 32  # AES-256
 IV_SIZE = 12  # AES-GCM recommended nonce size (NIST SP 800-38D)
 MAX_REQUEST_BYTES = 1024 * 1024  # private options are ~200 bytes; annotations a few hundred
-# KBS resource path segments (SPEC section 3): exactly three, each [A-Za-z0-9_-][A-Za-z0-9_.-]*
+# KBS resource path segments (docs/protocol.md, section 3): exactly three, each [A-Za-z0-9_-][A-Za-z0-9_.-]*
 _SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
 _KID_RE = re.compile(rf"kbs:///({_SEGMENT}/{_SEGMENT}/{_SEGMENT})")
 

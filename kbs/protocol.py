@@ -120,7 +120,7 @@ def parse_resource_uri(uri: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-# -- Binding (SPEC section 3) ------------------------------------------------------------------------------------
+# -- Binding (trustee kbs_attestation_protocol.md, "Attestation"; docs/protocol.md) ----------------------------
 # runtime_digest = SHA-384(JCS({"additional-evidence", "nonce", "tee-pubkey"})), JCS being RFC 8785. TDX and SNP
 # carry it zero-padded to 64 bytes in REPORT_DATA, the TPM its first 32 bytes in extraData, the sample TEE all 48.
 

@@ -1,4 +1,4 @@
-"""TPM AK enrolment by credential activation (SPEC section 11: AK trust beyond a reference value).
+"""TPM AK enrolment by credential activation (TPM 2.0 Part 1 "Credential Protection"; docs/protocol.md).
 
     guest                                   broker
     POST /kbs/v0/tpm/enroll  ---------->    AK TPMT_PUBLIC: restricted signing key, fixedTPM/fixedParent;

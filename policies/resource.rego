@@ -1,4 +1,4 @@
-# Default resource policy (SPEC section 6): release a resource only when every submod of the EAR token is
+# Default resource policy (docs/tokens-and-policies.md): release a resource only when every submod of the EAR token is
 # affirming and the evidence does not come from the sample TEE.
 #   input: the EAR claims; data: {"plugin": "resource", "resource-path": [repo, type, tag], "query": {}}
 package policy

@@ -1,7 +1,7 @@
-# Default attestation policy of Intel TDX (SPEC section 6). Fails closed: a TD is affirming only when its MRTD
+# Default TDX attestation policy (docs/tokens-and-policies.md). Fails closed: a TD is affirming only when its MRTD
 # (and every RTMR that has reference values) is a provisioned reference value, its TCB is UpToDate on fresh
 # collateral, and it is not a debug TD.
-#   input.tdx: the claims of SPEC section 5 (mr_td, rtmr[0..3], tcb_status, debug, collateral_expired, ...)
+#   input.tdx: the claims of docs/evidence.md (mr_td, rtmr[0..3], tcb_status, debug, collateral_expired, ...)
 #   reference values (data.reference, lists of lowercase hex):
 #     tdx_mr_td              accepted MRTD values (required: no value, no affirmation)
 #     tdx_rtmr0..tdx_rtmr3   accepted RTMR[i] values; an RTMR without reference values is not compared

@@ -1,4 +1,4 @@
-# Default attestation policy of the TPM (input.tpm: the claims of SPEC section 5). Fails closed.
+# Default attestation policy of the TPM (input.tpm: the claims of docs/evidence.md). Fails closed.
 #
 # Reference values (data.reference, name -> list of accepted values):
 #   tpm_pcr0 .. tpm_pcr23   accepted lowercase hex values of that PCR in the SHA-256 bank. Every PCR named here

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real vectors in ../shared/vectors, and running the console scripts."""
+"""Shared fixtures: the real vectors in tests/vectors (provenance in its PROVENANCE.md), and running the console
+scripts."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-VECTORS = ROOT.parent / "shared" / "vectors"
+VECTORS = ROOT / "tests" / "vectors"
 
 # Console script name -> module with main(); run through the interpreter so the tests use this checkout.
 SCRIPTS = {

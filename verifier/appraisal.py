@@ -1,6 +1,6 @@
 """Appraisal: an attestation policy (Rego) turns verified claims into an AR4SI trustworthiness vector.
 
-The policy is `package policy`; its input is the annotated evidence (SPEC section 6) and `data.reference` the
+The policy is `package policy`; its input is the annotated evidence (docs/tokens-and-policies.md); `data.reference` the
 reference values. It defines the AR4SI claims as top-level integer rules named with underscores
 (`executables`, `hardware`, `instance_identity`, ...), as trustee's policies do. A claim the policy leaves
 undefined is 0 ("no claim"). The EAR status is the worst tier of the vector (draft-ietf-rats-ar4si, "Trustworthiness

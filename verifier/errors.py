@@ -1,6 +1,6 @@
 """The verifier's one error hierarchy.
 
-    VerifierError            every failure, carrying a Reason (SPEC section 5; the values are API)
+    VerifierError            every failure, carrying a Reason (docs/evidence.md; the values are API)
     ├── FormatError          bytes that do not parse: malformed_evidence, unsupported_format
     └── VerificationError    evidence that parses but fails a check (signature, chain, binding, ...)
 
@@ -15,7 +15,7 @@ __all__ = ["FormatError", "Reason", "VerificationError", "VerifierError"]
 
 
 class Reason(StrEnum):
-    """Reason codes of SPEC section 5. Their values are part of the API: never rename one."""
+    """Reason codes (docs/evidence.md). Their values are part of the API: never rename one."""
 
     MALFORMED_EVIDENCE = "malformed_evidence"
     UNSUPPORTED_FORMAT = "unsupported_format"

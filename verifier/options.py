@@ -21,7 +21,7 @@ class Options:
     at: the time at which certificates and collateral are judged (timezone-aware).
     report_data: the expected report data; None skips the comparison (the CLI without --report-data).
         TDX/SNP compare the 64-byte field with this value zero-padded to 64 bytes; TPM compares extraData exactly.
-    init_data_digest: the digest of the init-data TOML (SPEC section 3); None skips the init-data check.
+    init_data_digest: the digest of the init-data TOML (docs/protocol.md); None skips the init-data check.
     collateral: raw collateral documents (TCB info, QE identity, CRLs, issuer chains, AMD certificates), each
         recognised by content.
     certificates: extra certificates in DER or PEM (VCEK/VLEK, AK certificates, chains).

@@ -9,7 +9,7 @@ __all__ = ["Verified"]
 
 
 class Verified(NamedTuple):
-    """tee: the TEE name; claims: the JSON claims of SPEC section 5 (made by each TEE's one to-JSON function);
+    """tee: the TEE name; claims: the JSON claims of docs/evidence.md (made by each TEE's one to-JSON function);
     report_data: the binding field as the evidence carries it (REPORT_DATA, extraData).
 
     Immutable and typed as a NamedTuple rather than a frozen dataclass: one is made per verification, and a

@@ -1,4 +1,4 @@
-"""The guest side of ocicrypt's key-provider protocol for the CoCo `attestation-agent` provider (SPEC 8).
+"""The guest side of ocicrypt's key-provider protocol for the CoCo `attestation-agent` provider (docs/images.md).
 
 `keyunwrap` reads the provider's annotation, fetches the key-encryption key named by its `kid` from the KBS
 (the fetcher attests first) and returns the unwrapped private layer options. `keywrap` is the image owner's

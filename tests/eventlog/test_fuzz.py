@@ -10,14 +10,13 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import VECTORS
 from verifier.errors import FormatError
 from verifier.eventlog import _parse as parse_module
 from verifier.eventlog import parse
 
 from ._build import SHA1, SHA256, measured, tcg2_log
-from .conftest import find_vectors
 
-VECTORS = find_vectors()
 REAL = {
     "rhel8": ((VECTORS / "tpm/go-tpm-tools/rhel8-uefi.bin").read_bytes(), "tcg2"),
     # Only the records and a little padding: the mutations land where the parser reads.

@@ -1,8 +1,8 @@
-"""The real logs of ../shared/vectors replay to the values EXPECTED.log and go-tpm-tools give.
+"""The real logs of tests/vectors replay to the values EXPECTED.log and go-tpm-tools give.
 
-Provenance (FILES.md): rhel8-uefi.bin and eventlog_expected_pcrs.json from google/go-tpm-tools 67670e5c021a
-(internal/test/eventlogs/, server/eventlog_test.go); CCEL_data and CCEL_data_ovmf from
-confidential-containers/trustee 78962cd416dc (deps/verifier/test_data/).
+Provenance (tests/vectors/PROVENANCE.md): rhel8-uefi.bin and eventlog_expected_pcrs.json from
+google/go-tpm-tools 67670e5c021a (internal/test/eventlogs/, server/eventlog_test.go); CCEL_data and CCEL_data_ovmf
+from confidential-containers/trustee 78962cd416dc (deps/verifier/test_data/).
 """
 
 from __future__ import annotations

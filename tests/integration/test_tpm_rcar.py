@@ -75,7 +75,7 @@ def test_init_data_is_bound_in_pcr8(kbs: KbsServer, tpm: Swtpm, tmp_path: Path) 
     init_data = tmp_path / "init-data.toml"
     body = 'algorithm = "sha256"\nversion = "0.1.0"\n\n[data]\n"policy.rego" = "package agent_policy"\n'
     init_data.write_text(body)
-    # PCR8 after binding: SHA-256(32 zero bytes || SHA-256(body)) (SPEC section 3).
+    # PCR8 after binding: SHA-256(32 zero bytes || SHA-256(body)) (docs/protocol.md, init-data binding).
     pcr8 = hashlib.sha256(bytes(32) + hashlib.sha256(body.encode()).digest()).hexdigest()
     kbs.admin.put_reference_value("tpm_pcr8", [pcr8])
     code, out, err = _get(kbs, tpm, "--init-data", str(init_data))

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import verifier
+from tests.conftest import VECTORS
 from tests.snp.conftest import TODAY, trusting
 from tests.snp.make_test_chain import Chain, ReportFields, Vek, make_report, make_vek, sign_report
 from verifier import FormatError, Options, Reason, VerifierError
@@ -175,7 +176,7 @@ def test_fuzz_random_bytes_raise_only_format_error(data: bytes) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_fuzz_mutated_reports_raise_only_format_error(data: st.DataObject) -> None:
-    report = bytearray((Path(__file__).resolve().parents[3] / "shared/vectors/snp" / GO_SEV_GUEST).read_bytes())
+    report = bytearray((VECTORS / "snp" / GO_SEV_GUEST).read_bytes())
     for _ in range(data.draw(st.integers(1, 8))):
         offset = data.draw(st.integers(0, len(report) - 1))
         report[offset] = data.draw(st.integers(0, 255))

@@ -130,7 +130,7 @@ def test_evidence_with_the_trusted_chain_certificates(milan_chain: Chain, milan_
     assert verifier.verify("snp", evidence, trusting(milan_chain)).claims["signing_key"] == "vcek"
 
 
-# CRLs (SPEC section 11: trustee has no SNP revocation check). (CRL maker, options, reason or None)
+# CRLs (trustee's verifier has no SNP revocation check; Veritee's does). (CRL maker, options, reason or None)
 def _crl_cases() -> dict[str, tuple[object, dict[str, object], Reason | None]]:
     return {
         "ask-revoked": (lambda c: make_crl(c, [c.ask.serial_number]), {}, Reason.CERTIFICATE_REVOKED),

@@ -1,4 +1,4 @@
-"""`verifier verify --tee snp` (SPEC section 2 and 5) on the real vectors."""
+"""`verifier verify --tee snp` (docs/cli.md, docs/evidence.md) on the real vectors."""
 
 from __future__ import annotations
 

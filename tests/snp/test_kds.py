@@ -99,7 +99,7 @@ def test_offline_and_http_failures_are_collateral_missing(kds: FakeKds, tmp_path
 
 
 def test_crl_from_the_kds_revokes(milan_chain: Chain, tmp_path: Path) -> None:
-    """SPEC section 11: the broker checks SNP revocation; the CRL comes from the KDS (a MockTransport)."""
+    """Unlike trustee, the broker checks SNP revocation; the CRL comes from the KDS (a MockTransport)."""
     vcek = make_vek(milan_chain)
     crl = make_crl(milan_chain, [milan_chain.ask.serial_number], next_update=TODAY + timedelta(days=30))
     seen: list[str] = []

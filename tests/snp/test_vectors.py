@@ -1,4 +1,4 @@
-"""The real SNP vectors of ../shared/vectors/snp against the values of EXPECTED.log (SNP section)."""
+"""The real SNP vectors of tests/vectors/snp against the values of EXPECTED.log (SNP section)."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def test_real_reports_verify_with_expected_claims(
 
 
 def test_evidence_json_with_extended_report_certificates(snp_vectors: Path) -> None:
-    """SPEC section 4 JSON, the VCEK coming from the extended report's certificate table."""
+    """The evidence JSON of docs/evidence.md, the VCEK coming from the extended report's certificate table."""
     b64 = lambda p: base64.b64encode((snp_vectors / p).read_bytes()).decode()  # noqa: E731
     evidence = {
         "attestation_report": b64("trustee/test-report.bin"),

@@ -1,4 +1,4 @@
-"""`verifier verify --tee tdx` and `verifier eventlog --kind ccel` on the real vectors (SPEC section 2)."""
+"""`verifier verify --tee tdx` and `verifier eventlog --kind ccel` on the real vectors (docs/cli.md)."""
 
 from __future__ import annotations
 

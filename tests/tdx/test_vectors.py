@@ -1,6 +1,6 @@
-"""Real TDX quotes and Intel collateral from ../shared/vectors/tdx, judged against EXPECTED.log (TDX section).
+"""Real TDX quotes and Intel collateral from tests/vectors/tdx, judged against EXPECTED.log (TDX section).
 
-Provenance of every file: ../shared/vectors/FILES.md (trustee 78962cd416dc, go-tdx-guest 91f9a52f36c7).
+Provenance of every file: tests/vectors/PROVENANCE.md (trustee 78962cd416dc, go-tdx-guest 91f9a52f36c7).
 All Intel collateral there is expired (trap 1): the go-tdx-guest set is judged at a time inside its validity,
 the trustee set at the vectors' evaluation date with allow_expired_collateral.
 """

@@ -1,5 +1,5 @@
 """A small protobuf wire-format reader for go-tpm-tools' `attest.Attestation` (proto/attest.proto, tpm.proto
-in google/go-tpm-tools), turning it into Veritee's TPM evidence JSON (SPEC section 4): one evidence per quote.
+in google/go-tpm-tools), turning it into Veritee's TPM evidence JSON (docs/evidence.md): one evidence per quote.
 
     Attestation { bytes ak_pub = 1 (TPMT_PUBLIC); repeated tpm.Quote quotes = 2; bytes event_log = 3;
                   bytes ak_cert = 6; repeated bytes intermediate_certs = 7; ... }
@@ -66,7 +66,7 @@ class GoTpmAttestation:
     ak_tpmt_public: bytes
     ak_certificate: bytes
     event_log: bytes
-    evidences: tuple[dict[str, object], ...]  # one SPEC section 4 evidence per quote
+    evidences: tuple[dict[str, object], ...]  # one evidence JSON (docs/evidence.md) per quote
     banks: tuple[str, ...]
 
 

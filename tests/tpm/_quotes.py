@@ -1,5 +1,5 @@
 """Synthetic TPM quotes signed by keys generated at test time: TPMS_ATTEST / TPMT_SIGNATURE marshalled per TCG
-TPM 2.0 Part 2 (the same layouts the verifier parses), wrapped in the evidence JSON of SPEC section 4."""
+TPM 2.0 Part 2 (the same layouts the verifier parses), wrapped in the evidence JSON of docs/evidence.md."""
 
 from __future__ import annotations
 

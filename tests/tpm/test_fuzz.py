@@ -6,20 +6,20 @@ import base64
 import contextlib
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import VECTORS as ALL_VECTORS
 from verifier.errors import FormatError
 from verifier.tpm import parse_attest, parse_evidence, parse_public, parse_signature
 from verifier.tpm._verify import _ecdsa_der
 
 from ._gotpm import decode
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "tpm"
+VECTORS = ALL_VECTORS / "tpm"
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -1,4 +1,4 @@
-"""Real TPM evidence from ../shared/vectors/tpm with the values of EXPECTED.log (section "TPM").
+"""Real TPM evidence from tests/vectors/tpm with the values of EXPECTED.log (section "TPM").
 
 - go-tpm-tools/gce-cos-85-nonce9009.pb: google/go-tpm-tools internal/test/attestations, commit 67670e5c021a.
 - trustee/tpm_evidence.json: confidential-containers/trustee deps/verifier/test_data, commit 78962cd416dc.

@@ -1,4 +1,4 @@
-"""The runnable examples in module docstrings (STYLE: each package shows one) stay true."""
+"""The runnable examples in module docstrings (each package shows one) stay true."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The KBS wire contract: versions, resource URIs, and the runtime-data binding (SPEC section 3)."""
+"""The KBS wire contract: versions, resource URIs, and the runtime-data binding (docs/protocol.md)."""
 
 from __future__ import annotations
 

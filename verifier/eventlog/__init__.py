@@ -7,7 +7,7 @@ register is a PCR ("0".."23"); in a CCEL it is a CC measurement register (UEFI 2
 
     >>> from pathlib import Path
     >>> from verifier.eventlog import parse, check_replay
-    >>> log = parse(Path("../shared/vectors/tdx/trustee/CCEL_data_ovmf").read_bytes(), "ccel")
+    >>> log = parse((Path(__file__).parents[2] / "tests/vectors/tdx/trustee/CCEL_data_ovmf").read_bytes(), "ccel")
     >>> len(log.events), log.events[0].type_name, log.size
     (20, 'EV_EFI_HANDOFF_TABLES2', 2120)
     >>> log.replay()["sha384"]["rtmr2"].hex()[:16]

@@ -1,4 +1,4 @@
-"""AMD SEV-SNP: parse the ATTESTATION_REPORT, verify it down to AMD's roots, make SPEC section 5 claims.
+"""AMD SEV-SNP: parse the ATTESTATION_REPORT, verify it down to AMD's roots, make the claims of docs/evidence.md.
 
     verify(evidence, options) -> Verified       the pipeline (parse, signature, chain, bindings, claims)
     parse_report(data) -> AttestationReport     structure only (FormatError on bad bytes)
@@ -6,7 +6,7 @@
 
 >>> from datetime import UTC, datetime
 >>> from pathlib import Path
->>> snp = Path("../shared/vectors/snp/go-sev-guest")
+>>> snp = Path(__file__).parents[2] / "tests/vectors/snp/go-sev-guest"
 >>> vcek = (snp / "vcek.testcer").read_bytes()
 >>> options = Options(at=datetime(2026, 11, 27, tzinfo=UTC), certificates=(vcek,))
 >>> result = verify((snp / "attestation.bin").read_bytes(), options)

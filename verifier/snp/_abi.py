@@ -6,7 +6,8 @@ with FMC in the rev. 1.58 table), Table "GUEST_POLICY", Table "PLATFORM_INFO". T
 signature (Table "ECDSA P-384 with SHA-384 Signature") covers bytes 0x000..0x29F.
 
 >>> from pathlib import Path
->>> report = parse_report(Path("../shared/vectors/snp/go-sev-guest/attestation.bin").read_bytes())
+>>> vectors = Path(__file__).parents[2] / "tests/vectors"
+>>> report = parse_report((vectors / "snp/go-sev-guest/attestation.bin").read_bytes())
 >>> report.version, report.policy.debug
 (2, True)
 """
@@ -390,7 +391,7 @@ def parse_report(data: bytes) -> AttestationReport:
 
 @dataclass(frozen=True)
 class SnpEvidence:
-    """SPEC section 4 SNP evidence: the report bytes (size-checked only) and the extended report's
+    """SNP evidence (docs/evidence.md): the report bytes (size-checked only) and the extended report's
     certificates by name (vcek, vlek, ask, ark; DER)."""
 
     report: bytes
@@ -401,7 +402,7 @@ CERTIFICATE_NAMES = ("vcek", "vlek", "ask", "asvk", "ark")
 
 
 def parse_evidence(evidence: Mapping[str, object] | bytes) -> SnpEvidence:
-    """The evidence JSON of SPEC section 4, or the raw 1184-byte report."""
+    """The evidence JSON (docs/evidence.md), or the raw 1184-byte report."""
     if isinstance(evidence, bytes | bytearray):
         data = bytes(evidence)
         check_size(data)

@@ -1,4 +1,4 @@
-"""SNP claims: the typed result of a verified report, and its one conversion to the JSON of SPEC section 5."""
+"""SNP claims: the typed result of a verified report, and its one conversion to the JSON of docs/evidence.md."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def _tcb_json(tcb: Tcb) -> dict[str, object]:
 
 
 def claims_json(claims: SnpClaims) -> dict[str, object]:
-    """The claims document (SPEC section 5, snp): lowercase hex for byte fields, ints for numbers."""
+    """The claims document (docs/evidence.md, snp): lowercase hex for byte fields, ints for numbers."""
     r = claims.report
     return {
         "report_version": r.version,

@@ -279,7 +279,7 @@ def _check_revocation(anchor: Anchor, intermediate: x509.Certificate, options: O
 
 
 def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified:
-    """Verify SNP evidence (SPEC section 4 JSON or the raw 1184-byte report); claims per SPEC section 5."""
+    """Verify SNP evidence (the JSON or the raw 1184-byte report); evidence and claims per docs/evidence.md."""
     parsed = parse_evidence(evidence)
     provided = [parsed.certificates[k] for k in ("vcek", "vlek") if k in parsed.certificates]
     candidates = _vek_candidates([*provided, *options.certificates, *options.collateral])

@@ -1,14 +1,14 @@
 """Intel TDX: quote v4/v5 parsing and full DCAP verification in Python (PCK chain, CRLs, TCB info, QE id).
 
 Pipeline: `_quote` (bytes -> Quote) -> `_verify` (signatures, chains, collateral, TCB status via `_tcb`) ->
-`_claims` (SPEC section 5 JSON, in one function). Collateral is recognised by content from Options.collateral
+`_claims` (the JSON of docs/evidence.md, in one function). Collateral is recognised by content from Options.collateral
 and, when missing, fetched through Options.sources["tdx"], a `CollateralSource` (`verifier.tdx.pcs` is the
 Intel PCS / PCCS client).
 
 >>> from datetime import UTC, datetime
 >>> from pathlib import Path
 >>> import verifier
->>> v = Path("../shared/vectors/tdx")
+>>> v = Path(__file__).parents[2] / "tests/vectors/tdx"
 >>> docs = tuple(p.read_bytes() for p in sorted((v / "go-tdx-guest").iterdir()))
 >>> quote = (v / "trustee" / "tdx_quote_4.dat").read_bytes()
 >>> options = verifier.Options(at=datetime(2023, 6, 20, tzinfo=UTC), collateral=docs)
@@ -35,7 +35,7 @@ __all__ = ["CollateralSource", "Quote", "TdxClaims", "parse_quote", "verify"]
 
 
 def _evidence(evidence: Mapping[str, object] | bytes) -> tuple[bytes, bytes | None]:
-    """SPEC section 4: `{"quote": b64, "cc_eventlog": b64 | null}`, or the raw quote bytes."""
+    """docs/evidence.md: `{"quote": b64, "cc_eventlog": b64 | null}`, or the raw quote bytes."""
     if isinstance(evidence, bytes | bytearray):
         return bytes(evidence), None
     if not isinstance(evidence, Mapping):
@@ -44,7 +44,7 @@ def _evidence(evidence: Mapping[str, object] | bytes) -> tuple[bytes, bytes | No
 
 
 def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified:
-    """Parse and verify TDX evidence; VerifierError with a SPEC section 5 reason on failure."""
+    """Parse and verify TDX evidence; VerifierError with a reason code on failure."""
     raw_quote, ccel = _evidence(evidence)
     quote = parse_quote(raw_quote)
     verified = verify_quote(quote, options)

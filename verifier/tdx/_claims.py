@@ -1,4 +1,4 @@
-"""The claims of a verified TDX quote (SPEC section 5) and their one conversion to JSON."""
+"""The claims of a verified TDX quote (docs/evidence.md) and their one conversion to JSON."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def claims_from(
 
 
 def to_json(claims: TdxClaims) -> dict[str, object]:
-    """SPEC section 5 "tdx" claims; hex is lowercase. The only place claims become JSON."""
+    """The "tdx" claims of docs/evidence.md; hex is lowercase. The only place claims become JSON."""
     body, header, qe = claims.quote.body, claims.quote.header, claims.quote.qe_report
     out: dict[str, object] = {
         "quote_version": header.version,

@@ -1,6 +1,6 @@
 """The CC event log (CCEL) that comes with a TDX quote: replayed and compared with the quote's RTMRs.
 
-A log that disagrees with the verified RTMR[0..3] fails verification with eventlog_mismatch (SPEC section 5
+A log that disagrees with the verified RTMR[0..3] fails verification with eventlog_mismatch (docs/evidence.md
 lists it as a reason): a guest that sends a log claims it describes its boot, and a false description is
 refused rather than passed to policy. So when verification succeeds with a log, `rtmr_replay_ok` is true; the
 claim exists so that policies can require a log (`input.tdx.rtmr_replay_ok == true`). MRTD is not replayed:

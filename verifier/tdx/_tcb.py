@@ -24,7 +24,7 @@ from ._quote import QeReport
 
 __all__ = ["STATUSES", "TcbVerdict", "TdTcb", "evaluate_tcb", "match_qe_identity"]
 
-# SPEC section 5 / [TCBINFO] tcbStatus values.
+# [TCBINFO] tcbStatus values (the tcb_status claim of docs/evidence.md).
 UP_TO_DATE = "UpToDate"
 SW_HARDENING = "SWHardeningNeeded"
 CONFIG_NEEDED = "ConfigurationNeeded"
@@ -171,7 +171,7 @@ def _converge(platform: str, other: str | None) -> str:
 
 
 def evaluate_tcb(tcb: TcbInfo, pck: PckExtensions, body: TdTcb, qe: EnclaveIdentity, report: QeReport) -> TcbVerdict:
-    """The TCB status and advisory IDs (SPEC section 5 claims tcb_status, advisory_ids)."""
+    """The TCB status and advisory IDs (claims tcb_status, advisory_ids of docs/evidence.md)."""
     if tcb.fmspc != pck.fmspc:
         raise VerificationError(
             Reason.FMSPC_MISMATCH,

@@ -67,7 +67,7 @@ def _tcb_verdict(checked: CheckedCollateral, plat: Platform, td: TdTcb, qe_repor
 
 
 def verify_quote(quote: Quote, options: Options) -> VerifiedQuote:
-    """Steps 1-9 of the module docstring; raises VerificationError with the SPEC reason on any failure."""
+    """Steps 1-9 of the module docstring; raises VerificationError with its reason code on any failure."""
     at = options.at
     # 1. The attestation key signs header + body.
     att_key = p256_key(quote.attestation_key, "attestation key")

@@ -1,12 +1,12 @@
 """TPM 2.0 quotes: parse (TPMS_ATTEST, TPMT_SIGNATURE, TPMT_PUBLIC), verify (AK signature, pcrDigest,
 bindings, AK trust, event log replay), and TPM2_MakeCredential for AK enrolment.
 
-Errors are `verifier.errors.VerifierError` with a SPEC reason code; parsers raise only `FormatError`.
+Errors are `verifier.errors.VerifierError` with a reason code (docs/evidence.md); parsers raise only `FormatError`.
 
 >>> import json, pathlib
 >>> from datetime import UTC, datetime
 >>> from verifier.options import Options
->>> path = pathlib.Path(__file__).parents[2].parent / "shared/vectors/tpm/trustee/tpm_evidence.json"
+>>> path = pathlib.Path(__file__).parents[2] / "tests/vectors/tpm/trustee/tpm_evidence.json"
 >>> claims = verify(json.loads(path.read_text()), Options(at=datetime.now(UTC))).claims
 >>> claims["ak_trust"], claims["pcrs"]["sha256"]["17"][:8]
 ('none', 'ffffffff')

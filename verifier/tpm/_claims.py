@@ -1,4 +1,4 @@
-"""The TPM claims of SPEC section 5, typed, and their one conversion to the JSON / Rego input document."""
+"""The TPM claims (docs/evidence.md), typed, and their one conversion to the JSON / Rego input document."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ __all__ = ["AkTrust", "TpmClaims", "claims_to_json"]
 
 
 class AkTrust(StrEnum):
-    """How the attestation key is known to belong to a genuine TPM (SPEC section 5, claim `ak_trust`)."""
+    """How the attestation key is known to belong to a genuine TPM (docs/evidence.md, claim `ak_trust`)."""
 
     CERTIFICATE = "certificate"  # an AK certificate chains to a pinned or configured root
     ENROLLED = "enrolled"  # the AK was bound to an EK by credential activation (the broker's enrolment)

@@ -1,4 +1,4 @@
-"""The TPM evidence JSON of SPEC section 4, parsed into a frozen structure (no cryptography here).
+"""The TPM evidence JSON (docs/evidence.md), parsed into a frozen structure (no cryptography here).
 
     {"tpm_quote": {"message": b64 TPMS_ATTEST, "signature": b64 TPMT_SIGNATURE, "pcrs": PCRS},
      "ak_public": b64 DER SPKI, "ak_certificate": b64 DER?, "ek_certificate": b64 DER?, "event_log": b64?}

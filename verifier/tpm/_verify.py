@@ -1,6 +1,6 @@
 """Verification of a TPM 2.0 quote: the AK signature, pcrDigest, the bindings, AK trust, the event log.
 
-Steps, in order (each raises VerifierError with its SPEC reason code):
+Steps, in order (each raises VerifierError with its reason code):
   1. parse the evidence JSON, TPMS_ATTEST and TPMT_SIGNATURE (FormatError);
   2. the signature over the exact TPMS_ATTEST bytes with the AK (signature_invalid);
   3. pcrDigest == H_sig(selected PCR values in selection order), where H_sig is the signature scheme's hash
@@ -49,7 +49,7 @@ __all__ = ["EnrolledAks", "verify", "verify_quote_signature"]
 
 INIT_DATA_PCR = 8
 INIT_DATA_BANK = "sha256"
-# SPEC section 3: PCR8 is extended once, from its reset value of 32 zero bytes, with the init-data digest.
+# docs/protocol.md, init-data: PCR8 is extended once, from its reset value of 32 zero bytes, with the init-data digest.
 PCR_RESET_VALUE = bytes(32)
 
 _HASHES: dict[str, hashes.HashAlgorithm] = {
@@ -266,9 +266,9 @@ def _replay_events(data: bytes, quoted: Mapping[str, PcrBank]) -> tuple[Mapping[
 
 
 def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified:
-    """Verify TPM evidence (SPEC section 4); the claims are SPEC section 5's."""
+    """Verify TPM evidence; evidence and claims as docs/evidence.md describes them."""
     if isinstance(evidence, bytes | bytearray):
-        raise FormatError("tpm evidence is the JSON of SPEC section 4, not raw bytes", Reason.UNSUPPORTED_FORMAT)
+        raise FormatError("tpm evidence is a JSON object, not raw bytes", Reason.UNSUPPORTED_FORMAT)
     parsed = parse_evidence(evidence)
     attest = parse_attest(parsed.message)
     signature = parse_signature(parsed.signature)

@@ -32,7 +32,7 @@ class Attester(Protocol):
     tee: str
 
     def evidence(self, report_data: bytes) -> dict[str, object]:
-        """The evidence JSON of SPEC section 4 bound to report_data (at most 64 bytes)."""
+        """The evidence JSON of docs/evidence.md bound to report_data (at most 64 bytes)."""
         ...
 
     def bind_init_data(self, digest: bytes) -> None:

@@ -138,7 +138,7 @@ class SnpAttester:
         self.backend = backend
 
     def evidence(self, report_data: bytes) -> dict[str, object]:
-        """SPEC section 4: {"attestation_report", "certificates"} for report_data zero-padded to 64 bytes."""
+        """docs/evidence.md: {"attestation_report", "certificates"} for report_data zero-padded to 64 bytes."""
         if len(report_data) > REPORT_DATA_SIZE:
             raise AttesterError(f"report data is {len(report_data)} bytes, at most {REPORT_DATA_SIZE}")
         padded = report_data + bytes(REPORT_DATA_SIZE - len(report_data))

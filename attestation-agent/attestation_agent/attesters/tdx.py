@@ -147,7 +147,7 @@ class TdxAttester:
             raise AttesterError(f"extending RTMR{index} failed: {exc}") from exc
 
     def evidence(self, report_data: bytes) -> dict[str, object]:
-        """SPEC section 4 TDX evidence."""
+        """TDX evidence JSON (docs/evidence.md)."""
         ccel = self.event_log()
         return {
             "quote": base64.b64encode(self.quote(report_data)).decode(),

@@ -38,7 +38,7 @@ DEFAULT_AK_HANDLE = 0x81010002
 DEFAULT_PCRS = tuple(range(16))
 DEVICES = ("dev/tpmrm0", "dev/tpm0")
 EVENT_LOG = "sys/kernel/security/tpm0/binary_bios_measurements"
-# SPEC section 3: extraData is the first 32 bytes of the runtime digest; init-data goes to PCR8 (SHA-256).
+# docs/protocol.md (binding): extraData is the first 32 bytes of the runtime digest; init-data goes to PCR8 (SHA-256).
 EXTRA_DATA_SIZE = 32
 INIT_DATA_PCR = 8
 SHA256_SIZE = 32
@@ -183,7 +183,7 @@ class TpmAttester:
     # ---- the Attester protocol ----
 
     def evidence(self, report_data: bytes) -> dict[str, object]:
-        """SPEC section 4 TPM evidence; extraData is the first 32 bytes of report_data (SPEC section 3)."""
+        """TPM evidence (docs/evidence.md); extraData is the first 32 bytes of report_data (docs/protocol.md)."""
         tss = _tss()
         extra_data = report_data[:EXTRA_DATA_SIZE]
         with self._esapi() as esapi:
@@ -214,7 +214,7 @@ class TpmAttester:
 
     def bind_init_data(self, digest: bytes) -> None:
         """Extend PCR8 (SHA-256 bank) with the init-data digest, so that a fresh PCR8 reads
-        SHA-256(32 zero bytes || digest) (SPEC section 3, as trustee and guest-components do). TPM2_PCR_Extend
+        SHA-256(32 zero bytes || digest) (docs/protocol.md, as trustee and guest-components do). TPM2_PCR_Extend
         takes a digest of the bank's size, so only a SHA-256 init-data digest can be bound."""
         if len(digest) != SHA256_SIZE:
             raise AttesterError(
