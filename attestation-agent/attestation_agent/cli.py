@@ -115,6 +115,35 @@ def _cmd_keyprovider(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_unseal(args: argparse.Namespace) -> int:
+    """A CoCo sealed secret to its plaintext: the signature is checked before what it names is fetched."""
+    from .kbs_client import KbsClient  # noqa: PLC0415
+    from .sealed import MAX_SEALED_SECRET, SealedSecretError, unseal  # noqa: PLC0415
+
+    source = sys.stdin.buffer if args.file == "-" else Path(args.file).open("rb")  # noqa: SIM115
+    with source:
+        raw = source.read(MAX_SEALED_SECRET + 1)
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        print("attestation-agent unseal: the sealed secret is not ASCII text", file=sys.stderr)
+        return 1
+    init_data = _read_init_data(args)
+    with KbsClient(args.kbs, pick_attester(args.tee), init_data=init_data, verify=args.cacert or True) as client:
+        try:
+            plaintext = unseal(text, client.get_resource)
+        except SealedSecretError as exc:
+            print(f"attestation-agent unseal: {exc}", file=sys.stderr)
+            return 1
+    sys.stdout.buffer.write(plaintext)
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def _read_init_data(args: argparse.Namespace) -> str | None:
+    return Path(args.init_data).read_text() if getattr(args, "init_data", None) else None
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     """api-server-rest's API on loopback or a unix socket, backed by one reused KBS session."""
     from .service import ServiceConfig, parse_listen, run  # noqa: PLC0415
@@ -178,6 +207,12 @@ def _parser() -> argparse.ArgumentParser:
     kp.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
     kp.add_argument("--cacert", help="CA certificate for the broker's TLS")
     kp.set_defaults(func=_cmd_keyprovider)
+    us = sub.add_parser("unseal", help="a CoCo sealed secret (sealed.<JWS>) to its plaintext on stdout")
+    us.add_argument("--kbs", required=True, help="broker URL, e.g. http://127.0.0.1:8080")
+    us.add_argument("file", metavar="FILE", help="the sealed secret, or - for stdin")
+    us.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
+    us.add_argument("--cacert", help="CA certificate for the broker's TLS")
+    us.set_defaults(func=_cmd_unseal)
     sv = sub.add_parser("serve", help="serve guest-components' api-server-rest API (token, evidence, resources)")
     sv.add_argument("--kbs", required=True, help="broker URL, e.g. http://127.0.0.1:8080")
     sv.add_argument("--listen", default="127.0.0.1:8006", help="HOST:PORT or unix:PATH (default 127.0.0.1:8006)")
