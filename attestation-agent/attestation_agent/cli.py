@@ -140,6 +140,18 @@ def _cmd_unseal(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_extend(args: argparse.Namespace) -> int:
+    """One runtime measurement: extend the TEE's runtime register and append the AAEL record."""
+    log = attesters.runtime_log(pick_attester(args.tee))
+    try:
+        log.measure(args.domain, args.operation, args.content)
+    except ValueError as exc:
+        print(f"attestation-agent extend: {exc}", file=sys.stderr)
+        return 2
+    print(f"attestation-agent: measured into register {log.register}, logged in {log.path}", file=sys.stderr)
+    return 0
+
+
 def _read_init_data(args: argparse.Namespace) -> str | None:
     return Path(args.init_data).read_text() if getattr(args, "init_data", None) else None
 
@@ -163,9 +175,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.refresh_margin < 0:
         print("attestation-agent serve: --refresh-margin must not be negative", file=sys.stderr)
         return 2
+    attester = pick_attester(args.tee)
     config = ServiceConfig(
         kbs_url=args.kbs,
-        attester=pick_attester(args.tee),
+        attester=attester,
         listen=listen,
         verify=args.cacert or True,
         allow_remote=args.insecure_allow_remote,
@@ -213,6 +226,12 @@ def _parser() -> argparse.ArgumentParser:
     us.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
     us.add_argument("--cacert", help="CA certificate for the broker's TLS")
     us.set_defaults(func=_cmd_unseal)
+    ex = sub.add_parser("extend", help="a runtime measurement (CoCo AAEL event) into the TEE's runtime register")
+    ex.add_argument("--domain", required=True, help="e.g. github.com/confidential-containers")
+    ex.add_argument("--operation", required=True, help="e.g. pull-image")
+    ex.add_argument("--content", required=True, help="one line, e.g. an image digest")
+    ex.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
+    ex.set_defaults(func=_cmd_extend)
     sv = sub.add_parser("serve", help="serve guest-components' api-server-rest API (token, evidence, resources)")
     sv.add_argument("--kbs", required=True, help="broker URL, e.g. http://127.0.0.1:8080")
     sv.add_argument("--listen", default="127.0.0.1:8006", help="HOST:PORT or unix:PATH (default 127.0.0.1:8006)")

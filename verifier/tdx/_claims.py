@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..eventlog import aael_claims
 from ._pck import PckExtensions
 from ._quote import Quote
 from ._tcb import TcbVerdict
@@ -86,4 +87,6 @@ def to_json(claims: TdxClaims) -> dict[str, object]:
     if claims.eventlog is not None:
         out["eventlog"] = claims.eventlog
         out["rtmr_replay_ok"] = claims.rtmr_replay_ok
+        events = claims.eventlog.get("events")
+        out["aael"] = aael_claims(events) if isinstance(events, list) else []
     return out

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import NamedTuple
 
+from ..eventlog import aael_claims
 from ._evidence import PcrBank
 from ._structures import Attest, Signature
 
@@ -56,4 +57,5 @@ def claims_to_json(claims: TpmClaims) -> dict[str, object]:
     if claims.eventlog is not None:
         document["eventlog"] = [dict(event) for event in claims.eventlog]
         document["pcr_replay_ok"] = True  # verification raises eventlog_mismatch before claims exist
+        document["aael"] = aael_claims(claims.eventlog)  # runtime events (CoCo AAEL) of the replayed log
     return document

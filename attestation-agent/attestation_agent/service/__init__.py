@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from ..attesters import Attester
+from ..attesters import Attester, AttesterError, runtime_log
 from ._http import HttpServer
 from ._routes import Api, Measure
 from ._session import KbsSession
@@ -77,7 +77,6 @@ class ServiceConfig:
     verify: bool | str = True
     allow_remote: bool = False  # answer peers off loopback (only with an explicit operator switch)
     refresh_margin: float = 10.0
-    measure: Measure | None = None
 
 
 def _version() -> str:
@@ -85,6 +84,21 @@ def _version() -> str:
         return metadata.version("veritee")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+def _measure(attester: Attester, session: KbsSession, device: ThreadPoolExecutor) -> Measure | None:
+    """POST /aa/aael: measure on the device thread, then drop the cached token, whose claims predate the event
+    (the next request re-attests with the event in the log). None when the TEE has no runtime register."""
+    try:
+        log = runtime_log(attester)
+    except AttesterError:
+        return None
+
+    async def measure(domain: str, operation: str, content: str) -> None:
+        await asyncio.get_running_loop().run_in_executor(device, log.measure, domain, operation, content)
+        session.forget_current()
+
+    return measure
 
 
 async def serve(config: ServiceConfig, device: ThreadPoolExecutor) -> None:
@@ -96,7 +110,7 @@ async def serve(config: ServiceConfig, device: ThreadPoolExecutor) -> None:
         verify=config.verify,
         refresh_margin=config.refresh_margin,
     )
-    api = Api(session, config.attester, device, version=_version(), measure=config.measure)
+    api = Api(session, config.attester, device, version=_version(), measure=_measure(config.attester, session, device))
     server = HttpServer(api, allow_remote=config.allow_remote)
     if config.listen.unix is not None:
         await server.listen_unix(config.listen.unix)

@@ -112,6 +112,10 @@ class KbsSession:
         if self._attested is attested:
             self._attested = None
 
+    def forget_current(self) -> None:
+        """Drop the current token (the TEE's state changed); a handshake in flight may still set a new one."""
+        self._attested = None
+
     async def _send(self, client: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
         for delay in (*RETRY_DELAYS, None):
             try:
