@@ -62,7 +62,7 @@ def _cmd_get_resource(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"attestation-agent: {exc}", file=sys.stderr)
         return 2
-    init_data = Path(args.init_data).read_text() if args.init_data else None
+    init_data = _read_init_data(args)
     attester = pick_attester(args.tee)
     with KbsClient(args.kbs, attester, init_data=init_data, verify=args.cacert or True) as client:
         data = client.get_resource(args.resource)
@@ -97,9 +97,10 @@ def _cmd_keyprovider(args: argparse.Namespace) -> int:
         print("attestation-agent keyprovider: give --kbs URL (or set VERITEE_KBS_URL)", file=sys.stderr)
         return 2
     clients: list[KbsClient] = []
+    init_data = _read_init_data(args)
 
     def client() -> KbsClient:
-        clients.append(KbsClient(url, pick_attester(args.tee), verify=args.cacert or True))
+        clients.append(KbsClient(url, pick_attester(args.tee), init_data=init_data, verify=args.cacert or True))
         return clients[-1]
 
     try:
@@ -176,9 +177,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print("attestation-agent serve: --refresh-margin must not be negative", file=sys.stderr)
         return 2
     attester = pick_attester(args.tee)
+    init_data = _read_init_data(args)
+    if init_data is not None:
+        from .initdata import InitDataError, bind, parse  # noqa: PLC0415
+
+        try:
+            bind(attester, parse(init_data))
+        except InitDataError as exc:
+            print(f"attestation-agent serve: refusing to start: {exc}", file=sys.stderr)
+            return 1
     config = ServiceConfig(
         kbs_url=args.kbs,
         attester=attester,
+        init_data=init_data,
         listen=listen,
         verify=args.cacert or True,
         allow_remote=args.insecure_allow_remote,
@@ -190,6 +201,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"attestation-agent serve: cannot listen on {listen.describe()}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _init_data_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--initdata",
+        "--init-data",
+        dest="init_data",
+        metavar="FILE",
+        help="CoCo init-data TOML: checked against the TEE's binding, then sent with every attestation",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -207,7 +228,7 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("resource", help="kbs:///REPO/TYPE/TAG")
     gr.add_argument("--out", help="write the resource here instead of stdout")
     gr.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
-    gr.add_argument("--init-data", help="init-data TOML file to bind")
+    _init_data_option(gr)
     gr.add_argument("--cacert", help="CA certificate for the broker's TLS")
     gr.set_defaults(func=_cmd_get_resource)
     te = sub.add_parser("tpm-enroll", help="enrol this TPM's AK with a KBS by EK credential activation")
@@ -219,12 +240,14 @@ def _parser() -> argparse.ArgumentParser:
     kp.add_argument("--kbs", help="broker URL (default: $VERITEE_KBS_URL)")
     kp.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
     kp.add_argument("--cacert", help="CA certificate for the broker's TLS")
+    _init_data_option(kp)
     kp.set_defaults(func=_cmd_keyprovider)
     us = sub.add_parser("unseal", help="a CoCo sealed secret (sealed.<JWS>) to its plaintext on stdout")
     us.add_argument("--kbs", required=True, help="broker URL, e.g. http://127.0.0.1:8080")
     us.add_argument("file", metavar="FILE", help="the sealed secret, or - for stdin")
     us.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
     us.add_argument("--cacert", help="CA certificate for the broker's TLS")
+    _init_data_option(us)
     us.set_defaults(func=_cmd_unseal)
     ex = sub.add_parser("extend", help="a runtime measurement (CoCo AAEL event) into the TEE's runtime register")
     ex.add_argument("--domain", required=True, help="e.g. github.com/confidential-containers")
@@ -249,6 +272,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="listen on and answer non-loopback addresses (the API releases secrets to whoever can reach it)",
     )
+    _init_data_option(sv)
     sv.set_defaults(func=_cmd_serve)
     return parser
 

@@ -25,7 +25,6 @@ from kbs.protocol import (
     BASE_PATH,
     PROTOCOL_VERSION,
     expected_report_data,
-    init_data_digest,
     parse_resource_uri,
     runtime_digest,
     tls_verify,
@@ -42,7 +41,6 @@ __all__ = [
     "attestation_body",
     "check_response",
     "decrypt_resource",
-    "init_data_digest",
     "parse_resource_uri",
     "tls_verify",
     "token_expiry",
@@ -138,6 +136,7 @@ class KbsClient:
         self._retries = max(1, retries)
         self._http = httpx.Client(timeout=timeout, verify=tls_verify(verify))
         self._attested: _Attested | None = None
+        self._init_data_bound = False  # checked (and, on a TPM, extended) once, before the first attestation
 
     def close(self) -> None:
         self._http.close()
@@ -182,8 +181,14 @@ class KbsClient:
         nonce = challenge.get("nonce")
         if not isinstance(nonce, str):
             raise KbsClientError("the broker's challenge has no nonce")
-        if self._init_data is not None:
-            attester.bind_init_data(init_data_digest(self._init_data))
+        if self._init_data is not None and not self._init_data_bound:
+            from .initdata import InitDataError, bind, parse  # noqa: PLC0415
+
+            try:
+                bind(attester, parse(self._init_data))
+            except InitDataError as exc:
+                raise KbsClientError(f"init-data: {exc}") from exc
+            self._init_data_bound = True
         body, key = attestation_body(attester, nonce, self._init_data)
         token = check_response(self._post("/attest", body), "attest").get("token")
         if not isinstance(token, str):

@@ -191,6 +191,11 @@ class TpmAttester:
 
     # ---- the Attester protocol ----
 
+    def pcr(self, index: int) -> bytes:
+        """The SHA-256 bank's PCR `index`."""
+        with self._esapi() as esapi:
+            return bytes.fromhex(self._pcr_values(esapi, (index,))[str(index)])
+
     # ---- runtime events (CoCo AAEL) ----
 
     def _log_banks(self, firmware_log: bytes | None) -> tuple[Bank, ...]:
