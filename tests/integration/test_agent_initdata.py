@@ -26,6 +26,10 @@ WEB = DB.replace('"db"', '"web"')
 SECRET = b"for the database pod only"
 
 
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def policy(role: str) -> str:
     return f"""package policy
 import rego.v1
@@ -90,11 +94,22 @@ def test_tpm_init_data_bound_at_start_and_read_by_policy(tmp_path: Path, tpm: Sw
     assert refused.returncode == 1
     assert b"refusing to start: init_data_mismatch: PCR 8 is " + pcr8.hex().encode() in refused.stderr
     sealed = seal(vault("kbs:///default/key/1"), signing_key()[0], "kbs:///default/key/1").encode()
-    for command in (["get-resource", "kbs:///default/key/1"], ["unseal", "-"]):
+    annotation = {
+        "kid": "kbs:///default/key/1",
+        "wrapped_data": b64(bytes(48)),
+        "iv": b64(bytes(12)),
+        "wrap_type": "A256GCM",
+    }
+    unwrap = {"op": "keyunwrap", "keyunwrapparams": {"annotation": b64(json.dumps(annotation).encode())}}
+    for command, stdin in (
+        (["get-resource", "kbs:///default/key/1"], b""),
+        (["unseal", "-"], sealed),
+        (["keyprovider"], json.dumps(unwrap).encode()),
+    ):
         done = run_cli("attestation-agent", *command[:1], "--kbs", kbs.url, *command[1:],
-                       "--initdata", str(tmp_path / "web.toml"), input=sealed, env=env)  # fmt: skip
-        assert done.returncode == 1
-        assert b"init_data_mismatch" in done.stderr
+                       "--initdata", str(tmp_path / "web.toml"), input=stdin, env=env)  # fmt: skip
+        assert done.returncode == 1, command
+        assert b"init_data_mismatch" in done.stderr, done.stderr
 
 
 def test_tdx_init_data_mismatch_refused_at_start(tmp_path: Path) -> None:
