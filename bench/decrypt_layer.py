@@ -127,7 +127,8 @@ def _swap_layer(layout: Path, layer: Path) -> None:
 def encrypted_blob(layout: Path) -> Path:
     index = json.loads((layout / "index.json").read_text())
     manifest = json.loads((layout / "blobs/sha256" / index["manifests"][0]["digest"].split(":")[1]).read_text())
-    return layout / "blobs/sha256" / manifest["layers"][0]["digest"].split(":")[1]
+    digest: str = manifest["layers"][0]["digest"]
+    return layout / "blobs/sha256" / digest.split(":")[1]
 
 
 def prepare(work: Path, mib: int, public: Path) -> Path:

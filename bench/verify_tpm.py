@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "attestation-agent")]
 
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec, padding  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature  # noqa: E402
 
 import verifier  # noqa: E402
@@ -57,7 +58,7 @@ class Quote:
 
 def load_quotes() -> list[Quote]:
     trustee = json.loads((VECTORS / "trustee/tpm_evidence.json").read_bytes())
-    google = dict(decode((VECTORS / "go-tpm-tools/gce-cos-85-nonce9009.pb").read_bytes()).evidences[1])
+    google: dict[str, Any] = dict(decode((VECTORS / "go-tpm-tools/gce-cos-85-nonce9009.pb").read_bytes()).evidences[1])
     google.pop("event_log")
     key = ec.generate_private_key(ec.SECP256R1())
     nonce = hashlib.sha256(b"bench").digest()
@@ -111,10 +112,11 @@ def bare(quotes: list[Quote]) -> Callable[[], None]:
         if sig.scheme == "ecdsa":
             assert isinstance(key, ec.EllipticCurvePublicKey)
             der = encode_dss_signature(int.from_bytes(sig.ecdsa_r, "big"), int.from_bytes(sig.ecdsa_s, "big"))
-            checks.append(lambda k=key, d=der, m=q.message: k.verify(d, m, ec.ECDSA(hashes.SHA256())))
+            checks.append(functools.partial(key.verify, der, q.message, ec.ECDSA(hashes.SHA256())))
         else:
+            assert isinstance(key, rsa.RSAPublicKey)
             checks.append(
-                lambda k=key, s=sig.rsa_signature, m=q.message: k.verify(s, m, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr]
+                functools.partial(key.verify, sig.rsa_signature, q.message, padding.PKCS1v15(), hashes.SHA256())
             )
 
     def run() -> None:

@@ -123,6 +123,8 @@ def parse_resource_uri(uri: str) -> tuple[str, str, str]:
 # -- Binding (trustee kbs_attestation_protocol.md, "Attestation"; docs/protocol.md) ----------------------------
 # runtime_digest = SHA-384(JCS({"additional-evidence", "nonce", "tee-pubkey"})), JCS being RFC 8785. TDX and SNP
 # carry it zero-padded to 64 bytes in REPORT_DATA, the TPM its first 32 bytes in extraData, the sample TEE all 48.
+# Azure CVMs (az-snp-vtpm, az-tdx-vtpm) carry all 48 bytes in the vTPM quote's extraData, as guest-components'
+# attesters put it and trustee's verifiers compare it (their hardware REPORT_DATA binds the HCL runtime data).
 
 REPORT_DATA_SIZE = 64
 TPM_EXTRA_DATA_SIZE = 32
@@ -144,7 +146,7 @@ def expected_report_data(tee: str, digest: bytes) -> bytes:
         return digest + bytes(REPORT_DATA_SIZE - len(digest))
     if tee == "tpm":
         return digest[:TPM_EXTRA_DATA_SIZE]
-    return digest
+    return digest  # sample, az-snp-vtpm, az-tdx-vtpm: the digest as it is
 
 
 def init_data_digest(body: str) -> bytes:

@@ -38,6 +38,8 @@ TEES: dict[str, str] = {
     "tpm": "verifier.tpm",
     "snp": "verifier.snp",
     "tdx": "verifier.tdx",
+    "az-snp-vtpm": "verifier.az_snp_vtpm",
+    "az-tdx-vtpm": "verifier.az_tdx_vtpm",
 }
 
 MAX_EVIDENCE_BYTES = 2 * 1024 * 1024
@@ -76,10 +78,12 @@ def verify(tee: str, evidence: Mapping[str, object] | bytes, options: Options) -
         if len(evidence) > MAX_EVIDENCE_BYTES:
             raise FormatError(f"evidence is {len(evidence)} bytes, at most {MAX_EVIDENCE_BYTES} accepted")
         evidence = bytes(evidence)
-        if evidence[:1] == b"{":
+        # JSON may start with whitespace (trustee's Azure vectors start with a newline); a raw TDX quote or SNP
+        # report starts with its version (2 to 5), neither whitespace nor "{".
+        if evidence[:1] == b"{" or evidence.lstrip()[:1] == b"{":
             try:
                 document = json.loads(evidence)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser goes
                 raise FormatError(f"evidence starts like JSON but does not parse ({exc})") from exc
             if not isinstance(document, dict):
                 raise FormatError("evidence JSON is not an object")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.conftest import run_cli
 
-from .test_vectors import CCEL_OVMF, CCEL_OVMF_EVENTS, CCEL_OVMF_RTMRS, RHEL8
+from ._expected import CCEL_OVMF, CCEL_OVMF_EVENTS, CCEL_OVMF_RTMRS, RHEL8
 
 
 def test_cli_prints_ccel_replay(vectors: Path) -> None:

@@ -8,6 +8,7 @@ import io
 import json
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import zstandard
 
@@ -107,7 +108,7 @@ def write_image(directory: Path, layers: list[bytes], *, compression: str = "gzi
     (directory / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
 
 
-def manifest_of(directory: Path) -> dict[str, object]:
+def manifest_of(directory: Path) -> dict[str, Any]:
     index = json.loads((directory / "index.json").read_text())
     digest = index["manifests"][0]["digest"].split(":")[1]
     return json.loads((directory / "blobs" / "sha256" / digest).read_text())  # type: ignore[no-any-return]
@@ -116,7 +117,8 @@ def manifest_of(directory: Path) -> dict[str, object]:
 def layer_blob(directory: Path, index: int = 0) -> Path:
     layers = manifest_of(directory)["layers"]
     assert isinstance(layers, list)
-    return directory / "blobs" / "sha256" / layers[index]["digest"].split(":")[1]
+    digest: str = layers[index]["digest"]
+    return directory / "blobs" / "sha256" / digest.split(":")[1]
 
 
 def rewrite_layer(

@@ -70,7 +70,7 @@ def test_decrypt_image_writes_a_plain_layout(tmp_path: Path, keys: dict[str, tup
     dec_manifest = manifest_of(tmp_path / "dec")
     # The decrypted layers are byte-identical to the originals: same digests, plain media types, no enc annotations.
     assert dec_manifest["layers"] == plain_manifest["layers"]
-    assert result["layers"] == [d["digest"] for d in plain_manifest["layers"]]  # type: ignore[union-attr]
+    assert result["layers"] == [d["digest"] for d in plain_manifest["layers"]]
     index = json.loads((tmp_path / "dec" / "index.json").read_text())
     assert index["manifests"][0]["annotations"] == {"org.opencontainers.image.ref.name": "app"}
     # ... and the plain layout unpacks without any key.
@@ -159,13 +159,13 @@ def test_no_key_given(tmp_path: Path, keys: dict[str, tuple[Path, Path]]) -> Non
 
 def test_diff_id_mismatch_fails(tmp_path: Path) -> None:
     write_image(tmp_path / "img", [BASE_LAYER])
-    config_digest = manifest_of(tmp_path / "img")["config"]["digest"]  # type: ignore[index]
+    config_digest = manifest_of(tmp_path / "img")["config"]["digest"]
     # A config whose diff_id names other content: rewrite config + manifest + index consistently.
     bad = tar_bytes([file_("x", b"other")])
     write_image(tmp_path / "other", [bad])
     other_config = manifest_of(tmp_path / "other")["config"]
-    (tmp_path / "img/blobs/sha256" / other_config["digest"].split(":")[1]).write_bytes(  # type: ignore[index]
-        (tmp_path / "other/blobs/sha256" / other_config["digest"].split(":")[1]).read_bytes()  # type: ignore[index]
+    (tmp_path / "img/blobs/sha256" / other_config["digest"].split(":")[1]).write_bytes(
+        (tmp_path / "other/blobs/sha256" / other_config["digest"].split(":")[1]).read_bytes()
     )
     manifest = manifest_of(tmp_path / "img")
     manifest["config"] = other_config
@@ -175,7 +175,7 @@ def test_diff_id_mismatch_fails(tmp_path: Path) -> None:
     index = json.loads((tmp_path / "img/index.json").read_text())
     index["manifests"][0].update(digest=f"sha256:{digest}", size=len(data))
     (tmp_path / "img/index.json").write_text(json.dumps(index))
-    assert config_digest != other_config["digest"]  # type: ignore[index]
+    assert config_digest != other_config["digest"]
     done = run_cli("guest", "unpack", f"oci:{tmp_path / 'img'}", str(tmp_path / "out"))
     assert done.returncode == 1
     assert "config diff_id says" in done.stderr.decode()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -31,8 +32,8 @@ def _b64(data: bytes) -> str:
 
 
 @pytest.mark.parametrize("encode", [_b64, list], ids=["go-base64", "rust-int-array"])
-def test_keywrap_request_both_encodings(encode: object) -> None:
-    enc = encode  # type: ignore[assignment]
+def test_keywrap_request_both_encodings(encode: Callable[[bytes], object]) -> None:
+    enc = encode
     request = {
         "op": "keywrap",
         "keywrapparams": {
@@ -47,9 +48,9 @@ def test_keywrap_request_both_encodings(encode: object) -> None:
 
 
 @pytest.mark.parametrize("encode", [_b64, list], ids=["go-base64", "rust-int-array"])
-def test_keyunwrap_round_trip(encode: object) -> None:
+def test_keyunwrap_round_trip(encode: Callable[[bytes], object]) -> None:
     packet = wrap_options(KEK, "kbs:///default/key/1", OPTS)
-    enc = encode  # type: ignore[assignment]
+    enc = encode
     request = {"op": "keyunwrap", "keyunwrapparams": {"dc": {"Parameters": {}}, "annotation": enc(packet.to_json())}}
     parsed = parse_request(json.dumps(request).encode())
     assert isinstance(parsed, KeyUnwrapRequest)

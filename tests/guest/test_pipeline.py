@@ -15,8 +15,8 @@ import zstandard
 
 from guest import ImageRef, Keyring, LayoutError, decrypt_image, unpack_image
 from guest._encrypt import encrypt_image, jwe_recipient
-from guest._pipeline import CHUNK, ChunkQueue, TarDigest, fan_out
-from guest._streams import Compression
+from guest._pipeline import ChunkQueue, TarDigest, fan_out
+from guest._streams import CHUNK, Compression
 from tests.guest._images import LAYER_TYPES, file_, layer_blob, manifest_of, rewrite_layer, tar_bytes, write_image
 
 TAR = tar_bytes([file_("a", os.urandom(300_000)), file_("b", b"x" * 200_000)])

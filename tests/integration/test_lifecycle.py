@@ -14,9 +14,9 @@ import pytest
 
 import policies
 from tests.integration._guest import Guest
+from tests.integration._helpers import SECRET, assert_error
 from tests.integration._kbs_server import KbsServer
 from tests.integration.conftest import new_database_url
-from tests.integration.test_rcar import SECRET, assert_error
 
 DEMO_POLICY = policies.load("demo_resource_allow_sample.rego")
 

@@ -20,9 +20,9 @@ from kbs.admin_auth import mint_token
 from kbs.admin_client import AdminClient, AdminError
 from kbs.protocol import ERROR_TYPE_PREFIX
 from tests.integration._guest import Guest
+from tests.integration._helpers import SECRET, assert_error
 from tests.integration._kbs_server import KbsServer
 
-SECRET = b"the image key \x00\x01\x02"
 DEMO_POLICY = policies.load("demo_resource_allow_sample.rego")
 
 
@@ -32,13 +32,6 @@ def broker(kbs_server: KbsServer) -> KbsServer:
     kbs_server.admin.put_reference_value("sample_svn", ["1"])
     kbs_server.admin.set_resource_policy(DEMO_POLICY)
     return kbs_server
-
-
-def assert_error(response: httpx.Response, status: int, variant: str, detail: str = "") -> None:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["type"] == ERROR_TYPE_PREFIX + variant, body
-    assert detail.lower() in body["detail"].lower(), body
 
 
 KEYS = {

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import struct
 from pathlib import Path
+from typing import cast
 
 import pytest
 from hypothesis import given, settings
@@ -163,7 +164,7 @@ def test_evidence_json_shape_errors(real: tuple[bytes, bytes]) -> None:
         ({"attestation_report": base64.b64encode(report[:100]).decode()}, "100 bytes"),
     ]:
         with pytest.raises(FormatError, match=fragment):
-            parse_evidence(evidence)
+            parse_evidence(cast("dict[str, object]", evidence))
 
 
 @settings(max_examples=200, deadline=None)

@@ -7,6 +7,7 @@ import ctypes
 import struct
 import uuid
 from pathlib import Path
+from typing import cast
 
 import pytest
 from attestation_agent.attesters import AttesterError
@@ -61,7 +62,7 @@ def test_configfs_tsm_evidence_verifies(tmp_path: Path, guest: SnpGuest, milan_c
     attester = probe(_sysroot(tmp_path, configfs=True), tsm_fs=fs)
     assert attester is not None
     evidence = attester.evidence(b"\x42" * 48)
-    assert set(evidence["certificates"]) == {"vcek", "ask", "ark"}  # type: ignore[arg-type]
+    assert set(cast("dict[str, str]", evidence["certificates"])) == {"vcek", "ask", "ark"}
     result = verifier.verify("snp", evidence, trusting(milan_chain, report_data=b"\x42" * 48))
     assert result.claims["report_data"] == "42" * 48 + "00" * 16
     names = [line.split()[0] + " " + line.split()[1] for line in fs.log if not line.startswith("mkdir")]

@@ -118,7 +118,9 @@ def test_expired_vcek(milan_chain: Chain) -> None:
 
 
 def test_evidence_with_the_trusted_chain_certificates(milan_chain: Chain, milan_vcek: Vek) -> None:
-    b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
     evidence = {
         "attestation_report": b64(make_report(milan_vcek, "Milan")),
         "certificates": {

@@ -136,7 +136,10 @@ def test_real_reports_verify_with_expected_claims(
 
 def test_evidence_json_with_extended_report_certificates(snp_vectors: Path) -> None:
     """The evidence JSON of docs/evidence.md, the VCEK coming from the extended report's certificate table."""
-    b64 = lambda p: base64.b64encode((snp_vectors / p).read_bytes()).decode()  # noqa: E731
+
+    def b64(p: str) -> str:
+        return base64.b64encode((snp_vectors / p).read_bytes()).decode()
+
     evidence = {
         "attestation_report": b64("trustee/test-report.bin"),
         "certificates": {"vcek": b64("trustee/test-vcek.der")},
@@ -225,7 +228,10 @@ def test_real_negatives(
 def test_milan_vcek_against_the_genoa_chain_is_refused(snp_vectors: Path) -> None:
     """The extended report names Genoa's ASK/ARK for a Milan VCEK: the product is ambiguous, never guessed."""
     genoa = (snp_vectors / "go-sev-guest/ask_ark_genoa.pem").read_bytes()
-    b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
     ask, ark = (c.public_bytes(Encoding.DER) for c in load_certificates(genoa))
     evidence = {
         "attestation_report": b64((snp_vectors / "go-sev-guest/attestation.bin").read_bytes()),

@@ -12,9 +12,9 @@ from attestation_agent.attesters.tdx import TdxAttester, probe
 import verifier
 from verifier import Options
 
+from ._vectors import OVMF_RTMRS
 from .fake_device import FakeTdxDevice, ccel_table
 from .make_test_chain import DcapPki, make_pki
-from .test_ccel import OVMF_RTMRS
 
 
 @pytest.fixture(scope="module")

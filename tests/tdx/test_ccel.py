@@ -13,19 +13,8 @@ import verifier
 from verifier import Options, Reason, VerifierError
 from verifier.eventlog import parse
 
+from ._vectors import AT_GO_TDX_GUEST, CCEL_DATA_RTMRS, OVMF_RTMRS, go_tdx_guest, quote
 from .make_test_chain import make_pki, make_quote
-from .test_vectors import AT_GO_TDX_GUEST, go_tdx_guest, quote
-
-# EXPECTED.log, "CCEL replays (trustee)".
-OVMF_RTMRS = (
-    "8566f998798db09443b244c62de9a3041fb02e2e6936c4396d784bba2e90177329ec5aba3bb484404f2ab9cc90abe193",
-    "775b9f6bfe99f8a31396f0d0218e67ffa796d3b96ccf961cbb0deba48c79c00f082cda1a5567c1c16305f1fc210c13c6",
-    "94eaf7a7bf398ed8d888c91057ae0261802e4f3df084213a76ca7f0b5055ac9d2241de43cd58d9e8b49c503bbf25f34a",
-)
-CCEL_DATA_RTMRS = (
-    "2dc712306a963eadb894ad47dbaa17df44814151555aee11cbb843becca88950ffd079664902e6f22c66f7c8213543f4",
-    "0fa3be56af61208bbd179dc7b124988eb929319154663c539d6f46445ecac2fec287075047ff7bd1922829fec28cd3cf",
-)
 
 
 def evidence(quote_bytes: bytes, ccel: bytes | None) -> bytes:

@@ -17,7 +17,7 @@ from verifier.tdx._collateral import parse_qe_identity, parse_tcb_info
 from verifier.tdx._pck import parse_pck_chain_pem, parse_sgx_extensions
 
 from ..conftest import VECTORS
-from .test_vectors import AT_GO_TDX_GUEST, go_tdx_guest, quote, reason_of
+from ._vectors import AT_GO_TDX_GUEST, go_tdx_guest, quote, reason_of
 
 # Offsets in quote v4 ([QGL] appendix A): header 0..48, body 48..632, u32 sig length, then signature data
 # (signature 64, attestation key 64, cert type 2 + size 4), QE report at 632 + 4 + 134 = 770.
@@ -179,7 +179,7 @@ REAL_QE_ID = (TRUSTEE_VECTORS / "enclaveIdentity.json").read_bytes()
 def test_fuzz_collateral_json_mutated(edits: list[tuple[int, int]], cut: int) -> None:
     for parse, doc in ((parse_tcb_info, REAL_TCB_INFO), (parse_qe_identity, REAL_QE_ID)):
         with contextlib.suppress(FormatError):
-            parse(_mutate(doc, edits, cut))  # type: ignore[operator]
+            parse(_mutate(doc, edits, cut))
 
 
 @FUZZ
@@ -194,7 +194,7 @@ def test_fuzz_collateral_json_structure(inner: object) -> None:
     for key, parse in (("tcbInfo", parse_tcb_info), ("enclaveIdentity", parse_qe_identity)):
         doc = json.dumps({key: inner, "signature": "00" * 64}).encode()
         with contextlib.suppress(FormatError):
-            parse(doc)  # type: ignore[operator]
+            parse(doc)
 
 
 # Quote v5 ([QGL] 1.5 addendum): header 48, body descriptor 6, TD 1.5 body 648; the signature covers all three.

@@ -14,7 +14,7 @@ from verifier import Options, Reason, VerificationError
 from verifier.tdx import CollateralSource
 from verifier.tdx.pcs import INTEL_ROOT_CRL, PcsClient
 
-from .test_vectors import AT_GO_TDX_GUEST, quote
+from ._vectors import AT_GO_TDX_GUEST, quote
 
 
 def pcs_handler(vectors: Path, seen: list[str], *, pccs: bool = False) -> httpx.MockTransport:

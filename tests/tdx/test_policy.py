@@ -12,7 +12,7 @@ from verifier import Options
 from verifier.appraisal import Status, annotated_evidence, appraise
 from verifier.rego import Policy, run_rego_tests
 
-from .test_vectors import AT_GO_TDX_GUEST, QUOTE_FIELDS, go_tdx_guest, quote
+from ._vectors import AT_GO_TDX_GUEST, QUOTE_FIELDS, go_tdx_guest, quote
 
 TESTS = run_rego_tests(policies.load("tdx.rego"), policies.load("tdx_test.rego"))
 

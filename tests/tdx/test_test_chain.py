@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import pytest
@@ -58,7 +58,7 @@ def _other() -> DcapPki:
     return make_pki()
 
 
-FAILURES = {
+FAILURES: dict[str, tuple[Callable[[], DcapPki], dict[str, object], Reason]] = {
     "pck-revoked": (lambda: make_pki(revoke_pck=True), {}, Reason.CERTIFICATE_REVOKED),
     "pck-ca-revoked": (lambda: make_pki(revoke_pck_ca=True), {}, Reason.CERTIFICATE_REVOKED),
     "fmspc-mismatch": (lambda: make_pki(fmspc=bytes.fromhex("00a06d080000")), {}, Reason.FMSPC_MISMATCH),

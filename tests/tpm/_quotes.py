@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -14,7 +15,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 HASH_IDS = {"sha1": 0x0004, "sha256": 0x000B, "sha384": 0x000C, "sha512": 0x000D}
 SCHEME_IDS = {"rsassa": 0x0014, "rsapss": 0x0016, "ecdsa": 0x0018}
-HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -89,7 +95,7 @@ def evidence(
     scheme: str = "",
     hash_name: str = "sha256",
     message: bytes | None = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     message = attest(pcrs, extra_data, hash_name) if message is None else message
     return {
         "tpm_quote": {

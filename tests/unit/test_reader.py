@@ -53,7 +53,8 @@ def test_sized_be16_reads_a_tpm2b() -> None:
 
 
 def test_reads_return_bytes_of_any_buffer() -> None:
-    reader = Reader(memoryview(bytearray(b"\x01\x02\x03\x04\x05")), "x")
+    # Reader is annotated for bytes; this checks that any buffer works.
+    reader = Reader(memoryview(bytearray(b"\x01\x02\x03\x04\x05")), "x")  # type: ignore[arg-type]
     assert reader.u8("a") == 1
     assert reader.u16be("b") == 0x0203
     value = reader.take(2, "c")
