@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,9 @@ from attestation_agent.attesters.tdx import TdxAttester
 import verifier
 from verifier import Options
 
+from ._vectors import OVMF_RTMRS
 from .fake_device import FakeTdxDevice
 from .make_test_chain import DcapPki, make_pki
-from .test_ccel import OVMF_RTMRS
 
 EVENTS = [
     ("github.com/confidential-containers", "pull-image", "docker.io/library/nginx@sha256:" + "cd" * 32),
@@ -38,8 +39,8 @@ def expected_rtmr3(start: bytes) -> bytes:
     return value
 
 
-def verify(pki: DcapPki, evidence: dict[str, object]) -> dict[str, object]:
-    options = Options(at=pki.at, collateral=pki.collateral(), trust={"tdx": (pki.root_pem,)}, report_data=bytes(64))  # type: ignore[arg-type]
+def verify(pki: DcapPki, evidence: dict[str, object]) -> Mapping[str, object]:
+    options = Options(at=pki.at, collateral=pki.collateral(), trust={"tdx": (pki.root_pem,)}, report_data=bytes(64))
     return verifier.verify("tdx", evidence, options).claims
 
 
