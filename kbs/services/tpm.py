@@ -10,7 +10,8 @@
       {id, secret}                          the AK is enrolled; its quotes verify with ak_trust "enrolled"
                              <----------    {ak_sha256}
 
-The verifier learns of enrolled AKs through `EnrolledAkRegistry`, its `Options.sources["tpm"]`.
+The verifier learns of enrolled AKs through `EnrolledAkRegistry`, its `Options.sources["tpm"]`. Every activation,
+accepted or refused, is audited.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from verifier import VerifierError
 from verifier.tpm import check_ak_public, make_credential, parse_public, verify_ek_certificate
 
-from .errors import KbsError
-from .protocol import TpmActivateRequest, TpmCredentialChallenge, TpmEnrolled, TpmEnrollRequest
-from .storage import Store
-from .tables import TpmAk, TpmEnrollment
+from ..api.schemas import TpmActivateRequest, TpmCredentialChallenge, TpmEnrolled, TpmEnrollRequest
+from ..errors import KbsError
+from ..storage import Store
+from ..tables import TpmAk, TpmEnrollment
+from .audit import AuditLog
 
 __all__ = ["CHALLENGE_TTL_SECONDS", "EnrolledAkRegistry", "TpmEnrollmentService"]
 
@@ -61,9 +63,10 @@ def _decode(value: str | None, what: str) -> bytes:
 
 
 class TpmEnrollmentService:
-    def __init__(self, store: Store, trust: tuple[bytes, ...]) -> None:
+    def __init__(self, store: Store, trust: tuple[bytes, ...], audit: AuditLog) -> None:
         self.store = store
         self.trust = trust
+        self._audit = audit
 
     def enroll(self, request: TpmEnrollRequest, now: float) -> TpmCredentialChallenge:
         try:
@@ -103,6 +106,15 @@ class TpmEnrollmentService:
         )
 
     def activate(self, request: TpmActivateRequest, now: float) -> TpmEnrolled:
+        try:
+            enrolled = self._activate(request, now)
+        except KbsError:
+            self._audit.record("tpm-guest", "tpm.enroll", f"enrollment:{request.id[:16]}", "refused", None, now)
+            raise
+        self._audit.record("tpm-guest", "tpm.enroll", f"ak:{enrolled.ak_sha256}", "ok", None, now)
+        return enrolled
+
+    def _activate(self, request: TpmActivateRequest, now: float) -> TpmEnrolled:
         secret = _decode(request.secret, "secret")
         row = self.store.take_tpm_enrollment(request.id, now)
         if row is None:

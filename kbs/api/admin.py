@@ -1,0 +1,222 @@
+"""The admin API: trustee's endpoints (resources as raw bytes, resource and attestation policies, reference values)
+and Veritee's list/get/delete, rotation and audit. Every route needs an admin bearer JWT whose role grants the
+route's permission; no admin key configured answers 403 AdminDenied."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+from starlette.concurrency import run_in_threadpool
+
+from ..admin_auth import Permission
+from ..protocol import BASE_PATH
+from .deps import Admin, AdminCaller, JsonBody, RawBody, ResourcePath
+from .errors import error_responses
+from .schemas import (
+    AttestationPolicyBody,
+    AuditEntry,
+    PolicyDocument,
+    PolicyId,
+    PolicyInfo,
+    ReferenceValueBody,
+    ReferenceValueInfo,
+    ReferenceValueStored,
+    ResourceInfo,
+    ResourcePolicyBody,
+    RotatedKey,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix=BASE_PATH, tags=["admin"])
+
+_BINARY: dict[str, Any] = {"type": "string", "format": "binary"}
+_EMPTY = "done; the body is empty"
+
+
+def _caller(permission: Permission) -> Any:
+    return Depends(AdminCaller(permission))
+
+
+ResourceWriter = Annotated[str, _caller(Permission.RESOURCE_WRITE)]
+ResourceReader = Annotated[str, _caller(Permission.RESOURCE_READ)]
+PolicyWriter = Annotated[str, _caller(Permission.POLICY_WRITE)]
+PolicyReader = Annotated[str, _caller(Permission.POLICY_READ)]
+ReferenceWriter = Annotated[str, _caller(Permission.REFERENCE_WRITE)]
+ReferenceReader = Annotated[str, _caller(Permission.REFERENCE_READ)]
+Auditor = Annotated[str, _caller(Permission.AUDIT_READ)]
+KeyRotator = Annotated[str, _caller(Permission.KEYS_ROTATE)]
+# What trustee's admin endpoints take, and the admin reads: repo/type/tag checked on the raw path.
+TrusteePath = Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/resource/"))]
+AdminPath = Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/admin/resource/"))]
+
+
+# -- trustee's endpoints -------------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/resource/{path:path}",
+    response_class=Response,
+    responses={200: {"description": _EMPTY}, **error_responses(400, 401, 403, 413, 503)},
+    openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": _BINARY}}}},
+    summary="Store a resource (the body, raw bytes), sealed under the key-encryption key",
+)
+async def put_resource(actor: ResourceWriter, path: TrusteePath, value: RawBody, admin: Admin) -> Response:
+    await run_in_threadpool(admin.put_resource, actor, path, value, time.time())
+    return Response(status_code=200)
+
+
+@router.delete(
+    "/resource/{path:path}",
+    response_class=Response,
+    responses={200: {"description": _EMPTY}, **error_responses(400, 401, 403, 404, 503)},
+    summary="Delete a resource",
+)
+async def delete_resource(actor: ResourceWriter, path: TrusteePath, admin: Admin) -> Response:
+    await run_in_threadpool(admin.delete_resource, actor, path, time.time())
+    return Response(status_code=200)
+
+
+@router.post(
+    "/resource-policy",
+    response_model=PolicyId,
+    responses=error_responses(400, 401, 403, 413, 503),
+    summary="Set the resource policy (Rego, base64url), for every path or for a scope (Veritee's `scope`)",
+)
+async def set_resource_policy(
+    actor: PolicyWriter, body: Annotated[ResourcePolicyBody, Depends(JsonBody(ResourcePolicyBody))], admin: Admin
+) -> PolicyId:
+    policy_id = await run_in_threadpool(admin.set_resource_policy, actor, body.policy, body.scope, time.time())
+    return PolicyId(policy_id=policy_id)
+
+
+@router.post(
+    "/attestation-policy",
+    response_model=PolicyId,
+    responses=error_responses(400, 401, 403, 413, 503),
+    summary="Set an attestation policy (Rego, base64url) by id: a TEE name or `default`",
+)
+async def set_attestation_policy(
+    actor: PolicyWriter,
+    body: Annotated[AttestationPolicyBody, Depends(JsonBody(AttestationPolicyBody))],
+    admin: Admin,
+) -> PolicyId:
+    policy_id = await run_in_threadpool(
+        admin.set_attestation_policy, actor, body.policy_id, body.policy, body.type, time.time()
+    )
+    return PolicyId(policy_id=policy_id)
+
+
+@router.post(
+    "/reference-value",
+    response_model=ReferenceValueStored,
+    responses=error_responses(400, 401, 403, 413, 503),
+    summary="Replace the accepted values of a reference value name, with an optional expiry",
+)
+async def put_reference_value(
+    actor: ReferenceWriter,
+    body: Annotated[ReferenceValueBody, Depends(JsonBody(ReferenceValueBody))],
+    admin: Admin,
+) -> ReferenceValueStored:
+    return await run_in_threadpool(admin.put_reference_values, actor, body.name, body.values, body.expires, time.time())
+
+
+# -- Veritee's list/get/delete ---------------------------------------------------------------------------------
+
+
+@router.get(
+    "/admin/resources",
+    response_model=list[ResourceInfo],
+    responses=error_responses(401, 403, 503),
+    summary="Every resource's path, size and update time (never the value)",
+)
+async def list_resources(_actor: ResourceReader, admin: Admin) -> list[ResourceInfo]:
+    return await run_in_threadpool(admin.list_resources)
+
+
+@router.get(
+    "/admin/resource/{path:path}",
+    response_class=Response,
+    responses={
+        200: {"description": "the resource's value", "content": {"application/octet-stream": {"schema": _BINARY}}},
+        **error_responses(400, 401, 403, 404, 503),
+    },
+    summary="Read a resource's value (audited)",
+)
+async def read_resource(actor: ResourceReader, path: AdminPath, admin: Admin) -> Response:
+    value = await run_in_threadpool(admin.get_resource, actor, path, time.time())
+    return Response(value, media_type="application/octet-stream")
+
+
+@router.get(
+    "/admin/policies",
+    response_model=list[PolicyInfo],
+    responses=error_responses(401, 403, 503),
+    summary="Every stored policy's id, digest and update time",
+)
+async def list_policies(_actor: PolicyReader, admin: Admin) -> list[PolicyInfo]:
+    return await run_in_threadpool(admin.list_policies)
+
+
+@router.get(
+    "/admin/policy/{policy_id:path}",
+    response_model=PolicyDocument,
+    responses=error_responses(401, 403, 404, 503),
+    summary="A stored policy, its source base64url",
+)
+async def get_policy(_actor: PolicyReader, policy_id: str, admin: Admin) -> PolicyDocument:
+    return await run_in_threadpool(admin.get_policy, policy_id)
+
+
+@router.delete(
+    "/admin/policy/{policy_id:path}",
+    response_class=Response,
+    responses={200: {"description": _EMPTY}, **error_responses(401, 403, 404, 503)},
+    summary="Delete a stored policy (the shipped default takes over)",
+)
+async def delete_policy(actor: PolicyWriter, policy_id: str, admin: Admin) -> Response:
+    await run_in_threadpool(admin.delete_policy, actor, policy_id, time.time())
+    return Response(status_code=200)
+
+
+@router.get(
+    "/admin/reference-values",
+    response_model=list[ReferenceValueInfo],
+    responses=error_responses(401, 403, 503),
+    summary="Every reference value, expired ones included",
+)
+async def list_reference_values(_actor: ReferenceReader, admin: Admin) -> list[ReferenceValueInfo]:
+    return await run_in_threadpool(admin.list_reference_values)
+
+
+@router.delete(
+    "/admin/reference-value/{name}",
+    response_class=Response,
+    responses={200: {"description": _EMPTY}, **error_responses(401, 403, 404, 503)},
+    summary="Delete every value of a reference value name",
+)
+async def delete_reference_value(actor: ReferenceWriter, name: str, admin: Admin) -> Response:
+    await run_in_threadpool(admin.delete_reference_values, actor, name, time.time())
+    return Response(status_code=200)
+
+
+@router.get(
+    "/admin/audit",
+    response_model=list[AuditEntry],
+    responses=error_responses(400, 401, 403, 503),
+    summary="The newest audit entries first (limit 1..1000)",
+)
+async def audit(_actor: Auditor, admin: Admin, limit: int = 100) -> list[AuditEntry]:
+    return await run_in_threadpool(admin.audit_log, limit)
+
+
+@router.post(
+    "/admin/signing-key/rotate",
+    response_model=RotatedKey,
+    responses=error_responses(401, 403, 503),
+    summary="A new token signing key; the old one stays in the JWKS for the overlap",
+)
+async def rotate_signing_key(actor: KeyRotator, admin: Admin) -> RotatedKey:
+    return RotatedKey(kid=await run_in_threadpool(admin.rotate_signing_key, actor, time.time()))

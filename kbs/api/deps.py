@@ -1,0 +1,215 @@
+"""The routes' dependencies: the services, the admin caller, the guest's credentials, and request bodies.
+
+Every dependency is a coroutine, so none costs a trip through the thread pool. Bodies are read and checked here
+rather than by FastAPI's body parameters: a body is parsed as JSON whatever its Content-Type (as the broker always has),
+and a malformed one is answered `malformed request body at <field>: <why>`. `kbs.api.openapi` documents them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Path, Request, Security
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security import APIKeyCookie
+from fastapi.security.base import SecurityBase
+from pydantic import BaseModel, ValidationError
+
+from .._limits import Metrics, RateLimiter
+from ..admin_auth import AdminAuthority, Permission
+from ..errors import KbsError
+from ..protocol import SESSION_COOKIE
+from ..services import (
+    AdminService,
+    Operations,
+    RcarService,
+    ReleaseService,
+    Services,
+    TpmEnrollmentService,
+    resource_path,
+    split_resource_path,
+)
+
+__all__ = [
+    "Admin",
+    "AdminCaller",
+    "ApiContext",
+    "Context",
+    "Counters",
+    "Credentials",
+    "GuestCredentials",
+    "JsonBody",
+    "Ops",
+    "RawBody",
+    "Rcar",
+    "Release",
+    "ResourcePath",
+    "SessionId",
+    "Tpm",
+    "auth_rate_limit",
+]
+
+BodyModel = TypeVar("BodyModel", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """Everything the routes reach, built once by the app factory and kept in `app.state.context`."""
+
+    services: Services
+    admin: AdminAuthority
+    limiter: RateLimiter
+    metrics: Metrics
+    session_ttl_seconds: int
+    secure_cookie: bool
+
+
+def _state(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.context
+    return context
+
+
+# Each dependency reads the context from the request itself rather than through a shared sub-dependency: FastAPI
+# solves every dependency per request, so a flat graph keeps the layering free (bench/kbs_handshake.py).
+async def _context(request: Request) -> ApiContext:
+    return _state(request)
+
+
+async def _rcar(request: Request) -> RcarService:
+    return _state(request).services.rcar
+
+
+async def _release(request: Request) -> ReleaseService:
+    return _state(request).services.release
+
+
+async def _tpm(request: Request) -> TpmEnrollmentService:
+    return _state(request).services.tpm
+
+
+async def _admin(request: Request) -> AdminService:
+    return _state(request).services.admin
+
+
+async def _operations(request: Request) -> Operations:
+    return _state(request).services.operations
+
+
+async def _metrics(request: Request) -> Metrics:
+    return _state(request).metrics
+
+
+Context = Annotated[ApiContext, Depends(_context)]
+Rcar = Annotated[RcarService, Depends(_rcar)]
+Release = Annotated[ReleaseService, Depends(_release)]
+Tpm = Annotated[TpmEnrollmentService, Depends(_tpm)]
+Admin = Annotated[AdminService, Depends(_admin)]
+Ops = Annotated[Operations, Depends(_operations)]
+Counters = Annotated[Metrics, Depends(_metrics)]
+
+
+async def auth_rate_limit(request: Request) -> None:
+    """The per-client bucket of /auth and /tpm/enroll (429 RateLimited), checked before the body is read."""
+    _state(request).limiter.check(request.client.host if request.client else "unknown")
+
+
+# -- credentials -----------------------------------------------------------------------------------------------
+
+
+class BearerHeader(SecurityBase):
+    """An `Authorization: Bearer <JWT>` security scheme in the OpenAPI document. The header is handed on as sent:
+    the checks that follow want the exact `Bearer ` prefix and answer with trustee's errors, not FastAPI's."""
+
+    def __init__(self, scheme_name: str, description: str) -> None:
+        self.model = HTTPBearerModel(bearerFormat="JWT", description=description)
+        self.scheme_name = scheme_name
+
+    async def __call__(self, request: Request) -> str | None:
+        return request.headers.get("authorization")
+
+
+admin_bearer = BearerHeader(
+    "admin-jwt",
+    "An admin JWT (EdDSA or ES256, audience veritee-kbs-admin) signed by a key in [admin] public_keys; its `role` "
+    "must grant the endpoint's permission.",
+)
+ear_bearer = BearerHeader("ear", "An EAR attestation token this broker issued at /attest.")
+session_cookie = APIKeyCookie(
+    name=SESSION_COOKIE, scheme_name="kbs-session", auto_error=False, description="The session /auth opened."
+)
+
+SessionId = Annotated[str | None, Security(session_cookie)]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How a guest shows it attested: a Bearer EAR (preferred when sent) or the session that attested."""
+
+    session_id: str | None
+    authorization: str | None
+
+
+async def _guest_credentials(
+    session_id: SessionId, authorization: Annotated[str | None, Security(ear_bearer)]
+) -> Credentials:
+    return Credentials(session_id=session_id, authorization=authorization)
+
+
+GuestCredentials = Annotated[Credentials, Depends(_guest_credentials)]
+
+
+class AdminCaller:
+    """The admin caller as the audit log names it, `<subject> (<role>)`, once its token grants `permission`."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    async def __call__(self, request: Request, authorization: Annotated[str | None, Security(admin_bearer)]) -> str:
+        identity = _state(request).admin.authorise(authorization, self.permission)
+        return f"{identity.subject} ({identity.role})"
+
+
+# -- bodies and paths ------------------------------------------------------------------------------------------
+
+
+class JsonBody(Generic[BodyModel]):
+    """The request body as `model`; 400 InvalidRequest naming the first bad field."""
+
+    def __init__(self, model: type[BodyModel]) -> None:
+        self.model = model
+
+    async def __call__(self, request: Request) -> BodyModel:
+        raw = await request.body()
+        try:
+            return self.model.model_validate_json(raw)
+        except ValidationError as exc:
+            errors = exc.errors()
+            if not errors:
+                raise KbsError.invalid_request("malformed request body") from exc
+            where = ".".join(str(p) for p in errors[0]["loc"]) or "body"
+            raise KbsError.invalid_request(f"malformed request body at {where}: {errors[0]['msg']}") from exc
+
+
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+# The body as bytes (application/octet-stream), capped like every body by the BodyLimit middleware.
+RawBody = Annotated[bytes, Depends(_raw_body)]
+
+
+class ResourcePath:
+    """`repo/type/tag` after `prefix`, checked on the raw request path: `%2f` cannot smuggle a separator and `..` is
+    refused rather than normalised."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    async def __call__(self, request: Request, path: Annotated[str, Path(description="repo/type/tag")]) -> str:
+        del path  # declared for the OpenAPI document; the decoded form is not what is checked
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        sent = raw.decode("latin-1").split("?", 1)[0]
+        if not sent.startswith(self.prefix):
+            raise KbsError.invalid_request("malformed resource path")
+        return resource_path(*split_resource_path(sent.removeprefix(self.prefix)))

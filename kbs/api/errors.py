@@ -1,0 +1,63 @@
+"""Error answers: every failure leaves as trustee's `{"type": ".../errors/<Variant>", "detail"}` with Veritee's status
+code, or 401 for every client error under `server.legacy_401` (trustee's old clients)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from .._limits import Metrics
+from ..errors import KbsError
+from ..storage import StorageError
+from .schemas import ErrorBody
+
+__all__ = ["ErrorAnswers", "error_responses"]
+
+log = logging.getLogger("kbs")
+
+_MEANING = {
+    400: "malformed request (InvalidRequest, ProtocolVersion)",
+    401: "no or expired session or token, failed attestation, or no admin token (every client error under legacy_401)",
+    403: "denied by the resource policy (PolicyDeny) or admin role without the permission (AdminDenied)",
+    404: "no such resource, policy or reference value (ResourceNotFound)",
+    413: "request body over server.max_body_bytes (PayloadTooLarge)",
+    429: "too many requests from this client (RateLimited)",
+    503: "the broker's database is unavailable (ServiceUnavailable)",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, each with the error body."""
+    return {code: {"model": ErrorBody, "description": _MEANING[code]} for code in codes}
+
+
+class ErrorAnswers:
+    """The exception handlers of the app; each failure is counted in `kbs_errors_total` by variant."""
+
+    def __init__(self, *, legacy_401: bool, metrics: Metrics) -> None:
+        self._legacy_401 = legacy_401
+        self._metrics = metrics
+
+    def install(self, app: FastAPI) -> None:
+        app.add_exception_handler(KbsError, self._kbs_error)  # type: ignore[arg-type]
+        app.add_exception_handler(StorageError, self._storage_error)  # type: ignore[arg-type]
+        app.add_exception_handler(RequestValidationError, self._validation_error)  # type: ignore[arg-type]
+
+    def respond(self, error: KbsError) -> JSONResponse:
+        status = 401 if self._legacy_401 and error.status < 500 else error.status
+        self._metrics.inc("kbs_errors_total", variant=error.variant)
+        return JSONResponse(error.body(), status_code=status)
+
+    async def _kbs_error(self, _request: Request, exc: KbsError) -> JSONResponse:
+        return self.respond(exc)
+
+    async def _storage_error(self, _request: Request, exc: StorageError) -> JSONResponse:
+        log.error("storage failure: %s", exc)
+        return self.respond(KbsError.unavailable("the broker's database is unavailable; retry later"))
+
+    async def _validation_error(self, _request: Request, exc: RequestValidationError) -> JSONResponse:
+        return self.respond(KbsError.invalid_request(f"malformed request: {exc.errors()[:1]}"))

@@ -1,0 +1,236 @@
+"""The broker's request and response bodies, as pydantic models: parsing at the JSON boundary and the OpenAPI
+document come from here.
+
+The RCAR models repeat trustee's KBS protocol 0.4.0 shapes key for key (kebab-case aliases); the agent does not
+import this module (it speaks the same wire format through the light wire module).
+
+>>> AuthRequest.model_validate_json('{"version": "0.4.0", "tee": "sample"}').model_dump(by_alias=True)
+{'version': '0.4.0', 'tee': 'sample', 'extra-params': ''}
+>>> Challenge(nonce="AAAA").model_dump(by_alias=True)
+{'nonce': 'AAAA', 'extra-params': ''}
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AttestationPolicyBody",
+    "AttestationRequest",
+    "AttestationToken",
+    "AuditEntry",
+    "AuthRequest",
+    "Challenge",
+    "ErrorBody",
+    "Health",
+    "InitData",
+    "Jwe",
+    "Jwks",
+    "PolicyDocument",
+    "PolicyId",
+    "PolicyInfo",
+    "ReferenceValueBody",
+    "ReferenceValueInfo",
+    "ReferenceValueStored",
+    "ResourceInfo",
+    "ResourcePolicyBody",
+    "RotatedKey",
+    "RuntimeData",
+    "TeeEvidence",
+    "TpmActivateRequest",
+    "TpmCredentialChallenge",
+    "TpmEnrollRequest",
+    "TpmEnrolled",
+]
+
+
+class _Body(BaseModel):
+    """Unknown keys are ignored (trustee's clients add fields between patch releases); parsed bodies are frozen."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+
+class ErrorBody(_Body):
+    """Every error, in trustee's shape: `type` is `https://github.com/confidential-containers/kbs/errors/<Variant>`."""
+
+    type: str = Field(examples=["https://github.com/confidential-containers/kbs/errors/InvalidRequest"])
+    detail: str
+
+
+# -- RCAR (trustee's KBS protocol 0.4.0) ---------------------------------------------------------------------------
+
+
+class AuthRequest(_Body):
+    """POST /kbs/v0/auth: the protocol version (any 0.4.x) and the guest's TEE."""
+
+    version: str = "0.4.0"
+    tee: str
+    extra_params: Any = Field(default="", alias="extra-params")
+
+
+class Challenge(_Body):
+    """The answer to /auth: 32 random bytes, standard base64; the session travels in the `kbs-session-id` cookie."""
+
+    nonce: str
+    extra_params: Any = Field(default="", alias="extra-params")
+
+
+class InitData(_Body):
+    format: str
+    body: str
+
+
+class RuntimeData(_Body):
+    nonce: str
+    tee_pubkey: dict[str, Any] = Field(alias="tee-pubkey")
+
+
+class TeeEvidence(_Body):
+    primary_evidence: dict[str, Any]
+    additional_evidence: str = ""
+
+
+class AttestationRequest(_Body):
+    """POST /kbs/v0/attest: evidence bound to the challenge nonce and the guest's ephemeral public key (a JWK)."""
+
+    init_data: InitData | None = Field(default=None, alias="init-data")
+    runtime_data: RuntimeData = Field(alias="runtime-data")
+    tee_evidence: TeeEvidence = Field(alias="tee-evidence")
+
+
+class AttestationToken(_Body):
+    """The EAR (EAT Attestation Result) JWT, ES256, verifiable with /.well-known/jwks.json."""
+
+    token: str
+
+
+class Jwe(_Body):
+    """A resource, as flattened JWE JSON encrypted to the token's tee-pubkey (base64url, no padding; enc A256GCM)."""
+
+    protected: str
+    encrypted_key: str
+    iv: str
+    ciphertext: str
+    tag: str
+
+
+# -- TPM AK enrolment by credential activation (Veritee's own; binary fields standard base64) ----------------------
+
+
+class TpmEnrollRequest(_Body):
+    """POST /kbs/v0/tpm/enroll: the AK's TPMT_PUBLIC, and the EK as certificate (required) and TPMT_PUBLIC."""
+
+    ak_public: str
+    ek_certificate: str
+    ek_public: str | None = None
+
+
+class TpmCredentialChallenge(_Body):
+    """The broker's TPM2_MakeCredential output: activate it in the TPM and return the secret."""
+
+    id: str
+    credential_blob: str
+    encrypted_secret: str
+    expires_in: int
+
+
+class TpmActivateRequest(_Body):
+    """POST /kbs/v0/tpm/activate: the challenge id and the secret TPM2_ActivateCredential recovered."""
+
+    id: str
+    secret: str
+
+
+class TpmEnrolled(_Body):
+    ak_sha256: str
+
+
+# -- admin ---------------------------------------------------------------------------------------------------------
+
+
+class ResourcePolicyBody(_Body):
+    """POST /kbs/v0/resource-policy: Rego source, base64url."""
+
+    policy: str
+    # Veritee extension: scope a policy to a resource path prefix (repo, repo/type or repo/type/tag).
+    scope: str | None = None
+
+
+class AttestationPolicyBody(_Body):
+    """POST /kbs/v0/attestation-policy: Rego source, base64url, stored as `attestation:<policy_id>`."""
+
+    policy_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    policy: str
+    type: str = "rego"
+
+
+class ReferenceValueBody(_Body):
+    """POST /kbs/v0/reference-value: the accepted values of one name (replacing the old ones)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
+    values: list[str] = Field(max_length=1000)
+    expires: datetime | None = None
+
+
+class PolicyId(_Body):
+    policy_id: str
+
+
+class ReferenceValueStored(_Body):
+    name: str
+    count: int
+
+
+class ResourceInfo(_Body):
+    path: str
+    size: int
+    updated_at: float
+
+
+class PolicyInfo(_Body):
+    id: str
+    sha256: str
+    updated_at: float
+
+
+class PolicyDocument(_Body):
+    id: str
+    policy: str = Field(description="the Rego source, base64url without padding")
+    sha256: str
+    updated_at: float
+
+
+class ReferenceValueInfo(_Body):
+    name: str
+    value: str
+    expires_at: float | None
+
+
+class AuditEntry(_Body):
+    id: int | None
+    at: float
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    claims_digest: str | None
+
+
+class RotatedKey(_Body):
+    kid: str
+
+
+# -- operations ----------------------------------------------------------------------------------------------------
+
+
+class Health(_Body):
+    status: str
+
+
+class Jwks(_Body):
+    """The token signing keys (ES256 JWKs with `kid`, `use`, `alg`), rotated-out keys for their overlap."""
+
+    keys: list[dict[str, str]]

@@ -1,0 +1,74 @@
+"""The broker's services, one per concern, between the HTTP routers (`kbs.api`) and storage and the verifier:
+
+    RcarService          POST /auth, /attest: sessions, evidence binding, verification, appraisal, the EAR token
+    ReleaseService       GET /resource: the caller's EAR, the resource policy, the secret as a JWE
+    TpmEnrollmentService POST /tpm/enroll, /tpm/activate: AK enrolment by credential activation
+    AdminService         resources, policies, reference values, signing keys, the audit log
+    Operations           readiness and the token verification keys
+
+Services take the time as a parameter and answer every failure with a `KbsError` (trustee's error shape); they
+return response models or plain values, never table rows. Storage is synchronous: callers in an event loop run
+them in a thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..sealing import Sealer, load_or_create_kek
+from ..settings import Settings
+from ..signing import KeyRing
+from ..storage import Store
+from ..verification import VerifierInputs
+from ._ear import EarView
+from ._paths import policy_scope_id, resource_path, split_resource_path
+from .admin import AdminService
+from .audit import AuditLog
+from .operations import Operations
+from .policies import PolicyBook
+from .rcar import RcarService
+from .release import ReleaseService
+from .tpm import EnrolledAkRegistry, TpmEnrollmentService
+
+__all__ = [
+    "AdminService",
+    "AuditLog",
+    "EarView",
+    "Operations",
+    "RcarService",
+    "ReleaseService",
+    "Services",
+    "TpmEnrollmentService",
+    "build_services",
+    "policy_scope_id",
+    "resource_path",
+    "split_resource_path",
+]
+
+
+@dataclass(frozen=True)
+class Services:
+    rcar: RcarService
+    release: ReleaseService
+    tpm: TpmEnrollmentService
+    admin: AdminService
+    operations: Operations
+
+
+def build_services(settings: Settings, store: Store) -> Services:
+    """Wire the services over one store, migrate the schema and make sure a token signing key exists."""
+    sealer = Sealer(load_or_create_kek(settings.storage.kek_file, create=False))
+    keys = KeyRing(store, sealer, settings.tokens.rotation_overlap_seconds)
+    inputs = VerifierInputs(settings.verifier)
+    policies = PolicyBook(store)
+    audit = AuditLog(store)
+    services = Services(
+        rcar=RcarService(settings, store, keys, inputs, policies, EnrolledAkRegistry(store)),
+        release=ReleaseService(settings, store, sealer, keys, policies, audit),
+        tpm=TpmEnrollmentService(store, inputs.trust.get("tpm", ()), audit),
+        admin=AdminService(store, sealer, keys, audit),
+        operations=Operations(store, keys),
+    )
+    store.migrate()
+    keys.ensure()
+    return services

@@ -1,0 +1,144 @@
+"""The admin API's work: resources (sealed at rest), policies, reference values and token signing keys. Every write
+and every secret read is audited under the caller's name; a policy that does not compile is refused before it is
+stored, so the one in force stays."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+
+from verifier.rego import PolicyError
+
+from ..api.schemas import (
+    AuditEntry,
+    PolicyDocument,
+    PolicyInfo,
+    ReferenceValueInfo,
+    ReferenceValueStored,
+    ResourceInfo,
+)
+from ..errors import KbsError
+from ..sealing import Sealer
+from ..signing import KeyRing
+from ..storage import Store
+from ..tables import Policy as PolicyRow
+from ..tables import Resource
+from ._paths import policy_scope_id
+from .audit import AuditLog
+from .policies import compiled
+
+__all__ = ["AdminService"]
+
+
+def _b64url_text(value: str, what: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise KbsError.invalid_request(f"{what} is not base64url-encoded UTF-8 text") from exc
+
+
+def _b64url(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+class AdminService:
+    """`actor` is the caller as the audit log names it: `<subject> (<role>)` from the admin token."""
+
+    def __init__(self, store: Store, sealer: Sealer, keys: KeyRing, audit: AuditLog) -> None:
+        self._store = store
+        self._sealer = sealer
+        self._keys = keys
+        self._audit = audit
+
+    # -- resources --------------------------------------------------------------------------------------------
+    def put_resource(self, actor: str, path: str, value: bytes, now: float) -> None:
+        self._store.put_resource(
+            Resource(path=path, sealed=self._sealer.seal(value, f"resource:{path}"), size=len(value), updated_at=now)
+        )
+        self._audit.record(actor, "resource.put", path, "ok", None, now)
+
+    def get_resource(self, actor: str, path: str, now: float) -> bytes:
+        row = self._store.get_resource(path)
+        if row is None:
+            raise KbsError.not_found(f"resource {path} does not exist")
+        self._audit.record(actor, "resource.read", path, "ok", None, now)
+        return self._sealer.open(row.sealed, f"resource:{path}")
+
+    def delete_resource(self, actor: str, path: str, now: float) -> None:
+        if not self._store.delete_resource(path):
+            raise KbsError.not_found(f"resource {path} does not exist")
+        self._audit.record(actor, "resource.delete", path, "ok", None, now)
+
+    def list_resources(self) -> list[ResourceInfo]:
+        return [ResourceInfo(path=r.path, size=r.size, updated_at=r.updated_at) for r in self._store.list_resources()]
+
+    # -- policies ---------------------------------------------------------------------------------------------
+    def set_resource_policy(self, actor: str, encoded: str, scope: str | None, now: float) -> str:
+        """Store a resource policy for every path or for a scope (repo, repo/type, repo/type/tag); its id."""
+        policy_id = policy_scope_id(scope)
+        self._set_policy(actor, policy_id, encoded, now)
+        return policy_id
+
+    def set_attestation_policy(self, actor: str, policy_id: str, encoded: str, kind: str, now: float) -> str:
+        if kind != "rego":
+            raise KbsError.invalid_request(f"policy type is {kind!r}, expected 'rego'")
+        stored_id = f"attestation:{policy_id}"
+        self._set_policy(actor, stored_id, encoded, now)
+        return stored_id
+
+    def _set_policy(self, actor: str, policy_id: str, encoded: str, now: float) -> None:
+        source = _b64url_text(encoded, "policy")
+        try:
+            compiled(source)
+        except PolicyError as exc:
+            raise KbsError.invalid_request(f"policy does not compile: {exc}") from exc
+        digest = hashlib.sha256(source.encode()).hexdigest()
+        self._store.set_policy(PolicyRow(id=policy_id, source=source, sha256=digest, updated_at=now))
+        self._audit.record(actor, "policy.set", policy_id, "ok", None, now)
+
+    def get_policy(self, policy_id: str) -> PolicyDocument:
+        row = self._store.get_policy(policy_id)
+        if row is None:
+            raise KbsError.not_found(f"policy {policy_id} does not exist")
+        return PolicyDocument(id=row.id, policy=_b64url(row.source), sha256=row.sha256, updated_at=row.updated_at)
+
+    def list_policies(self) -> list[PolicyInfo]:
+        return [PolicyInfo(id=r.id, sha256=r.sha256, updated_at=r.updated_at) for r in self._store.list_policies()]
+
+    def delete_policy(self, actor: str, policy_id: str, now: float) -> None:
+        if not self._store.delete_policy(policy_id):
+            raise KbsError.not_found(f"policy {policy_id} does not exist")
+        self._audit.record(actor, "policy.delete", policy_id, "ok", None, now)
+
+    # -- reference values -------------------------------------------------------------------------------------
+    def put_reference_values(
+        self, actor: str, name: str, values: Sequence[str], expires: datetime | None, now: float
+    ) -> ReferenceValueStored:
+        expires_at = None if expires is None else expires.timestamp()
+        self._store.put_reference_values(name, values, expires_at, now)
+        self._audit.record(actor, "reference-value.put", name, "ok", None, now)
+        return ReferenceValueStored(name=name, count=len(set(values)))
+
+    def list_reference_values(self) -> list[ReferenceValueInfo]:
+        """Every stored value, expired ones included (they are listed, but not offered to policies)."""
+        return [
+            ReferenceValueInfo(name=r.name, value=r.value, expires_at=r.expires_at)
+            for r in self._store.reference_values()
+        ]
+
+    def delete_reference_values(self, actor: str, name: str, now: float) -> None:
+        if not self._store.delete_reference_values(name):
+            raise KbsError.not_found(f"reference value {name} does not exist")
+        self._audit.record(actor, "reference-value.delete", name, "ok", None, now)
+
+    # -- token signing keys and audit ---------------------------------------------------------------------------
+    def rotate_signing_key(self, actor: str, now: float) -> str:
+        kid = self._keys.rotate()
+        self._audit.record(actor, "signing-key.rotate", kid, "ok", None, now)
+        return kid
+
+    def audit_log(self, limit: int) -> list[AuditEntry]:
+        return self._audit.newest(limit)

@@ -1,0 +1,107 @@
+"""Resource release (GET /kbs/v0/resource/...): the attestation token, the resource policy, then the secret as a
+JWE to the guest's ephemeral key. Every release and every denial is audited with the token's claims digest.
+
+    token (Bearer EAR, or the session's)  ->  EarView  ->  resource policy (data.policy.allow)  ->  JWE
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from verifier.ear import TokenError, UnknownKeyError, verify_token
+from verifier.rego import PolicyError
+
+from ..api.schemas import Jwe
+from ..errors import KbsError
+from ..jwe import JweError, encrypt_for
+from ..sealing import Sealer
+from ..settings import Settings
+from ..signing import KeyRing
+from ..storage import Store
+from ._ear import EarView
+from .audit import AuditLog
+from .policies import PolicyBook, compiled
+
+__all__ = ["ReleaseService"]
+
+
+class ReleaseService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        sealer: Sealer,
+        keys: KeyRing,
+        policies: PolicyBook,
+        audit: AuditLog,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._sealer = sealer
+        self._keys = keys
+        self._policies = policies
+        self._audit = audit
+
+    def release(self, path: str, session_id: str | None, authorization: str | None, now: float) -> Jwe:
+        ear = self.attested(session_id, authorization, now)
+        policy_id, source = self._policies.resource_policy(path)
+        result = self.evaluate_resource_policy(source, ear, path)
+        if result.get("allow") is not True:
+            reasons = result.get("reasons")
+            why = f": {'; '.join(sorted(map(str, reasons)))}" if isinstance(reasons, list) and reasons else ""
+            self._audit.record("token", "resource.deny", path, "denied", ear.digest, now)
+            raise KbsError.policy_deny(f"resource policy {policy_id} denies {path}{why}")
+        row = self._store.get_resource(path)
+        if row is None:
+            raise KbsError.not_found(f"resource {path} does not exist")
+        if ear.tee_pubkey is None:
+            raise KbsError.token_invalid("token carries no tee-pubkey to encrypt the resource to")
+        try:
+            response = encrypt_for(
+                ear.tee_pubkey,
+                self._sealer.open(row.sealed, f"resource:{path}"),
+                allow_rsa1_5=self._settings.server.insecure_allow_rsa1_5,
+            )
+        except JweError as exc:
+            raise KbsError.invalid_request(str(exc)) from exc
+        self._audit.record("token", "resource.release", path, "released", ear.digest, now)
+        return Jwe(**response)
+
+    def attested(self, session_id: str | None, authorization: str | None, now: float) -> EarView:
+        """The verified EAR of the caller: the Bearer token if one is sent, else the one its session attested to."""
+        if authorization:
+            if not authorization.startswith("Bearer "):
+                raise KbsError.token_invalid("Authorization header is not a Bearer token")
+            token = authorization.removeprefix("Bearer ").strip()
+        elif session_id:
+            row = self._store.get_session(session_id)
+            if row is None or row.expires_at <= now:
+                raise KbsError.unauthorized("unknown or expired session: attest again")
+            if row.state != "attested" or row.token is None:
+                raise KbsError.unauthorized("this session has not attested: call /attest first")
+            token = row.token
+        else:
+            raise KbsError.unauthorized("no attestation: send the kbs-session-id cookie or a Bearer token")
+        at = datetime.fromtimestamp(now, UTC)
+        issuer = self._settings.tokens.issuer
+        try:
+            try:
+                claims = verify_token(token, self._keys.public_keys(), now=at, issuer=issuer)
+            except UnknownKeyError:
+                # A key made moments ago by a rotation on another replica: reload once. Only for an unknown kid,
+                # so a forged or expired token costs no database read.
+                self._keys.reload()
+                claims = verify_token(token, self._keys.public_keys(), now=at, issuer=issuer)
+        except TokenError as exc:
+            raise KbsError.token_invalid(str(exc)) from exc
+        return EarView.of(claims)
+
+    @staticmethod
+    def evaluate_resource_policy(source: str, ear: EarView, path: str) -> dict[str, Any]:
+        """`data.policy` of a resource policy, with the EAR claims as input (trustee's resource plugin shape)."""
+        data = {"plugin": "resource", "resource-path": path.split("/"), "query": {}}
+        try:
+            return compiled(source).evaluate("data.policy", ear.claims, data)
+        except PolicyError as exc:
+            raise KbsError.policy_deny(f"resource policy failed to evaluate: {exc}") from exc
