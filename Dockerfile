@@ -5,11 +5,12 @@ RUN apt-get update && apt-get install -y --no-install-recommends libtss2-dev gcc
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY kbs kbs
+COPY kbs_protocol kbs_protocol
 COPY verifier verifier
 COPY policies policies
 COPY guest guest
 COPY attestation-agent attestation-agent
-RUN pip install --no-cache-dir '.[tpm]'
+RUN pip install --no-cache-dir '.[kbs,tpm]'
 RUN useradd --system --home /conf kbs
 USER kbs
 EXPOSE 8080

@@ -29,8 +29,9 @@ from joserfc.jwk import ECKey
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "attestation-agent")]
 
-from kbs.protocol import expected_report_data, runtime_digest  # noqa: E402
+from kbs_protocol import runtime_digest  # noqa: E402
 from tests.integration._kbs_server import KbsServer, free_port  # noqa: E402
+from verifier.binding import expected_report_data  # noqa: E402
 
 SECRET = os.urandom(32)
 LEVELS = (1, 16, 64)

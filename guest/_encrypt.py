@@ -22,7 +22,7 @@ from guest._layout import REF_NAME_ANNOTATION, Descriptor, LayoutWriter, OciLayo
 from guest._ocicrypt import KEYS_ANNOTATION_PREFIX, NONCE_SIZE, PUBOPTS_ANNOTATION, SYMKEY_SIZE, PrivateOptions
 from guest._ocicrypt import encrypt_layer as encrypt_blob
 from guest._streams import ENCRYPTED_SUFFIX, LayerType
-from kbs.keyprovider_protocol import PROVIDER_NAME, wrap_options
+from kbs_protocol.keyprovider import PROVIDER_NAME, wrap_options
 
 __all__ = ["Recipient", "encrypt_image", "jwe_recipient", "provider_recipient"]
 

@@ -17,13 +17,11 @@ from verifier.rego import Policy, PolicyError, run_rego_tests
 
 from .admin_client import AdminClient
 
-__all__ = ["ADMIN_COMMANDS", "LOCAL_COMMANDS", "register"]
+__all__ = ["ADMIN_COMMANDS", "register"]
 
 Handler = Callable[[argparse.Namespace, AdminClient], int]
 # Functions that add sub-commands to the `kbs admin` parser.
 ADMIN_COMMANDS: list[Callable[[Any], None]] = []
-# Sub-commands that need no broker (policy lint/test/dry-run): handlers taking (args) only.
-LOCAL_COMMANDS: set[str] = set()
 
 
 def register(fn: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -180,7 +178,3 @@ def _operations(sub: Any) -> None:
     audit.set_defaults(handler=lambda a, c: _out(c.audit(a.limit)))
     rotate = sub.add_parser("rotate-signing-key", help="make a new token signing key (the old one overlaps)")
     rotate.set_defaults(handler=lambda _a, c: _out({"kid": c.rotate_signing_key()}))
-
-
-for _name in ("lint", "test", "dry-run"):
-    LOCAL_COMMANDS.add(_name)

@@ -17,9 +17,7 @@ import os
 import sys
 from typing import Any
 
-from ._admin_cli import register
-from .admin_client import AdminClient, AdminError
-from .keyprovider_protocol import (
+from kbs_protocol.keyprovider import (
     KEK_SIZE,
     KeyProviderError,
     KeyWrapRequest,
@@ -27,6 +25,9 @@ from .keyprovider_protocol import (
     parse_request,
     wrap_options,
 )
+
+from ._admin_cli import register
+from .admin_client import AdminClient, AdminError
 
 __all__ = ["kek_for", "keywrap"]
 

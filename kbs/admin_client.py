@@ -7,14 +7,20 @@
 from __future__ import annotations
 
 import base64
+import ssl
 from datetime import datetime
 from typing import Any
 
 import httpx
 
-from .protocol import BASE_PATH, parse_resource_uri, tls_verify
+from .protocol import BASE_PATH, parse_resource_uri
 
-__all__ = ["AdminClient", "AdminError"]
+__all__ = ["AdminClient", "AdminError", "tls_verify"]
+
+
+def tls_verify(verify: bool | str) -> bool | ssl.SSLContext:
+    """httpx's `verify` from True/False or the path of a CA certificate file (the broker's, for clients)."""
+    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
 
 
 class AdminError(Exception):

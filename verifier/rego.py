@@ -16,8 +16,6 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-import regorus
-
 __all__ = ["Policy", "PolicyError", "run_rego_tests"]
 
 MAX_POLICY_BYTES = 256 * 1024
@@ -27,6 +25,18 @@ _TEST_RULE = re.compile(r"^(test_[A-Za-z0-9_]+)\b", re.MULTILINE)
 
 class PolicyError(Exception):
     """A policy that does not compile, or a query that fails at evaluation."""
+
+
+def _regorus() -> Any:
+    """The engine module, imported on the first compile: verification alone (`verifier verify`) runs without it."""
+    try:
+        import regorus  # noqa: PLC0415
+    except ImportError as exc:
+        raise PolicyError(
+            "Rego appraisal needs the regorus engine, which a bare install does not include: "
+            "pip install 'veritee[rego]' (the broker's 'veritee[kbs]' includes it)"
+        ) from exc
+    return regorus
 
 
 def _message(exc: Exception) -> str:
@@ -52,7 +62,7 @@ class Policy:
         return cls(source, ((name, source), *extra))
 
     def _build(self) -> Any:
-        engine = regorus.Engine()
+        engine = _regorus().Engine()
         for module_name, module_source in self._modules:
             try:
                 engine.add_policy(module_name, module_source)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from . import attesters
+from ._errors import KbsClientError
 from .attesters import Attester, AttesterError
 
 __all__ = ["main", "pick_attester"]
@@ -53,7 +54,7 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
 
 
 def _cmd_get_resource(args: argparse.Namespace) -> int:
-    from kbs.protocol import parse_resource_uri  # noqa: PLC0415
+    from kbs_protocol import parse_resource_uri  # noqa: PLC0415
 
     from .kbs_client import KbsClient  # noqa: PLC0415
 
@@ -279,8 +280,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .kbs_client import KbsClientError  # noqa: PLC0415
-
     try:
         code: int = args.func(args)
     except (AttesterError, KbsClientError, OSError) as exc:

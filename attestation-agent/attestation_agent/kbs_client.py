@@ -16,20 +16,25 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from joserfc import jwe
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey
-
-from kbs.protocol import (
+from kbs_protocol import (
     BASE_PATH,
     PROTOCOL_VERSION,
-    expected_report_data,
+    Attestation,
+    InitData,
+    ProtocolError,
+    Request,
+    RuntimeData,
+    TeeEvidence,
+    parse_challenge,
     parse_resource_uri,
+    parse_response,
     runtime_digest,
-    tls_verify,
 )
+from verifier.binding import expected_report_data
 
+from ._errors import KbsClientError
+from ._http import HttpClient, Response, TransportError
+from ._jwe import EphemeralKey, JweError
 from .attesters import Attester, detect
 
 __all__ = [
@@ -41,8 +46,9 @@ __all__ = [
     "attestation_body",
     "check_response",
     "decrypt_resource",
+    "parse_challenge_nonce",
     "parse_resource_uri",
-    "tls_verify",
+    "parse_token",
     "token_expiry",
 ]
 
@@ -50,19 +56,10 @@ TOKEN_SKEW_SECONDS = 10
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
-class KbsClientError(Exception):
-    """The broker refused (with its error detail) or could not be reached after the retries."""
-
-    def __init__(self, message: str, status: int | None = None, error_type: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-
-
 @dataclass
 class _Attested:
     token: str
-    key: ECKey
+    key: EphemeralKey
     expires_at: float
 
 
@@ -76,47 +73,56 @@ def token_expiry(token: str) -> float:
         raise KbsClientError("the broker returned a token that is not a JWT with exp") from exc
 
 
-def check_response(response: httpx.Response, step: str) -> dict[str, Any]:
-    """The JSON body of a 200 answer; KbsClientError with the broker's status, error type and detail otherwise."""
+def check_response(response: Response, step: str) -> dict[str, Any]:
+    """The JSON object of a 200 answer; KbsClientError with the broker's status, error type and detail otherwise."""
     try:
-        body: dict[str, Any] = response.json()
+        body = response.json()
     except ValueError:
         body = {}
-    if response.status_code != 200:
-        detail = body.get("detail", response.text[:200]) if isinstance(body, dict) else response.text[:200]
-        raise KbsClientError(
-            f"{step} refused by the broker (HTTP {response.status_code}): {detail}",
-            response.status_code,
-            body.get("type") if isinstance(body, dict) else None,
-        )
     if not isinstance(body, dict):
-        raise KbsClientError(f"{step}: the broker's answer is not a JSON object")
+        body = {}
+    if response.status != 200:
+        detail = body.get("detail", response.text[:200])
+        raise KbsClientError(
+            f"{step} refused by the broker (HTTP {response.status}): {detail}", response.status, body.get("type")
+        )
     return body
 
 
-def attestation_body(attester: Attester, nonce: str, init_data: str | None) -> tuple[dict[str, Any], ECKey]:
+def parse_challenge_nonce(body: dict[str, Any]) -> str:
+    try:
+        return parse_challenge(body).nonce
+    except ProtocolError as exc:
+        raise KbsClientError(f"the broker's challenge is malformed: {exc}") from exc
+
+
+def parse_token(body: dict[str, Any]) -> str:
+    try:
+        return parse_response(body).token
+    except ProtocolError as exc:
+        raise KbsClientError(f"the broker's attestation response is malformed: {exc}") from exc
+
+
+def attestation_body(attester: Attester, nonce: str, init_data: str | None) -> tuple[dict[str, Any], EphemeralKey]:
     """The /attest request for this challenge nonce: evidence bound to a fresh ephemeral P-256 key (returned with
     it: the broker encrypts resources to that key), carrying the init-data the TEE is already bound to."""
-    key = ECKey.generate_key("P-256")
-    pubkey = key.as_dict(private=False)
-    init = None if init_data is None else {"format": "toml", "body": init_data}
+    key = EphemeralKey.generate()
+    pubkey = key.public_jwk()
     evidence = attester.evidence(expected_report_data(attester.tee, runtime_digest(nonce, pubkey)))
-    body = {
-        "init-data": init,
-        "runtime-data": {"nonce": nonce, "tee-pubkey": pubkey},
-        "tee-evidence": {"primary_evidence": evidence, "additional_evidence": ""},
-    }
-    return body, key
+    body = Attestation(
+        init_data=None if init_data is None else InitData(format="toml", body=init_data),
+        runtime_data=RuntimeData(nonce=nonce, tee_pubkey=pubkey),
+        tee_evidence=TeeEvidence(primary_evidence=evidence),
+    )
+    return body.to_dict(), key
 
 
-def decrypt_resource(body: dict[str, Any], key: ECKey) -> bytes:
+def decrypt_resource(body: dict[str, Any], key: EphemeralKey) -> bytes:
     """The plaintext of the broker's flattened JWE resource response, encrypted to the ephemeral key."""
     try:
-        compact = ".".join(body[k] for k in ("protected", "encrypted_key", "iv", "ciphertext", "tag"))
-        plaintext: bytes = jwe.decrypt_compact(compact, key).plaintext or b""
-    except (KeyError, TypeError, JoseError, ValueError) as exc:
+        return key.decrypt(body)
+    except JweError as exc:
         raise KbsClientError(f"the broker's resource response is not a JWE for this key: {exc}") from exc
-    return plaintext
 
 
 class KbsClient:
@@ -134,7 +140,7 @@ class KbsClient:
         self._attester = attester
         self._init_data = init_data
         self._retries = max(1, retries)
-        self._http = httpx.Client(timeout=timeout, verify=tls_verify(verify))
+        self._http = HttpClient(self.base, timeout=timeout, verify=verify)
         self._attested: _Attested | None = None
         self._init_data_bound = False  # checked (and, on a TPM, extended) once, before the first attestation
 
@@ -153,19 +159,19 @@ class KbsClient:
             self._attester = detect()
         return self._attester
 
-    def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        return self._send("POST", path, json=body)
+    def _post(self, path: str, body: dict[str, Any]) -> Response:
+        return self._send("POST", path, json_body=body)
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _send(self, method: str, path: str, **kwargs: Any) -> Response:
         delay = 0.2
         for attempt in range(self._retries):
             try:
-                response = self._http.request(method, self.base + path, **kwargs)
-            except httpx.TransportError as exc:
+                response = self._http.request(method, path, **kwargs)
+            except TransportError as exc:
                 if attempt + 1 == self._retries:
                     raise KbsClientError(f"cannot reach the broker at {self.base}: {exc}") from exc
             else:
-                if response.status_code not in RETRY_STATUSES or attempt + 1 == self._retries:
+                if response.status not in RETRY_STATUSES or attempt + 1 == self._retries:
                     return response
             time.sleep(delay)
             delay *= 2
@@ -175,12 +181,8 @@ class KbsClient:
         """One full handshake (auth, attest); returns the EAR token and keeps it for resource requests."""
         attester = self.attester
         self._http.cookies.clear()
-        challenge = check_response(
-            self._post("/auth", {"version": PROTOCOL_VERSION, "tee": attester.tee, "extra-params": ""}), "auth"
-        )
-        nonce = challenge.get("nonce")
-        if not isinstance(nonce, str):
-            raise KbsClientError("the broker's challenge has no nonce")
+        request = Request(tee=attester.tee, version=PROTOCOL_VERSION)
+        nonce = parse_challenge_nonce(check_response(self._post("/auth", request.to_dict()), "auth"))
         if self._init_data is not None and not self._init_data_bound:
             from .initdata import InitDataError, bind, parse  # noqa: PLC0415
 
@@ -190,9 +192,7 @@ class KbsClient:
                 raise KbsClientError(f"init-data: {exc}") from exc
             self._init_data_bound = True
         body, key = attestation_body(attester, nonce, self._init_data)
-        token = check_response(self._post("/attest", body), "attest").get("token")
-        if not isinstance(token, str):
-            raise KbsClientError("the broker's attestation response has no token")
+        token = parse_token(check_response(self._post("/attest", body), "attest"))
         self._attested = _Attested(token=token, key=key, expires_at=token_expiry(token))
         return token
 
@@ -205,7 +205,7 @@ class KbsClient:
                 attested = self._attested
             assert attested is not None
             response = self._send("GET", f"/resource/{path}", headers={"Authorization": f"Bearer {attested.token}"})
-            if response.status_code == 401 and attempt == 0:
+            if response.status == 401 and attempt == 0:
                 self._attested = None  # the broker no longer accepts the token (key rotation, restart): re-attest
                 continue
             return decrypt_resource(check_response(response, f"resource {path}"), attested.key)

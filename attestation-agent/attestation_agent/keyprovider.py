@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from kbs.keyprovider_protocol import (
+from kbs_protocol.keyprovider import (
     AnnotationPacket,
     KeyProviderError,
     KeyUnwrapRequest,

@@ -35,11 +35,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from joserfc import jws
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey
 
 __all__ = ["MAX_SEALED_SECRET", "SealedSecretError", "unseal"]
 
@@ -51,6 +51,7 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 AES_256_KEY_SIZE = 32
 GCM_TAG_SIZE = 16
 GCM_NONCE_SIZES = frozenset({12})
+P256_COORDINATE = 32
 
 # kbs:///repo/type/tag -> the resource's bytes (attests to the KBS on first use).
 Fetch = Callable[[str], bytes]
@@ -64,7 +65,8 @@ class SealedSecretError(Exception):
 class _Compact:
     header: dict[str, Any]
     signing_input: str
-    text: str
+    payload: bytes
+    signature: bytes
 
 
 def _b64url(part: str, what: str) -> bytes:
@@ -92,7 +94,9 @@ def _parse(text: str) -> _Compact:
         ) from None
     if not isinstance(header, dict):
         raise SealedSecretError("sealed secret header is not a JSON object")
-    return _Compact(header=header, signing_input=f"{parts[0]}.{parts[1]}", text=compact)
+    payload = _b64url(parts[1], "payload")
+    signature = _b64url(parts[2], "signature") if parts[2] else b""
+    return _Compact(header=header, signing_input=f"{parts[0]}.{parts[1]}", payload=payload, signature=signature)
 
 
 def _kid(header: dict[str, Any]) -> str:
@@ -106,24 +110,33 @@ def _kid(header: dict[str, Any]) -> str:
     return kid
 
 
-def _verification_key(raw: bytes, kid: str) -> ECKey:
-    """The P-256 public key of the JWK stored at kid (only its public part is used)."""
+def _verification_key(raw: bytes, kid: str) -> ec.EllipticCurvePublicKey:
+    """The P-256 public key of the JWK stored at kid (RFC 7518 6.2.1; only its public part is used)."""
     try:
         jwk = json.loads(raw)
         if not isinstance(jwk, dict) or jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
             raise SealedSecretError(f"verification key {kid} is not an EC P-256 JWK")
-        return ECKey.import_key({"kty": "EC", "crv": "P-256", "x": jwk["x"], "y": jwk["y"]})
-    except (ValueError, UnicodeDecodeError, KeyError, TypeError, JoseError):
+        x, y = _b64url(jwk["x"], "key x"), _b64url(jwk["y"], "key y")
+        if len(x) != P256_COORDINATE or len(y) != P256_COORDINATE:
+            raise SealedSecretError(f"verification key {kid} is not an EC P-256 JWK")
+        # from_encoded_point checks that the point is on the curve.
+        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + x + y)
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
         raise SealedSecretError(f"verification key {kid} is not an EC P-256 JWK") from None
 
 
-def _verified_payload(compact: _Compact, key: ECKey, kid: str) -> dict[str, Any]:
+def _verified_payload(compact: _Compact, key: ec.EllipticCurvePublicKey, kid: str) -> dict[str, Any]:
+    """RFC 7515 5.2 with ES256 (RFC 7518 3.4): the signature is R || S, 32 bytes each, over the signing input."""
+    signature = compact.signature
+    if len(signature) != 2 * P256_COORDINATE:
+        raise SealedSecretError(f"sealed secret signature does not verify with {kid}: it is not 64 bytes (ES256)")
+    r, s = (int.from_bytes(signature[i : i + P256_COORDINATE], "big") for i in (0, P256_COORDINATE))
     try:
-        verified = jws.deserialize_compact(compact.text, key, algorithms=["ES256"])
-    except (JoseError, ValueError) as exc:
-        raise SealedSecretError(f"sealed secret signature does not verify with {kid}: {exc}") from None
+        key.verify(encode_dss_signature(r, s), compact.signing_input.encode("ascii"), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise SealedSecretError(f"sealed secret signature does not verify with {kid}") from None
     try:
-        payload = json.loads(verified.payload)
+        payload = json.loads(compact.payload)
     except (ValueError, UnicodeDecodeError):
         raise SealedSecretError("sealed secret payload is not JSON") from None
     if not isinstance(payload, dict):

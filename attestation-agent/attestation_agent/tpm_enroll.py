@@ -12,17 +12,16 @@ import base64
 import binascii
 from typing import Any
 
-import httpx
-
-from kbs.protocol import (
+from kbs_protocol import (
     BASE_PATH,
+    ProtocolError,
     TpmActivateRequest,
-    TpmCredentialChallenge,
-    TpmEnrolled,
     TpmEnrollRequest,
-    tls_verify,
+    parse_tpm_credential_challenge,
+    parse_tpm_enrolled,
 )
 
+from ._http import HttpClient, TransportError
 from .attesters import AttesterError
 from .attesters.tpm import TpmAttester
 from .kbs_client import KbsClientError
@@ -30,20 +29,21 @@ from .kbs_client import KbsClientError
 __all__ = ["enroll"]
 
 
-def _post(client: httpx.Client, url: str, body: dict[str, Any], step: str) -> dict[str, Any]:
+def _post(client: HttpClient, path: str, body: dict[str, Any], step: str) -> dict[str, Any]:
+    url = client.origin + client.prefix + path
     try:
-        response = client.post(url, json=body)
-    except httpx.TransportError as exc:
+        response = client.request("POST", path, json_body=body)
+    except TransportError as exc:
         raise KbsClientError(f"cannot reach the broker at {url}: {exc}") from exc
     try:
-        document: dict[str, Any] = response.json()
+        document = response.json()
     except ValueError:
         document = {}
-    if response.status_code != 200:
+    if not isinstance(document, dict):
+        document = {}
+    if response.status != 200:
         detail = document.get("detail", response.text[:200])
-        raise KbsClientError(
-            f"{step} refused by the broker (HTTP {response.status_code}): {detail}", response.status_code
-        )
+        raise KbsClientError(f"{step} refused by the broker (HTTP {response.status}): {detail}", response.status)
     return document
 
 
@@ -52,16 +52,17 @@ def enroll(kbs_url: str, attester: TpmAttester, *, verify: bool | str = True, ti
     ek_public, ek_certificate = attester.ek()
     if ek_certificate is None:
         raise AttesterError("this TPM has no EK certificate in NV: enrolment needs one to prove the TPM is genuine")
-    base = kbs_url.rstrip("/") + BASE_PATH
     request = TpmEnrollRequest(
         ak_public=base64.b64encode(attester.ak_tpmt_public()).decode(),
         ek_certificate=base64.b64encode(ek_certificate).decode(),
         ek_public=base64.b64encode(ek_public).decode(),
     )
-    with httpx.Client(timeout=timeout, verify=tls_verify(verify)) as client:
-        challenge = TpmCredentialChallenge.model_validate(
-            _post(client, base + "/tpm/enroll", request.model_dump(), "TPM enrolment")
-        )
+    client = HttpClient(kbs_url.rstrip("/") + BASE_PATH, timeout=timeout, verify=verify)
+    try:
+        try:
+            challenge = parse_tpm_credential_challenge(_post(client, "/tpm/enroll", request.to_dict(), "TPM enrolment"))
+        except ProtocolError as exc:
+            raise KbsClientError(f"the broker's credential is malformed: {exc}") from exc
         try:
             blob = base64.b64decode(challenge.credential_blob, validate=True)
             encrypted = base64.b64decode(challenge.encrypted_secret, validate=True)
@@ -69,7 +70,10 @@ def enroll(kbs_url: str, attester: TpmAttester, *, verify: bool | str = True, ti
             raise KbsClientError("the broker's credential is not base64") from exc
         secret = attester.activate_credential(blob, encrypted)
         answer = TpmActivateRequest(id=challenge.id, secret=base64.b64encode(secret).decode())
-        enrolled = TpmEnrolled.model_validate(
-            _post(client, base + "/tpm/activate", answer.model_dump(), "TPM credential activation")
-        )
+        try:
+            enrolled = parse_tpm_enrolled(_post(client, "/tpm/activate", answer.to_dict(), "TPM credential activation"))
+        except ProtocolError as exc:
+            raise KbsClientError(f"the broker's activation answer is malformed: {exc}") from exc
+    finally:
+        client.close()
     return enrolled.ak_sha256

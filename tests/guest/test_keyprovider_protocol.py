@@ -1,4 +1,4 @@
-"""The ocicrypt key-provider wire format (kbs/keyprovider_protocol.py): Go (base64) and Rust (int arrays) shapes."""
+"""The ocicrypt key-provider wire format (kbs_protocol/keyprovider.py): Go (base64) and Rust (int arrays) shapes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kbs.keyprovider_protocol import (
+from kbs_protocol.keyprovider import (
     AnnotationPacket,
     KeyProviderError,
     KeyUnwrapRequest,

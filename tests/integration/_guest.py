@@ -11,7 +11,8 @@ import httpx
 from jwcrypto import jwe as jwcrypto_jwe
 from jwcrypto import jwk as jwcrypto_jwk
 
-from kbs.protocol import expected_report_data, runtime_digest
+from kbs_protocol import runtime_digest
+from verifier.binding import expected_report_data
 
 __all__ = ["OPEN_GUESTS", "Guest", "sample_evidence"]
 

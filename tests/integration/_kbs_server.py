@@ -18,8 +18,7 @@ from typing import Any
 import httpx
 import tomli_w
 
-from kbs.admin_client import AdminClient
-from kbs.protocol import tls_verify
+from kbs.admin_client import AdminClient, tls_verify
 from tests.conftest import cli_env, run_cli
 
 __all__ = ["KbsServer", "free_port"]

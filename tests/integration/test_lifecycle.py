@@ -260,7 +260,7 @@ def test_tls_and_secure_cookie(tmp_path: Path) -> None:
     from attestation_agent.attesters.sample import SampleAttester
     from attestation_agent.kbs_client import KbsClient
 
-    from kbs.protocol import tls_verify
+    from kbs.admin_client import tls_verify
 
     tmp_path.joinpath("tls").mkdir()
     cert, key = self_signed(tmp_path / "tls")

@@ -18,7 +18,7 @@ from jwcrypto import jwt as jwcrypto_jwt
 import policies
 from kbs.admin_auth import mint_token
 from kbs.admin_client import AdminClient, AdminError
-from kbs.protocol import ERROR_TYPE_PREFIX
+from kbs_protocol import ERROR_TYPE_PREFIX
 from tests.integration._guest import Guest
 from tests.integration._helpers import SECRET, assert_error
 from tests.integration._kbs_server import KbsServer

@@ -11,7 +11,7 @@ from attestation_agent.attesters import detect
 from attestation_agent.attesters.snp import probe
 from attestation_agent.kbs_client import KbsClient, KbsClientError
 
-from kbs.protocol import init_data_digest
+from kbs_protocol import init_data_digest
 from tests.integration._kbs_server import KbsServer
 from tests.snp.fake_sev_guest import FakeTsmFs, RecordedSevGuest, SnpGuest
 from tests.snp.make_test_chain import Chain, Vek

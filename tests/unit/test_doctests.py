@@ -8,7 +8,7 @@ import pkgutil
 
 import pytest
 
-PACKAGES = ("verifier", "kbs", "policies", "guest", "attestation_agent")
+PACKAGES = ("verifier", "kbs", "kbs_protocol", "policies", "guest", "attestation_agent")
 # Modules whose import needs optional hardware libraries are still importable here (tpm2-pytss is installed).
 MODULES = sorted(
     {

@@ -1,21 +1,32 @@
-"""The KBS wire contract: versions, resource URIs, and the runtime-data binding (docs/protocol.md)."""
+"""The KBS wire contract (kbs_protocol): messages, versions, resource URIs, and the runtime-data binding
+(docs/protocol.md)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from kbs.protocol import (
-    Attestation,
+from kbs_protocol import (
+    ProtocolError,
     Request,
-    expected_report_data,
     init_data_digest,
+    parse_attestation,
+    parse_challenge,
+    parse_request,
     parse_resource_uri,
+    parse_response,
+    parse_tpm_activate_request,
+    parse_tpm_credential_challenge,
+    parse_tpm_enroll_request,
+    parse_tpm_enrolled,
     runtime_digest,
     version_supported,
 )
+from verifier.binding import expected_report_data
 
 
 @pytest.mark.parametrize("version", ["0.4.0", "0.4.1", "0.4.17"])
@@ -29,7 +40,7 @@ def test_unsupported_versions(version: str) -> None:
 
 
 def test_request_wire_names() -> None:
-    assert Request(tee="tdx").model_dump(by_alias=True) == {"version": "0.4.0", "tee": "tdx", "extra-params": ""}
+    assert Request(tee="tdx").to_dict() == {"version": "0.4.0", "tee": "tdx", "extra-params": ""}
 
 
 def test_attestation_parses_trustee_shape() -> None:
@@ -38,7 +49,7 @@ def test_attestation_parses_trustee_shape() -> None:
         "runtime-data": {"nonce": "abc", "tee-pubkey": {"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}},
         "tee-evidence": {"primary_evidence": {"svn": "1"}, "additional_evidence": ""},
     }
-    parsed = Attestation.model_validate_json(json.dumps(body))
+    parsed = parse_attestation(json.dumps(body))
     assert parsed.runtime_data.nonce == "abc"
     assert parsed.tee_evidence.primary_evidence == {"svn": "1"}
 
@@ -90,3 +101,99 @@ def test_init_data_digest_follows_algorithm() -> None:
 def test_init_data_digest_rejects(body: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         init_data_digest(body)
+
+
+def test_messages_round_trip() -> None:
+    body = {
+        "init-data": {"format": "toml", "body": "version = '0.1.0'"},
+        "runtime-data": {"nonce": "n", "tee-pubkey": {"kty": "EC"}},
+        "tee-evidence": {"primary_evidence": {"svn": "1"}, "additional_evidence": "extra"},
+    }
+    assert parse_attestation(json.dumps(body).encode()).to_dict() == body
+    assert parse_request({"tee": "snp"}) == Request(tee="snp")
+
+
+def test_python_names_accepted_as_before() -> None:
+    parsed = parse_attestation(
+        {"runtime_data": {"nonce": "n", "tee_pubkey": {}}, "tee_evidence": {"primary_evidence": {}}}
+    )
+    assert parsed.runtime_data.nonce == "n"
+    assert parsed.init_data is None
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "problem"),
+    [
+        (b"{not json", "body", "is not JSON"),
+        (b"[]", "body", "is a JSON array, expected an object"),
+        (b"{}", "runtime-data", "is missing"),
+        (b'{"runtime-data": {}}', "runtime-data.nonce", "is missing"),
+        (b'{"runtime-data": {"nonce": 1, "tee-pubkey": {}}}', "runtime-data.nonce", "expected a string"),
+        (b'{"runtime-data": {"nonce": "n", "tee-pubkey": []}}', "runtime-data.tee-pubkey", "expected an object"),
+        (
+            b'{"runtime-data": {"nonce": "n", "tee-pubkey": {}}, "tee-evidence": {}}',
+            "tee-evidence.primary_evidence",
+            "is missing",
+        ),
+        (b'{"init-data": "x"}', "init-data", "expected an object"),
+        (b'{"init-data": {"format": "toml"}}', "init-data.body", "is missing"),
+    ],
+)
+def test_malformed_attestation(body: bytes, field: str, problem: str) -> None:
+    with pytest.raises(ProtocolError, match=problem) as caught:
+        parse_attestation(body)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("parse", "body", "field"),
+    [
+        (parse_request, b'{"version": "0.4.0"}', "tee"),
+        (parse_request, b'{"tee": null}', "tee"),
+        (parse_challenge, b'{"extra-params": ""}', "nonce"),
+        (
+            parse_tpm_credential_challenge,
+            b'{"id": "i", "credential_blob": "", "encrypted_secret": "", "expires_in": true}',
+            "expires_in",
+        ),
+    ],
+)
+def test_malformed_messages(parse: Callable[[bytes], object], body: bytes, field: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse(body)
+    assert caught.value.field == field
+
+
+# The broker parses bodies with its pydantic models (kbs.api.schemas, for OpenAPI); the agent with kbs_protocol.
+# The same bodies must read the same through both.
+_SAME_SHAPES = [
+    ("AuthRequest", parse_request, {"version": "0.4.2", "tee": "tdx", "extra-params": {"a": 1}}),
+    ("Challenge", parse_challenge, {"nonce": "bm9uY2U=", "extra-params": ""}),
+    (
+        "AttestationRequest",
+        parse_attestation,
+        {
+            "init-data": {"format": "toml", "body": "algorithm = 'sha384'"},
+            "runtime-data": {"nonce": "n", "tee-pubkey": {"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}},
+            "tee-evidence": {"primary_evidence": {"svn": "1"}, "additional_evidence": ""},
+        },
+    ),
+    ("AttestationToken", parse_response, {"token": "a.b.c"}),
+    ("TpmEnrollRequest", parse_tpm_enroll_request, {"ak_public": "AA==", "ek_certificate": "AA==", "ek_public": None}),
+    (
+        "TpmCredentialChallenge",
+        parse_tpm_credential_challenge,
+        {"id": "i", "credential_blob": "AA==", "encrypted_secret": "AA==", "expires_in": 300},
+    ),
+    ("TpmActivateRequest", parse_tpm_activate_request, {"id": "i", "secret": "AA=="}),
+    ("TpmEnrolled", parse_tpm_enrolled, {"ak_sha256": "00" * 32}),
+]
+
+
+@pytest.mark.parametrize(("schema", "parse", "body"), _SAME_SHAPES, ids=[s[0] for s in _SAME_SHAPES])
+def test_broker_schemas_and_wire_module_agree(schema: str, parse: Callable[[bytes], Any], body: dict[str, Any]) -> None:
+    from kbs.api import schemas
+
+    raw = json.dumps(body).encode()
+    model = getattr(schemas, schema).model_validate_json(raw)
+    assert model.model_dump(by_alias=True) == parse(raw).to_dict() == body

@@ -3,7 +3,8 @@
 Each module `attestation_agent.attesters.<tee>` exposes `probe(sysroot: Path) -> Attester | None`, which looks
 for its device under `sysroot` (the real root "/" in a guest; a fake device tree in tests) and returns an
 attester when the TEE is present. Detection tries TDX, then SNP, then TPM; the sample attester is the fallback,
-used only when nothing else is found (with a warning from the CLI).
+used only when nothing else is found (with a warning from the CLI). A TEE's module is imported only once a cheap
+look for its device (PRESENCE_HINTS) found something, so the agent's start-up pays for one attester at most.
 
 >>> from pathlib import Path
 >>> attester = detect(Path("/nonexistent"))
@@ -25,6 +26,13 @@ __all__ = ["Attester", "AttesterError", "detect", "get", "runtime_log"]
 
 DETECTION_ORDER = ("tdx", "snp", "tpm")
 SYSROOT_ENV = "VERITEE_SYSROOT"
+# TEE -> (paths under the sysroot, environment variables): the TEE module's probe can only succeed when one of
+# them exists; a necessary condition, never a sufficient one. A TEE without an entry is always probed.
+PRESENCE_HINTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "tdx": (("sys/class/misc/tdx_guest", "dev/tdx_guest"), ()),
+    "snp": (("dev/sev-guest",), ()),
+    "tpm": (("dev/tpmrm0", "dev/tpm0"), ("VERITEE_TPM_TCTI",)),
+}
 
 
 class AttesterError(Exception):
@@ -57,7 +65,17 @@ def sysroot() -> Path:
     return Path(os.environ.get(SYSROOT_ENV, "/"))
 
 
+def _may_be_present(tee: str, root: Path) -> bool:
+    hints = PRESENCE_HINTS.get(tee)
+    if hints is None:
+        return True
+    paths, variables = hints
+    return any(os.environ.get(v) for v in variables) or any((root / p).exists() for p in paths)
+
+
 def _probe(tee: str, root: Path) -> Attester | None:
+    if not _may_be_present(tee, root):
+        return None
     try:
         module = importlib.import_module(f"attestation_agent.attesters.{tee}")
     except ModuleNotFoundError:

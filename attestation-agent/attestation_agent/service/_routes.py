@@ -148,8 +148,7 @@ class Api:
             raise _BadRequest(f"token_type {token_type!r} is not supported; expected kbs")
         attested = await self._session.token()
         # The key as PKCS#8 PEM (guest-components gives its RSA key as PKCS#1; an EC key has no PKCS#1 form).
-        pem = attested.key.as_pem(private=True)
-        body = json.dumps({"token": attested.token, "tee_keypair": pem.decode()}).encode()
+        body = json.dumps({"token": attested.token, "tee_keypair": attested.key.private_pem()}).encode()
         return Response(200, body, OCTETS)
 
     async def _evidence(self, request: Request) -> dict[str, object]:

@@ -8,8 +8,10 @@
 - Transport failures and 429/502/503/504 are retried with a short backoff; after that the caller gets
   `KbsUnavailable` (the route answers 503) and the next request tries again: nothing is cached from a failure.
 
-Handshakes and resource fetches use separate HTTP clients, so a session cookie of a handshake in progress is
-never sent with a resource request (those carry the token as a bearer).
+HTTP is the agent's standard-library client (`attestation_agent._http`, one kept-alive connection each), run on a
+small thread pool: one client for handshakes (its session cookie is never sent with a resource request, which
+carries the token as a bearer) and MAX_KBS_IN_FLIGHT clients for resources, handed out from a queue, so that at
+most that many resource requests are at the broker at once and the rest wait here.
 """
 
 from __future__ import annotations
@@ -17,23 +19,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import httpx
-from joserfc.jwk import ECKey
-
+from .._http import HttpClient, Response, TransportError
+from .._jwe import EphemeralKey
 from ..attesters import Attester
 from ..kbs_client import (
     BASE_PATH,
     PROTOCOL_VERSION,
     RETRY_STATUSES,
-    KbsClientError,
     attestation_body,
     check_response,
     decrypt_resource,
-    tls_verify,
+    parse_challenge_nonce,
+    parse_token,
     token_expiry,
 )
 
@@ -56,7 +57,7 @@ class KbsUnavailable(Exception):  # noqa: N818 (named for the condition, as KbsC
 @dataclass(frozen=True)
 class Attested:
     token: str
-    key: ECKey  # the ephemeral key bound into the evidence; resources come encrypted to it
+    key: EphemeralKey  # the ephemeral key bound into the evidence; resources come encrypted to it
     expires_at: float
 
 
@@ -79,22 +80,23 @@ class KbsSession:
         self._init_data = init_data
         self._margin = refresh_margin
         self._clock = clock
-        tls = tls_verify(verify)
-        self._handshakes = httpx.AsyncClient(timeout=timeout, verify=tls)
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        self._resources = httpx.AsyncClient(timeout=timeout, verify=tls, limits=limits)
+        self._network = ThreadPoolExecutor(max_workers=MAX_KBS_IN_FLIGHT + 1, thread_name_prefix="kbs-http")
+        self._handshakes = HttpClient(self.base, timeout=timeout, verify=verify)
+        self._all_clients = [HttpClient(self.base, timeout=timeout, verify=verify) for _ in range(MAX_KBS_IN_FLIGHT)]
+        self._resources: asyncio.Queue[HttpClient] = asyncio.Queue()
+        for client in self._all_clients:
+            self._resources.put_nowait(client)
         self._attested: Attested | None = None
         self._pending: asyncio.Future[Attested] | None = None
-        self._in_flight = asyncio.Semaphore(MAX_KBS_IN_FLIGHT)
-        self.attestations = 0  # handshakes completed, for /info-style diagnostics and tests
+        self.attestations = 0  # handshakes completed, for diagnostics and tests
 
     async def aclose(self) -> None:
-        await self._handshakes.aclose()
-        await self._resources.aclose()
+        for client in (self._handshakes, *self._all_clients):
+            client.close()
+        self._network.shutdown(wait=False)
 
-    async def _on_device(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking TEE-device call on the device executor (one thread: devices are not re-entrant)."""
-        return await asyncio.get_running_loop().run_in_executor(self._device, fn, *args)
+    async def _run(self, executor: Executor, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
     async def token(self) -> Attested:
         """The current token, or the one the single in-flight handshake produces."""
@@ -121,38 +123,36 @@ class KbsSession:
         """Drop the current token (the TEE's state changed); a handshake in flight may still set a new one."""
         self._attested = None
 
-    async def _send(self, client: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _send(
+        self,
+        client: HttpClient,
+        method: str,
+        path: str,
+        *,
+        json_body: object = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         for delay in (*RETRY_DELAYS, None):
             try:
-                response = await client.request(method, self.base + path, **kwargs)
-            except httpx.TransportError as exc:
+                response = await self._run(self._network, _request, client, method, path, json_body, headers)
+            except TransportError as exc:
                 if delay is None:
-                    raise KbsUnavailable(f"the KBS at {self.base} is unreachable: {exc or type(exc).__name__}") from exc
+                    raise KbsUnavailable(f"the KBS at {self.base} is unreachable: {exc}") from exc
             else:
-                if response.status_code not in RETRY_STATUSES:
+                if response.status not in RETRY_STATUSES:
                     return response
                 if delay is None:
-                    raise KbsUnavailable(f"the KBS at {self.base} answered HTTP {response.status_code}; retry later")
+                    raise KbsUnavailable(f"the KBS at {self.base} answered HTTP {response.status}; retry later")
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
     async def _attest(self) -> Attested:
-        tee = self._attester.tee
-        auth = await self._send(
-            self._handshakes, "POST", "/auth", json={"version": PROTOCOL_VERSION, "tee": tee, "extra-params": ""}
-        )
-        self._handshakes.cookies.clear()  # the session cookie goes with this handshake's /attest only
-        nonce = check_response(auth, "auth").get("nonce")
-        session = auth.cookies.get("kbs-session-id")
-        if not isinstance(nonce, str) or session is None:
-            raise KbsClientError("the broker's challenge has no nonce or no session cookie", 502)
-        body, key = await self._on_device(attestation_body, self._attester, nonce, self._init_data)
-        attest = await self._send(
-            self._handshakes, "POST", "/attest", json=body, headers={"Cookie": f"kbs-session-id={session}"}
-        )
-        token = check_response(attest, "attest").get("token")
-        if not isinstance(token, str):
-            raise KbsClientError("the broker's attestation response has no token", 502)
+        client = self._handshakes
+        client.cookies.clear()  # a fresh session: the cookie of this /auth goes with this /attest only
+        auth = {"version": PROTOCOL_VERSION, "tee": self._attester.tee, "extra-params": ""}
+        nonce = parse_challenge_nonce(check_response(await self._send(client, "POST", "/auth", json_body=auth), "auth"))
+        body, key = await self._run(self._device, attestation_body, self._attester, nonce, self._init_data)
+        token = parse_token(check_response(await self._send(client, "POST", "/attest", json_body=body), "attest"))
         self.attestations += 1
         return Attested(token=token, key=key, expires_at=token_expiry(token))
 
@@ -161,12 +161,17 @@ class KbsSession:
         path = f"/resource/{repo}/{kind}/{tag}"
         for attempt in range(2):
             attested = await self.token()
-            async with self._in_flight:
-                response = await self._send(
-                    self._resources, "GET", path, headers={"Authorization": f"Bearer {attested.token}"}
-                )
-            if response.status_code == 401 and attempt == 0:
+            client = await self._resources.get()
+            try:
+                response = await self._send(client, "GET", path, headers={"Authorization": f"Bearer {attested.token}"})
+            finally:
+                self._resources.put_nowait(client)
+            if response.status == 401 and attempt == 0:
                 self.forget(attested)
                 continue
             return decrypt_resource(check_response(response, f"resource {repo}/{kind}/{tag}"), attested.key)
         raise AssertionError("unreachable")
+
+
+def _request(client: HttpClient, method: str, path: str, json_body: object, headers: dict[str, str] | None) -> Response:
+    return client.request(method, path, json_body=json_body, headers=headers)

@@ -1,6 +1,5 @@
 """ocicrypt key-provider wire format, shared by the image owner's side (`kbs admin keyprovider`, keywrap)
-and the guest side (`attestation-agent keyprovider` and `guest`, keyunwrap). Imports neither FastAPI nor
-SQLModel.
+and the guest side (`attestation-agent keyprovider` and `guest`, keyunwrap).
 
 ocicrypt's command protocol (containers/ocicrypt keywrap/keyprovider; docs/images.md) exchanges one JSON
 document each way. Go marshals []byte as base64 strings; Rust ocicrypt (serde) as arrays of integers: both are
@@ -36,6 +35,9 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ._errors import ProtocolError
+from ._resources import RESOURCE_SEGMENT
+
 __all__ = [
     "KEK_SIZE",
     "PROVIDER_NAME",
@@ -59,13 +61,16 @@ WRAP_TYPE = "A256GCM"
 KEK_SIZE = 32  # AES-256
 IV_SIZE = 12  # AES-GCM recommended nonce size (NIST SP 800-38D)
 MAX_REQUEST_BYTES = 1024 * 1024  # private options are ~200 bytes; annotations a few hundred
-# KBS resource path segments (docs/protocol.md, section 3): exactly three, each [A-Za-z0-9_-][A-Za-z0-9_.-]*
-_SEGMENT = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*"
+# A key id is a KBS resource URI with no broker address: kbs:/// and three resource segments.
+_SEGMENT = RESOURCE_SEGMENT.pattern
 _KID_RE = re.compile(rf"kbs:///({_SEGMENT}/{_SEGMENT}/{_SEGMENT})")
 
 
-class KeyProviderError(ValueError):
+class KeyProviderError(ProtocolError):
     """A malformed key-provider request or annotation, or a failed unwrap; the message names the field."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("", message)
 
 
 def decode_bytes(value: object, field: str) -> bytes:
