@@ -83,7 +83,7 @@ def measure(*command: str, cleanup: Path | None = None) -> tuple[float, int]:
 
 def make_image(folder: Path, mib: int) -> Path:
     """A plain OCI image with one uncompressed layer holding `mib` MiB of random bytes."""
-    from tests.guest._images import write_image  # noqa: PLC0415 (test helper: small layouts)
+    from tests.guest._images import swap_layer, write_image  # noqa: PLC0415 (test helpers: layouts)
 
     data = folder / "data"
     with data.open("wb") as f:
@@ -95,33 +95,8 @@ def make_image(folder: Path, mib: int) -> Path:
     data.unlink()
     # write_image takes bytes; stream-copy instead for large layers
     write_image(folder / "plain", [b""], compression="none")
-    _swap_layer(folder / "plain", layer)
+    swap_layer(folder / "plain", layer)
     return folder / "plain"
-
-
-def _swap_layer(layout: Path, layer: Path) -> None:
-    import hashlib  # noqa: PLC0415
-
-    with layer.open("rb") as f:
-        digest = "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
-    size = layer.stat().st_size
-    shutil.move(layer, layout / "blobs" / "sha256" / digest.split(":")[1])
-    index = json.loads((layout / "index.json").read_text())
-    manifest_path = layout / "blobs" / "sha256" / index["manifests"][0]["digest"].split(":")[1]
-    manifest = json.loads(manifest_path.read_text())
-    config_path = layout / "blobs" / "sha256" / manifest["config"]["digest"].split(":")[1]
-    config = json.loads(config_path.read_text())
-    config["rootfs"]["diff_ids"] = [digest]
-    config_bytes = json.dumps(config).encode()
-    config_digest = hashlib.sha256(config_bytes).hexdigest()
-    (layout / "blobs" / "sha256" / config_digest).write_bytes(config_bytes)
-    manifest["config"].update(digest=f"sha256:{config_digest}", size=len(config_bytes))
-    manifest["layers"][0].update(digest=digest, size=size)
-    manifest_bytes = json.dumps(manifest).encode()
-    manifest_digest = hashlib.sha256(manifest_bytes).hexdigest()
-    (layout / "blobs" / "sha256" / manifest_digest).write_bytes(manifest_bytes)
-    index["manifests"][0].update(digest=f"sha256:{manifest_digest}", size=len(manifest_bytes))
-    (layout / "index.json").write_text(json.dumps(index))
 
 
 def encrypted_blob(layout: Path) -> Path:

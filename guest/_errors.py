@@ -1,7 +1,10 @@
 """The guest's error tree (one base, three kinds; the CLI maps every GuestError to exit status 1).
 
     GuestError
-    ├── LayoutError        the OCI image layout is missing, malformed, or a digest/size does not match
+    ├── LayoutError        the image (layout or registry content) is missing, malformed, or a digest/size does not
+    │                      match
+    ├── RegistryError      the registry is unreachable, refuses us, or answers outside the distribution API
+    ├── PolicyError        the containers-policy.json refuses the image, or the policy or one of its keys is unusable
     ├── DecryptionError    no usable key, a wrong key, a failed HMAC, a malformed encryption annotation
     └── UnsafeLayerError   a layer tries to leave the root filesystem or create what a rootfs must not hold
 
@@ -19,6 +22,14 @@ class LayoutError(GuestError):
     """The image layout (index, manifest, config, blobs) is unusable."""
 
 
+class RegistryError(GuestError):
+    """A registry could not be reached, refused a request, or answered what the distribution API does not allow."""
+
+
+class PolicyError(GuestError):
+    """The signature policy refuses the image (unsigned, wrong key or identity), or the policy itself is unusable."""
+
+
 class DecryptionError(GuestError):
     """A layer could not be decrypted and verified; nothing of it was released."""
 
@@ -28,4 +39,4 @@ class UnsafeLayerError(GuestError):
 
 
 class ImageRefError(ValueError):
-    """An image reference is not `oci:DIR[:TAG]` (a usage error: exit status 2)."""
+    """An image reference is not `oci:DIR[:TAG]` or `docker://...` (a usage error: exit status 2)."""

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from guest._errors import DecryptionError, GuestError, LayoutError
 from guest._keys import Keyring
-from guest._layout import REF_NAME_ANNOTATION, Descriptor, ImageRef, LayoutWriter, OciLayout
+from guest._layout import REF_NAME_ANNOTATION, Descriptor, ImageRef, LayoutSource, LayoutWriter, OciLayout
+from guest._manifests import ImageSource, diff_ids_of
 from guest._ocicrypt import ENC_ANNOTATION_PREFIX, PUBOPTS_ANNOTATION, PrivateOptions, PublicOptions, decrypt_layer
-from guest._pipeline import ChunkQueue, Consumer, TarDigest, fan_out
+from guest._pipeline import GZIP_ERROR, ChunkQueue, Consumer, TarDigest, fan_out
 from guest._streams import CHUNK, Compression, HashingReader, LayerType, Readable, decompressed, drain
 
 if TYPE_CHECKING:
@@ -76,15 +77,23 @@ def _publish(built: Path, destination: Path) -> None:
     built.rename(destination)
 
 
-def _copy_verified(source: Path, target: Path, expected: str, what: str) -> None:
-    algorithm = expected.partition(":")[0]
-    with source.open("rb") as src, target.open("xb") as out:
-        reader = HashingReader(src, algorithm)
-        while chunk := reader.read(CHUNK):
-            out.write(chunk)
-    if reader.digest() != expected:
+def _source_of(source: ImageRef | ImageSource) -> ImageSource:
+    return LayoutSource(OciLayout(source.directory), source.tag) if isinstance(source, ImageRef) else source
+
+
+def _copy_verified(image: ImageSource, desc: Descriptor, target: Path, what: str) -> None:
+    algorithm = desc.digest.partition(":")[0]
+    src = image.open_blob(desc)
+    try:
+        with target.open("xb") as out:
+            reader = HashingReader(src, algorithm)
+            while chunk := reader.read(CHUNK):
+                out.write(chunk)
+    finally:
+        src.close()
+    if reader.digest() != desc.digest:
         target.unlink()
-        raise LayoutError(f"{what}: blob digest is {reader.digest()}, descriptor says {expected}")
+        raise LayoutError(f"{what}: blob digest is {reader.digest()}, descriptor says {desc.digest}")
 
 
 def _keys_for(desc: Descriptor, keyring: Keyring) -> tuple[PrivateOptions, PublicOptions]:
@@ -100,7 +109,7 @@ def _write_all(out: BinaryIO, view: memoryview) -> None:
 
 
 def _plain_layer(
-    layout: OciLayout, desc: Descriptor, keyring: Keyring, kind: LayerType, scratch: Path, diff_id: str
+    image: ImageSource, desc: Descriptor, keyring: Keyring, kind: LayerType, scratch: Path, diff_id: str
 ) -> str:
     """Write layer `desc`'s plain blob to the new private file `scratch` in one streamed pass; returns its digest.
 
@@ -117,12 +126,15 @@ def _plain_layer(
         consumers: list[Consumer] = [blob_hash.update, functools.partial(_write_all, out)]
         if kind.compression is not Compression.NONE:
             consumers.append(tar)  # uncompressed: the blob digest is the diff_id, no second hash
-        if kind.encrypted:
-            private, public = _keys_for(desc, keyring)
-            decrypt_layer(layout.blob_path(desc), private, public, consumers, desc.digest)
-        else:
-            with layout.blob_path(desc).open("rb", buffering=0) as src:
+        private_public = _keys_for(desc, keyring) if kind.encrypted else None
+        src = image.open_blob(desc)
+        try:
+            if private_public is not None:
+                decrypt_layer(src, *private_public, consumers, desc.digest)
+            else:
                 fan_out(lambda buf: src.readinto(buf[:CHUNK]) or 0, consumers)
+        finally:
+            src.close()
     digest = f"{algorithm}:{blob_hash.hexdigest()}"
     if not kind.encrypted and digest != desc.digest:
         raise LayoutError(f"layer {desc.digest}: blob digest is {digest}, descriptor says {desc.digest}")
@@ -132,22 +144,22 @@ def _plain_layer(
     return digest
 
 
-def decrypt_image(source: ImageRef, destination: ImageRef, keyring: Keyring) -> DecryptedImage:
+def decrypt_image(source: ImageRef | ImageSource, destination: ImageRef, keyring: Keyring) -> DecryptedImage:
     """Write a plain copy of `source` at `destination`: decrypted layers under their plain media types."""
-    layout = OciLayout(source.directory)
-    manifest = layout.resolve(source.tag)
-    diff_ids = layout.diff_ids(manifest)
+    image = _source_of(source)
+    manifest = image.resolve()
+    diff_ids = diff_ids_of(image.read_json_blob(manifest.config, "config"), manifest)
     with _staging(destination.directory) as staging:
         writer = LayoutWriter(staging / "layout")
         config_scratch = writer.scratch("config")
-        _copy_verified(layout.blob_path(manifest.config), config_scratch, manifest.config.digest, "config")
+        _copy_verified(image, manifest.config, config_scratch, "config")
         writer.adopt(config_scratch, manifest.config.digest)
         layers: list[Descriptor] = []
         decrypted = 0
         for index, desc in enumerate(manifest.layers):
             kind = LayerType.of(desc.media_type)
             scratch = writer.scratch(f"layer-{index}")
-            digest = _plain_layer(layout, desc, keyring, kind, scratch, diff_ids[index])
+            digest = _plain_layer(image, desc, keyring, kind, scratch, diff_ids[index])
             decrypted += kind.encrypted
             size = scratch.stat().st_size
             writer.adopt(scratch, digest)
@@ -158,7 +170,7 @@ def decrypt_image(source: ImageRef, destination: ImageRef, keyring: Keyring) -> 
         manifest_digest, manifest_size = writer.put_json(doc)
         annotations = dict(manifest.descriptor.annotations)
         annotations.pop(REF_NAME_ANNOTATION, None)
-        tag = destination.tag or source.tag
+        tag = destination.tag or image.tag
         if tag:
             annotations[REF_NAME_ANNOTATION] = tag
         new = Descriptor(manifest.descriptor.media_type, manifest_digest, manifest_size, annotations,
@@ -168,13 +180,13 @@ def decrypt_image(source: ImageRef, destination: ImageRef, keyring: Keyring) -> 
     return DecryptedImage(new, tuple(layers), decrypted)
 
 
-def unpack_image(source: ImageRef, rootfs: Path, keyring: Keyring) -> int:
+def unpack_image(source: ImageRef | ImageSource, rootfs: Path, keyring: Keyring) -> int:
     """Unpack `source` into the new directory `rootfs`; returns the number of layers applied."""
     from guest._unpack import RootfsBuilder  # noqa: PLC0415 (tarfile: not for decrypt-image's start-up)
 
-    layout = OciLayout(source.directory)
-    manifest = layout.resolve(source.tag)
-    diff_ids = layout.diff_ids(manifest)
+    image = _source_of(source)
+    manifest = image.resolve()
+    diff_ids = diff_ids_of(image.read_json_blob(manifest.config, "config"), manifest)
     with _staging(rootfs) as staging:
         root = staging / "rootfs"
         root.mkdir(mode=0o755)
@@ -182,18 +194,21 @@ def unpack_image(source: ImageRef, rootfs: Path, keyring: Keyring) -> int:
         for index, desc in enumerate(manifest.layers):
             kind = LayerType.of(desc.media_type)
             if kind.encrypted:
-                _unpack_encrypted(layout, desc, keyring, kind, builder, diff_ids[index])
+                _unpack_encrypted(image, desc, keyring, kind, builder, diff_ids[index])
             else:
-                with layout.blob_path(desc).open("rb") as raw:
+                raw = image.open_blob(desc)
+                try:
                     _extract_verified(builder, raw, kind.compression, digest=desc.digest, diff_id=diff_ids[index],
                                       layer=desc.digest)  # fmt: skip
+                finally:
+                    raw.close()
         builder.finish()
         _publish(root, rootfs)
     return len(manifest.layers)
 
 
 def _unpack_encrypted(
-    layout: OciLayout, desc: Descriptor, keyring: Keyring, kind: LayerType, builder: RootfsBuilder, diff_id: str
+    image: ImageSource, desc: Descriptor, keyring: Keyring, kind: LayerType, builder: RootfsBuilder, diff_id: str
 ) -> None:
     """Decrypt, decompress and extract an encrypted layer in one pass, with no plaintext file.
 
@@ -210,9 +225,11 @@ def _unpack_encrypted(
     chunks = ChunkQueue()
 
     def produce() -> None:
+        src = image.open_blob(desc)
         try:
-            decrypt_layer(layout.blob_path(desc), private, public, [chunks.put], desc.digest)
+            decrypt_layer(src, private, public, [chunks.put], desc.digest)
         finally:
+            src.close()
             chunks.close()
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decrypt") as pool:
@@ -234,12 +251,10 @@ def _extract_verified(
     """Extract one layer, hashing the blob (unless `digest` is None: a decrypted layer, authenticated by its HMAC)
     and its uncompressed stream on the way; a mismatch fails the unpack (whose staging directory is then
     discarded, so nothing of an unverified layer survives)."""
-    import gzip  # noqa: PLC0415 (imported where used: decrypt-image's start-up does without them)
+    import zstandard  # noqa: PLC0415 (imported where used: decrypt-image's start-up does without it)
 
-    import zstandard  # noqa: PLC0415
-
-    # What a corrupt compressed stream raises from gzip / zlib / zstandard while reading.
-    decompression_errors = (gzip.BadGzipFile, EOFError, zlib.error, zstandard.ZstdError)
+    # What a corrupt or truncated compressed stream raises from zlib-ng (GunzipReader) / zstandard while reading.
+    decompression_errors = (GZIP_ERROR, EOFError, zlib.error, zstandard.ZstdError)
     compressed = HashingReader(raw, digest.partition(":")[0]) if digest is not None else raw
     try:
         stream = decompressed(compressed, compression)

@@ -9,20 +9,33 @@ point outside `blobs/`; every blob read is checked against its descriptor's size
 
 from __future__ import annotations
 
-import hashlib
+import io
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from guest._errors import ImageRefError, LayoutError
+from guest._manifests import (
+    DIGEST_RE,
+    MAX_JSON_BYTES,
+    Descriptor,
+    Manifest,
+    diff_ids_of,
+    digest_of,
+    load_json_object,
+    parse_manifest,
+    select_manifest,
+)
+from guest._reference import Platform
 
 __all__ = [
     "REF_NAME_ANNOTATION",
     "Descriptor",
     "ImageRef",
+    "LayoutSource",
     "LayoutWriter",
     "Manifest",
     "OciLayout",
@@ -32,17 +45,8 @@ __all__ = [
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 LAYOUT_VERSION = "1.0.0"  # image-layout.md, `oci-layout` file
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
-MANIFEST_MEDIA_TYPES = (
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",  # skopeo keeps Docker schema 2 when copying as-is
-)
-# Caps on the JSON documents read whole (index, manifest, config); layers are only ever streamed.
-MAX_JSON_BYTES = 4 * 1024 * 1024
-# descriptor.md "Digests": algorithm ":" encoded; registered algorithms only, lowercase hex of exact length.
-_DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
 # image-spec annotations.md ref.name grammar (a tag or a fuller reference), without path separators abuse.
 _REF_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._:/@+-]{0,254}")
-_CHUNK = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -66,67 +70,6 @@ class ImageRef:
 
     def __str__(self) -> str:
         return f"oci:{self.directory}" + (f":{self.tag}" if self.tag else "")
-
-
-@dataclass(frozen=True)
-class Descriptor:
-    """An OCI content descriptor (descriptor.md); `extra` keeps fields this code does not interpret."""
-
-    media_type: str
-    digest: str
-    size: int
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, doc: object, what: str) -> Descriptor:
-        if not isinstance(doc, dict):
-            raise LayoutError(f"{what}: descriptor is {type(doc).__name__}, expected a JSON object")
-        media_type, digest, size = doc.get("mediaType"), doc.get("digest"), doc.get("size")
-        if not isinstance(media_type, str) or not media_type:
-            raise LayoutError(f"{what}: mediaType is {media_type!r}, expected a media type string")
-        if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
-            raise LayoutError(f"{what}: digest is {digest!r}, expected sha256:<64 hex> or sha512:<128 hex>")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise LayoutError(f"{what}: size is {size!r}, expected a non-negative integer")
-        annotations = doc.get("annotations", {})
-        if not isinstance(annotations, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
-        ):
-            raise LayoutError(f"{what}: annotations must map strings to strings")
-        extra = {k: v for k, v in doc.items() if k not in {"mediaType", "digest", "size", "annotations"}}
-        return cls(media_type, digest, size, dict(annotations), extra)
-
-    def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
-        doc.update(self.extra)
-        if self.annotations:
-            doc["annotations"] = dict(self.annotations)
-        return doc
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """An image manifest (manifest.md) with its own descriptor and the raw document for faithful rewriting."""
-
-    descriptor: Descriptor
-    config: Descriptor
-    layers: tuple[Descriptor, ...]
-    raw: Mapping[str, Any]
-
-
-def digest_of(data: bytes, algorithm: str = "sha256") -> str:
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
-
-
-def load_json_object(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LayoutError(f"{what}: not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise LayoutError(f"{what}: is a JSON {type(doc).__name__}, expected an object")
-    return doc
 
 
 class OciLayout:
@@ -190,8 +133,9 @@ class OciLayout:
             raise LayoutError("index.json: manifests is missing or not a list")
         return tuple(Descriptor.parse(m, f"index.json manifests[{i}]") for i, m in enumerate(manifests))
 
-    def resolve(self, tag: str | None) -> Manifest:
-        """The manifest tagged `tag`, or the only manifest when no tag is given."""
+    def resolve(self, tag: str | None, platform: Platform | None = None) -> Manifest:
+        """The manifest tagged `tag` (or the only entry when no tag is given), through nested indexes to the one
+        for `platform` (default: this machine's linux/ARCH)."""
         entries = self.index()
         if tag is None:
             if len(entries) != 1:
@@ -204,36 +148,31 @@ class OciLayout:
                 tags = sorted(e.annotations.get(REF_NAME_ANNOTATION, "<untagged>") for e in entries)
                 raise LayoutError(f"index.json: {len(matches)} manifests tagged {tag!r}, expected 1 (tags: {tags})")
             chosen = matches[0]
-        if chosen.media_type not in MANIFEST_MEDIA_TYPES:
-            raise LayoutError(
-                f"index.json: manifest {chosen.digest} has mediaType {chosen.media_type!r}, "
-                f"expected one of {list(MANIFEST_MEDIA_TYPES)} (nested indexes are not supported)"
-            )
-        doc = self.read_json_blob(chosen, "manifest")
-        if doc.get("schemaVersion") != 2:
-            raise LayoutError(f"manifest {chosen.digest}: schemaVersion is {doc.get('schemaVersion')!r}, expected 2")
-        layers = doc.get("layers")
-        if not isinstance(layers, list):
-            raise LayoutError(f"manifest {chosen.digest}: layers is missing or not a list")
-        return Manifest(
-            descriptor=chosen,
-            config=Descriptor.parse(doc.get("config"), f"manifest {chosen.digest} config"),
-            layers=tuple(Descriptor.parse(d, f"manifest {chosen.digest} layers[{i}]") for i, d in enumerate(layers)),
-            raw=doc,
-        )
+        desc, doc = select_manifest(chosen, self.read_json_blob, platform or Platform.host())
+        return parse_manifest(desc, doc)
 
     def diff_ids(self, manifest: Manifest) -> tuple[str, ...]:
         """The config's rootfs.diff_ids (config.md), one per layer."""
-        config = self.read_json_blob(manifest.config, "config")
-        rootfs = config.get("rootfs")
-        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-        if not isinstance(diff_ids, list) or not all(isinstance(d, str) and _DIGEST_RE.fullmatch(d) for d in diff_ids):
-            raise LayoutError(f"config {manifest.config.digest}: rootfs.diff_ids is missing or malformed")
-        if len(diff_ids) != len(manifest.layers):
-            raise LayoutError(
-                f"config {manifest.config.digest}: {len(diff_ids)} rootfs.diff_ids for {len(manifest.layers)} layers"
-            )
-        return tuple(diff_ids)
+        return diff_ids_of(self.read_json_blob(manifest.config, "config"), manifest)
+
+
+@dataclass(frozen=True)
+class LayoutSource:
+    """An `oci:DIR[:TAG]` image as a guest._manifests.ImageSource."""
+
+    layout: OciLayout
+    tag: str | None
+    platform: Platform | None = None
+
+    def resolve(self) -> Manifest:
+        return self.layout.resolve(self.tag, self.platform)
+
+    def read_json_blob(self, desc: Descriptor, what: str) -> dict[str, Any]:
+        return self.layout.read_json_blob(desc, what)
+
+    def open_blob(self, desc: Descriptor) -> io.FileIO:
+        """The blob's file, unbuffered; its digest is checked by the reader (guest._image) as it streams."""
+        return io.FileIO(self.layout.blob_path(desc), "rb")
 
 
 class LayoutWriter:
@@ -245,7 +184,7 @@ class LayoutWriter:
         (directory / "oci-layout").write_text(json.dumps({"imageLayoutVersion": LAYOUT_VERSION}))
 
     def blob_path(self, digest: str) -> Path:
-        if not _DIGEST_RE.fullmatch(digest):
+        if not DIGEST_RE.fullmatch(digest):
             raise LayoutError(f"refusing to store blob with malformed digest {digest!r}")
         algorithm, _, encoded = digest.partition(":")
         (self.directory / "blobs" / algorithm).mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from guest._errors import DecryptionError
+from guest._manifests import BlobStream
 from guest._pipeline import Consumer, fan_out
 from guest._streams import CHUNK
 
@@ -139,10 +141,10 @@ def _ctr(key: bytes, nonce: bytes) -> Any:
 
 
 def decrypt_layer(
-    source: Path, private: PrivateOptions, public: PublicOptions, consumers: Sequence[Consumer], layer: str
+    source: Path | BlobStream, private: PrivateOptions, public: PublicOptions, consumers: Sequence[Consumer], layer: str
 ) -> None:
-    """Stream the plaintext of the ciphertext blob `source` to `consumers`, then check the HMAC; raises
-    DecryptionError if it does not match.
+    """Stream the plaintext of the ciphertext blob `source` (a file, or a stream that the caller closes) to
+    `consumers`, then check the HMAC; raises DecryptionError if it does not match.
 
     The plaintext reaches the consumers *before* the HMAC is known: they must keep it private (a scratch file
     that the caller deletes on failure, a staging rootfs, digests) and the caller publishes nothing unless this
@@ -165,10 +167,10 @@ def decrypt_layer(
     mac = hmac.new(private.symkey, digestmod="sha256")
     ctr = _ctr(private.symkey, private.nonce)
     inbuf = bytearray(CHUNK)
-    with source.open("rb", buffering=0) as src:
+    with source.open("rb", buffering=0) if isinstance(source, Path) else nullcontext(source) as src:
 
         def fill(out: memoryview) -> int:
-            n: int = src.readinto(inbuf)
+            n = src.readinto(memoryview(inbuf)) or 0
             view = memoryview(inbuf)[:n]
             mac.update(view)  # hmac releases the GIL for large buffers: overlaps with the consumers
             ctr.update_into(view, out)

@@ -1,7 +1,11 @@
-"""`guest`: decrypt or unpack an (encrypted) OCI image layout in the confidential guest (docs/cli.md, docs/images.md).
+"""`guest`: decrypt or unpack an (encrypted) OCI image in the confidential guest (docs/cli.md, docs/images.md).
 
-    guest decrypt-image [--kbs URL] [--key REF]... [--json] oci:SRC[:TAG] oci:DST[:TAG]
-    guest unpack        [--kbs URL] [--key REF]... [--json] oci:SRC[:TAG] ROOTFS
+    guest decrypt-image [--kbs URL] [--key REF]... [PULL OPTIONS] [--json] SRC oci:DST[:TAG]
+    guest unpack        [--kbs URL] [--key REF]... [PULL OPTIONS] [--json] SRC ROOTFS
+
+SRC is `oci:DIR[:TAG]` or `docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST]`. PULL OPTIONS: --policy FILE|kbs:///R/T/T
+(containers-policy.json; required for docker:// sources), --auth FILE|kbs:///R/T/T (containers auth.json),
+--insecure-registry HOST:PORT (plain HTTP to that host), --platform OS/ARCH[/VARIANT] (default linux/<this arch>).
 
 Exit status: 0 success, 1 verification/decryption/operational failure, 2 usage error.
 """
@@ -21,6 +25,8 @@ from guest._errors import GuestError, ImageRefError
 from guest._image import decrypt_image, unpack_image
 from guest._keys import Keyring
 from guest._layout import ImageRef
+from guest._pull import PullOptions, Resources, open_source
+from guest._reference import Platform
 
 if TYPE_CHECKING:
     from attestation_agent.kbs_client import KbsClient
@@ -49,18 +55,32 @@ def _parser() -> argparse.ArgumentParser:
         help="CoCo init-data TOML sent with the attestation (checked against the TEE's binding first)",
     )
     common.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    common.add_argument(
+        "--policy",
+        metavar="FILE|kbs:///R/T/T",
+        help="containers-policy.json the image must satisfy (required for docker:// sources)",
+    )
+    common.add_argument("--auth", metavar="FILE|kbs:///R/T/T", help="registry credentials: a containers auth.json")
+    common.add_argument(
+        "--insecure-registry",
+        metavar="HOST:PORT",
+        action="append",
+        default=[],
+        help="allow plain HTTP to this registry (repeatable)",
+    )
+    common.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="platform to pick from an image index")
     decrypt = commands.add_parser(
         "decrypt-image",
         parents=[common],
         help="write a decrypted copy of an image layout",
         description=__doc__,
     )
-    decrypt.add_argument("source", metavar="SRC", help="oci:DIR[:TAG]")
+    decrypt.add_argument("source", metavar="SRC", help="oci:DIR[:TAG] or docker://HOST[:PORT]/REPO[:TAG|@DIGEST]")
     decrypt.add_argument("destination", metavar="DST", help="oci:DIR[:TAG] (DIR new or empty)")
     unpack = commands.add_parser(
         "unpack", parents=[common], help="unpack an image layout into a root filesystem", description=__doc__
     )
-    unpack.add_argument("source", metavar="SRC", help="oci:DIR[:TAG]")
+    unpack.add_argument("source", metavar="SRC", help="oci:DIR[:TAG] or docker://HOST[:PORT]/REPO[:TAG|@DIGEST]")
     unpack.add_argument("rootfs", metavar="ROOTFS", help="directory to create (new or empty)")
     return parser
 
@@ -103,21 +123,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     kbs = _LazyKbs(args.kbs, init_data) if args.kbs else None
     try:
-        source = ImageRef.parse(args.source)
+        options = PullOptions(
+            policy=args.policy,
+            auth=args.auth,
+            insecure_registries=tuple(args.insecure_registry),
+            platform=Platform.parse(args.platform) if args.platform else None,
+        )
         keyring = Keyring(fetcher=kbs, key_refs=tuple(args.key))
-        if args.command == "decrypt-image":
-            result = decrypt_image(source, ImageRef.parse(args.destination), keyring)
-            summary = {
-                "image": args.destination,
-                "manifest": result.manifest.digest,
-                "layers": [d.digest for d in result.layers],
-                "decrypted_layers": result.decrypted,
-            }
-            message = f"decrypted {result.decrypted} of {len(result.layers)} layers into {args.destination}"
-        else:
-            count = unpack_image(source, Path(args.rootfs), keyring)
-            summary = {"rootfs": args.rootfs, "layers": count}
-            message = f"unpacked {count} layers into {args.rootfs}"
+        destination = ImageRef.parse(args.destination) if args.command == "decrypt-image" else None
+        summary: dict[str, object]
+        with open_source(args.source, options, Resources(kbs)) as source:
+            if destination is not None:
+                result = decrypt_image(source, destination, keyring)
+                summary = {
+                    "image": args.destination,
+                    "manifest": result.manifest.digest,
+                    "layers": [d.digest for d in result.layers],
+                    "decrypted_layers": result.decrypted,
+                }
+                message = f"decrypted {result.decrypted} of {len(result.layers)} layers into {args.destination}"
+            else:
+                count = unpack_image(source, Path(args.rootfs), keyring)
+                summary = {"rootfs": args.rootfs, "layers": count}
+                message = f"unpacked {count} layers into {args.rootfs}"
+        if options.verdicts:
+            summary["policy"] = options.verdicts
     except ImageRefError as exc:
         print(f"guest: {exc}", file=sys.stderr)
         return EXIT_USAGE

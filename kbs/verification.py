@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypedDict
 
 from verifier import Options
-from verifier.documents import read_documents
-from verifier.snp.kds import KdsClient
-from verifier.tdx.pcs import PcsClient
+from verifier.sources import EnrolledAkSource
 
+from .collateral.files import read_documents
+from .collateral.kds import KdsClient
+from .collateral.pcs import PcsClient
 from .settings import VerifierSettings
 
-__all__ = ["VerifierInputs", "build_sources"]
+__all__ = ["Sources", "VerifierInputs", "build_sources"]
 
 
-def build_sources(settings: VerifierSettings) -> dict[str, object]:
+class Sources(TypedDict, total=False):
+    """The network-backed collateral sources, by TEE."""
+
+    snp: KdsClient
+    tdx: PcsClient
+
+
+def build_sources(settings: VerifierSettings) -> Sources:
     """Network-backed collateral sources by TEE (AMD KDS, Intel PCS). Offline, only what a cache already holds."""
-    sources: dict[str, object] = {}
+    sources: Sources = {}
     if not settings.offline or settings.cache_dir is not None:
         # AMD KDS: VCEKs by chip and TCB, fetched once and kept in cache_dir/snp; CRLs for revocation.
         snp_cache = settings.cache_dir / "snp" if settings.cache_dir is not None else None
@@ -37,19 +46,13 @@ class VerifierInputs:
         self.collateral = read_documents(settings.collateral)
         self.sources = build_sources(settings)
 
-    def options(
-        self,
-        *,
-        at: datetime,
-        report_data: bytes,
-        init_data_digest: bytes | None,
-        extra_sources: dict[str, object] | None = None,
-    ) -> Options:
+    def options(self, *, at: datetime, enrolled_aks: EnrolledAkSource | None = None) -> Options:
+        """The verifier's options at `at`; the expected bindings are `verifier.attest`'s to set."""
         return Options(
             at=at,
-            report_data=report_data,
-            init_data_digest=init_data_digest,
             collateral=self.collateral,
-            sources={**self.sources, **(extra_sources or {})},
+            tdx_collateral=self.sources.get("tdx"),
+            snp_certificates=self.sources.get("snp"),
+            tpm_enrolled_aks=enrolled_aks,
             trust=self.trust,
         )

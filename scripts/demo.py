@@ -1,5 +1,6 @@
 """The end-to-end demo: a broker on SQLite, an admin provisioning a secret, a guest attesting with a TPM and
-fetching it.
+fetching it; then an encrypted image unpacked from a layout, and the same image, signed, pulled from a local
+registry under a signature policy that the broker holds.
 
 Every step runs the real console scripts (`kbs`, `attestation-agent`) as a user would. The guest's TPM is
 /dev/tpmrm0 (or /dev/tpm0, or $VERITEE_TPM_TCTI) when there is one; otherwise the demo starts a software TPM
@@ -60,8 +61,9 @@ def wait_ready(url: str, server: subprocess.Popen[bytes]) -> None:
     raise SystemExit("kbs serve did not become ready")
 
 
-def encrypted_image_demo(work: Path, url: str, admin: list[str]) -> None:
-    """Encrypt a small image for key id kbs:///default/image-kek/1, then attest, decrypt and unpack it."""
+def encrypted_image_demo(work: Path, url: str, admin: list[str]) -> Path:
+    """Encrypt a small image for key id kbs:///default/image-kek/1, then attest, decrypt and unpack it; returns the
+    encrypted image layout."""
     step("owner: a small image built with umoci (one file, /etc/hello.txt)")
     content = work / "content" / "etc"
     content.mkdir(parents=True)
@@ -103,6 +105,73 @@ def encrypted_image_demo(work: Path, url: str, admin: list[str]) -> None:
     run(*script("guest", "guest.cli"), "unpack", "--kbs", url, f"oci:{encrypted}:v1", str(rootfs))
     print(f"    $ cat {rootfs / 'etc' / 'hello.txt'}")
     print("    " + (rootfs / "etc" / "hello.txt").read_text().strip())
+    return encrypted
+
+
+def tool(name: str) -> str:
+    if name == "cosign":
+        done = subprocess.run([str(ROOT / "scripts" / "trixie-tools")], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"cosign is not available: {done.stderr.strip()}")
+        return str(Path(done.stdout.strip()) / name)
+    found = shutil.which(name)
+    if found is None:
+        raise SystemExit(f"{name} is not installed (scripts/setup installs it)")
+    return found
+
+
+def registry_demo(work: Path, url: str, admin: list[str], encrypted: Path) -> None:
+    """Push the encrypted image to a local registry with a sigstore signature, put the signature policy and the
+    public key in the broker (CoCo's resource names), and pull, verify, decrypt and unpack it in the guest."""
+    folder = work / "registry"
+    folder.mkdir()
+    host = f"127.0.0.1:{free_port()}"
+    step(f"registry: Debian's docker-registry (the CNCF distribution registry) on {host}")
+    config = {"version": 0.1, "log": {"level": "error", "accesslog": {"disabled": True}},
+              "storage": {"filesystem": {"rootdirectory": str(folder / "data")}}, "http": {"addr": host}}  # fmt: skip
+    (folder / "config.yml").write_text(json.dumps(config))
+    with (folder / "registry.log").open("wb") as log:
+        registry = subprocess.Popen([tool("docker-registry"), "serve", str(folder / "config.yml")], stdout=log,
+                                    stderr=log)  # fmt: skip
+    try:
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(f"http://{host}/v2/", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        step("owner: a cosign key pair; skopeo pushes the encrypted image and signs it (sigstore attachment)")
+        env = {**os.environ, "COSIGN_PASSWORD": "demo-only-passphrase"}
+        print("    $ cosign generate-key-pair")
+        subprocess.run([tool("cosign"), "generate-key-pair"], cwd=folder, env=env, check=True, capture_output=True)
+        (folder / "passphrase").write_text(env["COSIGN_PASSWORD"])
+        (folder / "registries.d").mkdir()
+        (folder / "registries.d" / "default.yaml").write_text("default-docker:\n  use-sigstore-attachments: true\n")
+        image = f"{host}/demo/hello:v1"
+        run(str(ROOT / "scripts" / "skopeo-keyprovider"), "--insecure-policy", "copy", "--registries.d",
+            str(folder / "registries.d"), "--dest-tls-verify=false", "--sign-by-sigstore-private-key",
+            str(folder / "cosign.key"), "--sign-passphrase-file", str(folder / "passphrase"), f"oci:{encrypted}:v1",
+            f"docker://{image}")  # fmt: skip
+
+        step("admin: the signature policy and the public key into the broker (default/security-policy, "
+             "default/cosign-public-key)")  # fmt: skip
+        policy = {"default": [{"type": "reject"}], "transports": {"docker": {f"{host}/demo": [
+            {"type": "sigstoreSigned", "keyPath": "kbs:///default/cosign-public-key/demo"}]}}}  # fmt: skip
+        (folder / "policy.json").write_text(json.dumps(policy, indent=1))
+        print("    " + json.dumps(policy))
+        run(*admin, "resource", "put", "default/security-policy/demo", str(folder / "policy.json"))
+        run(*admin, "resource", "put", "default/cosign-public-key/demo", str(folder / "cosign.pub"))
+
+        step("guest: pull from the registry; the policy and key come from the broker; the signature is checked "
+             "before any layer is fetched; then decrypt and unpack")  # fmt: skip
+        rootfs = work / "rootfs-pulled"
+        run(*script("guest", "guest.cli"), "unpack", "--kbs", url, "--policy", "kbs:///default/security-policy/demo",
+            "--insecure-registry", host, f"docker://{image}", str(rootfs))  # fmt: skip
+        print(f"    $ cat {rootfs / 'etc' / 'hello.txt'}")
+        print("    " + (rootfs / "etc" / "hello.txt").read_text().strip() + "  (pulled, verified, decrypted)")
+    finally:
+        registry.terminate()
+        registry.wait(timeout=10)
 
 
 def free_port_pair() -> tuple[int, int]:
@@ -237,10 +306,12 @@ def demo(sample: bool) -> int:
             return 1
         print(f"    released secret sha256: {hashlib.sha256(released).hexdigest()} (matches the provisioned one)")
 
-        encrypted_image_demo(work, url, admin)
+        encrypted = encrypted_image_demo(work, url, admin)
 
         step("admin: the audit log records the releases (never the secret)")
         run(*admin, "audit", "--limit", "5")
+
+        registry_demo(work, url, admin, encrypted)
         print("\ndemo: OK")
         return 0
     finally:

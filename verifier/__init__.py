@@ -1,91 +1,62 @@
 """Veritee's verifier: evidence parsing and verification down to vendor roots, Rego appraisal, EAR tokens.
 
-A pure library: no web framework, no ORM, no clock and no network inside checks.
+A pure library: no web framework, no ORM, no file, clock or network access (tests/unit/test_verifier_purity.py
+checks it); the time, the collateral and the sources of collateral arrive in `Options`. Only `verifier.cli`, the
+command-line edge, reads files and the clock.
+
+    verify(tee, evidence, options) -> Verified            parse and verify evidence down to the vendor roots
+    attest(tee, evidence, *, binding, options, policy, policy_id, reference_values) -> Appraisal
+                                                          verify against the protocol binding, then appraise
+    ear.ear_claims(appraisal, ...) / ear.sign / ear.verify_token -> Ear     EAR attestation results
+    registry.lookup(tee) -> Tee                           what a TEE declares (bindings, sources, policy)
 
 >>> from datetime import UTC, datetime
 >>> import verifier
 >>> r = verifier.verify("sample", b'{"svn": "1", "report_data": "AAE="}', verifier.Options(at=datetime.now(UTC)))
 >>> r.claims["report_data"]
 '0001'
+
+Adding a TEE (docs/adding-a-tee.md says the same, with the reasons):
+ 1. `verifier/<tee>/`: one package with a pipeline per stage (`_abi`/`_quote`: bytes -> frozen dataclasses, format
+    errors only; `_verify`: signatures and chains to roots pinned in `roots/` through `verifier._x509`;
+    `_claims`: typed claims with one `to_json()`), its bindings in `_binding.py` (`report_data(runtime_digest)`
+    and `init_data(init_data_digest)` -> the exact field values), and `TEE = Tee(...)` in its `__init__`
+    declaring verify, the two binding rules, the `Options` sources it reads and its default policy.
+ 2. One line in `verifier.registry.TEES`. Nothing else lists TEEs: the broker, the agent's report data and the
+    CLI's `--tee` choices all come from the registry, and an unknown TEE is unsupported_format everywhere.
+ 3. A source of collateral it must fetch: a Protocol in `verifier/sources.py`, one typed field in `Options`,
+    the client in `kbs/collateral/` and its construction in `kbs/verification.py`.
+ 4. `policies/<tee>.rego` (fail closed: `default` rules give no trust) with `policies/<tee>_test.rego`.
+ 5. The attester: `attestation-agent/attestation_agent/attesters/<tee>.py` and its place in `DETECTION_ORDER`.
+ 6. Tests: real vectors with provenance, named negative datasets asserting reason codes, a CLI test.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
-import sys
-from collections.abc import Mapping
-from typing import Protocol, cast
-
-from .errors import FormatError, Reason, VerificationError, VerifierError
+from ._attest import Binding, attest, verify
+from .appraisal import Appraisal, Status
+from .errors import Error, FormatError, Reason, SourceError, VerificationError, VerifierError
 from .options import Options
+from .registry import TEES, Tee, expected_init_data, expected_report_data, lookup
 from .result import Verified
 
 __all__ = [
     "TEES",
+    "Appraisal",
+    "Binding",
+    "Error",
     "FormatError",
     "Options",
     "Reason",
+    "SourceError",
+    "Status",
+    "Tee",
     "VerificationError",
     "Verified",
     "VerifierError",
+    "attest",
+    "expected_init_data",
+    "expected_report_data",
+    "lookup",
     "verify",
 ]
-
-# TEE name -> module implementing `verify(evidence, options) -> Verified`.
-TEES: dict[str, str] = {
-    "sample": "verifier.sample",
-    "tpm": "verifier.tpm",
-    "snp": "verifier.snp",
-    "tdx": "verifier.tdx",
-    "az-snp-vtpm": "verifier.az_snp_vtpm",
-    "az-tdx-vtpm": "verifier.az_tdx_vtpm",
-}
-
-MAX_EVIDENCE_BYTES = 2 * 1024 * 1024
-
-
-class _TeeModule(Protocol):
-    def verify(self, evidence: Mapping[str, object] | bytes, options: Options) -> Verified: ...
-
-
-# TEE name -> its module once imported (one dict lookup per verification instead of a call and two lookups).
-_LOADED: dict[str, _TeeModule] = {}
-
-
-def _module(tee: str) -> _TeeModule:
-    name = TEES.get(tee)
-    if name is None:
-        raise FormatError(f"tee is {tee!r}, expected one of {sorted(TEES)}", Reason.UNSUPPORTED_FORMAT)
-    loaded = sys.modules.get(name)  # imported already: skip import_module's locking and lookups
-    if loaded is not None:
-        return cast(_TeeModule, loaded)
-    try:
-        return cast(_TeeModule, importlib.import_module(name))
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        raise FormatError(f"tee {tee!r} is not available in this build", Reason.UNSUPPORTED_FORMAT) from exc
-
-
-def verify(tee: str, evidence: Mapping[str, object] | bytes, options: Options) -> Verified:
-    """Verify one piece of evidence: a parsed evidence JSON object, or its bytes (JSON, or a raw TDX quote or
-    SNP report). Raises VerifierError with a reason code on any failure."""
-    module = _LOADED.get(tee)
-    if module is None:
-        module = _LOADED[tee] = _module(tee)
-    if isinstance(evidence, bytes | bytearray):
-        if len(evidence) > MAX_EVIDENCE_BYTES:
-            raise FormatError(f"evidence is {len(evidence)} bytes, at most {MAX_EVIDENCE_BYTES} accepted")
-        evidence = bytes(evidence)
-        # JSON may start with whitespace (trustee's Azure vectors start with a newline); a raw TDX quote or SNP
-        # report starts with its version (2 to 5), neither whitespace nor "{".
-        if evidence[:1] == b"{" or evidence.lstrip()[:1] == b"{":
-            try:
-                document = json.loads(evidence)
-            except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser goes
-                raise FormatError(f"evidence starts like JSON but does not parse ({exc})") from exc
-            if not isinstance(document, dict):
-                raise FormatError("evidence JSON is not an object")
-            evidence = document
-    return module.verify(evidence, options)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from .errors import FormatError, Reason, VerificationError
 from .options import Options
 
-__all__ = ["b64field", "check_init_data", "check_report_data", "optional_b64field"]
+__all__ = ["b64field", "check_init_data", "check_report_data", "optional_b64field", "zero_padded"]
 
 
 def check_report_data(field: str, carried: bytes, options: Options, *, pad_to: int | None = None) -> None:
@@ -28,6 +28,14 @@ def check_report_data(field: str, carried: bytes, options: Options, *, pad_to: i
         expected = expected + bytes(pad_to - len(expected))
     if carried != expected:
         raise VerificationError(Reason.REPORT_DATA_MISMATCH, f"{field} is {carried.hex()}, expected {expected.hex()}")
+
+
+def zero_padded(digest: bytes, size: int, what: str, reason: Reason) -> bytes:
+    """A digest as a `size`-byte field: zero bytes appended (docs/protocol.md), never truncated; `reason` when it is
+    longer than the field."""
+    if len(digest) > size:
+        raise VerificationError(reason, f"{what} digest is {len(digest)} bytes, over {size}")
+    return digest + bytes(size - len(digest))
 
 
 def check_init_data(field: str, carried: bytes, expected: bytes) -> None:

@@ -12,10 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from .rego import Policy, PolicyError
+from .errors import PolicyError
 
-__all__ = ["AR4SI_CLAIMS", "Appraisal", "Status", "annotated_evidence", "appraise", "status_of"]
+if TYPE_CHECKING:  # the Rego engine is the caller's to load: the verifier imports without it
+    from .rego import Policy
+
+__all__ = ["ANNOTATIONS", "AR4SI_CLAIMS", "Appraisal", "Status", "annotated_evidence", "appraise", "status_of"]
 
 AR4SI_CLAIMS = (
     "instance-identity",
@@ -27,6 +31,10 @@ AR4SI_CLAIMS = (
     "storage-opaque",
     "sourced-data",
 )
+
+
+# The members of the annotated evidence besides the TEE's claims (which sit under the TEE's name).
+ANNOTATIONS = frozenset({"report_data", "runtime_data_claims", "init_data", "init_data_claims"})
 
 
 class Status(StrEnum):
@@ -56,9 +64,25 @@ def status_of(vector: Mapping[str, int]) -> Status:
 
 @dataclass(frozen=True)
 class Appraisal:
+    """The appraisal of verified evidence: the policy that judged it, the AR4SI trustworthiness vector, the EAR
+    status, and the annotated evidence it judged (the policy's `input`, carried in the EAR: `ear.ear_claims`
+    turns an Appraisal into the claims-set to sign)."""
+
     policy_id: str
     vector: Mapping[str, int]
     status: Status
+    annotated_evidence: Mapping[str, object]
+
+    @property
+    def tee(self) -> str:
+        return next(key for key in self.annotated_evidence if key not in ANNOTATIONS)
+
+    @property
+    def claims(self) -> Mapping[str, object]:
+        """The TEE's verified claims (docs/evidence.md)."""
+        claims = self.annotated_evidence[self.tee]
+        assert isinstance(claims, Mapping)
+        return claims
 
 
 def annotated_evidence(
@@ -93,4 +117,4 @@ def appraise(
         if isinstance(value, bool) or not isinstance(value, int) or not -128 <= value <= 127:
             raise PolicyError(f"policy {policy_id}: {claim} is {value!r}, expected an integer in -128..127")
         vector[claim] = value
-    return Appraisal(policy_id=policy_id, vector=vector, status=status_of(vector))
+    return Appraisal(policy_id=policy_id, vector=vector, status=status_of(vector), annotated_evidence=evidence)

@@ -1,28 +1,19 @@
-"""Where each TEE carries the runtime digest: the exact report-data value its evidence must hold.
+"""Where each TEE carries the KBS protocol's digests: the exact values its evidence must hold.
 
-TDX (TDREPORT REPORTDATA) and SNP (ATTESTATION_REPORT REPORT_DATA) carry the 48-byte SHA-384 runtime digest
-zero-padded to their 64-byte field; the TPM carries its first 32 bytes in TPM2_Quote's extraData (qualifyingData);
-the sample TEE all 48, and so do Azure confidential VMs (az-snp-vtpm, az-tdx-vtpm) in the vTPM quote's extraData,
-as guest-components' attesters put it and trustee's verifiers compare it (their hardware REPORT_DATA binds the
-paravisor's runtime data). The broker builds the expected value with this before verifying; the agent, the value
-it asks its TEE to sign. Binding rules: trustee's kbs_attestation_protocol.md ("Attestation"), docs/protocol.md.
+The rules are declared by each TEE in its own package (`verifier/<tee>/_binding.py`) and looked up through the
+registry: TDX and SNP carry the 48-byte SHA-384 runtime digest zero-padded to their 64-byte REPORTDATA /
+REPORT_DATA; the TPM its first 32 bytes in TPM2_Quote's extraData; the sample TEE all 48. The broker builds the
+expected value with this before verifying; the agent, the value it asks its TEE to sign. An unknown TEE has no
+rule: it is refused (FormatError, unsupported_format), never given the digest as it is.
 
 >>> expected_report_data("tpm", bytes(range(48))).hex()
 '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f'
+>>> expected_init_data("tpm", bytes(48)).hex()[:16]
+'5b6fb58e61fa4759'
 """
 
 from __future__ import annotations
 
-__all__ = ["REPORT_DATA_SIZE", "TPM_EXTRA_DATA_SIZE", "expected_report_data"]
+from .registry import expected_init_data, expected_report_data
 
-REPORT_DATA_SIZE = 64
-TPM_EXTRA_DATA_SIZE = 32
-
-
-def expected_report_data(tee: str, digest: bytes) -> bytes:
-    """The exact report-data field a TEE must carry for this runtime digest."""
-    if tee in ("tdx", "snp"):
-        return digest + bytes(REPORT_DATA_SIZE - len(digest))
-    if tee == "tpm":
-        return digest[:TPM_EXTRA_DATA_SIZE]
-    return digest  # sample, az-snp-vtpm, az-tdx-vtpm: the digest as it is
+__all__ = ["expected_init_data", "expected_report_data"]

@@ -13,19 +13,36 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import TEES, Options, verify
-from .documents import read_documents
 from .errors import VerifierError
 
 __all__ = ["main"]
+
+
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 
 
 class _UsageError(Exception):
     pass
 
 
+def _read_documents(paths: list[str]) -> tuple[bytes, ...]:
+    """Every file named and every file below a named folder, in sorted order. The CLI is the verifier's edge and
+    reads its own files (the broker's reader, kbs.collateral.files, is on the broker's side of a slim install)."""
+    out: list[bytes] = []
+    for name in paths:
+        path = Path(name)
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            size = file.stat().st_size
+            if size > MAX_DOCUMENT_BYTES:
+                raise ValueError(f"{file}: {size} bytes, at most {MAX_DOCUMENT_BYTES}")
+            out.append(file.read_bytes())
+    return tuple(out)
+
+
 def _files(paths: list[str]) -> tuple[bytes, ...]:
     try:
-        return read_documents(paths)
+        return _read_documents(paths)
     except OSError as exc:
         raise _UsageError(f"cannot read {exc.filename}: {exc.strerror}") from exc
     except ValueError as exc:

@@ -1,36 +1,43 @@
 """EAR (EAT Attestation Result, draft-fv-rats-ear) tokens: ES256 JWTs carrying the appraisal.
 
 The broker owns the signing keys (they persist and rotate); this module only builds, signs and checks tokens,
-with the time passed in.
+with the time passed in. `verify_token` returns a typed `Ear`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .appraisal import Appraisal
+from .appraisal import ANNOTATIONS, Appraisal, Status
+from .errors import TokenError, UnknownKeyError
 
-__all__ = ["EAR_PROFILE", "Signer", "TokenError", "UnknownKeyError", "claims_digest", "issue", "jwk_of", "verify_token"]
+__all__ = [
+    "EAR_PROFILE",
+    "Ear",
+    "EarSubmod",
+    "Signer",
+    "TokenError",
+    "UnknownKeyError",
+    "claims_digest",
+    "ear_claims",
+    "issue",
+    "jwk_of",
+    "sign",
+    "verify_token",
+]
 
 EAR_PROFILE = "tag:github.com,2023:veraison/ear"
 SUBMOD = "cpu0"
 ALGORITHM = "ES256"
-
-
-class TokenError(Exception):
-    """A token that is malformed, badly signed, from an unknown key, or expired."""
-
-
-class UnknownKeyError(TokenError):
-    """The token's `kid` is not among the keys given (a caller may reload its keys once and retry)."""
+STATUSES = frozenset(status.value for status in Status)
 
 
 @dataclass(frozen=True)
@@ -45,24 +52,24 @@ def jwk_of(kid: str, public_key: ec.EllipticCurvePublicKey) -> dict[str, str]:
     return jwk
 
 
-def issue(
-    signer: Signer,
-    *,
+def ear_claims(
     appraisal: Appraisal,
-    annotated_evidence: Mapping[str, object],
+    *,
     issuer: str,
     verifier_id: Mapping[str, str],
     now: datetime,
     ttl_seconds: int,
-) -> str:
+) -> dict[str, object]:
+    """The claims-set of an EAR for one appraisal (one submodule, `cpu0`, carrying the appraisal's annotated
+    evidence), ready to `sign`."""
     iat = int(now.timestamp())
     submod = {
         "ear.status": appraisal.status.value,
         "ear.trustworthiness-vector": dict(appraisal.vector),
         "ear.appraisal-policy-id": appraisal.policy_id,
-        "ear.veraison.annotated-evidence": dict(annotated_evidence),
+        "ear.veraison.annotated-evidence": dict(appraisal.annotated_evidence),
     }
-    payload = {
+    return {
         "eat_profile": EAR_PROFILE,
         "iat": iat,
         "exp": iat + ttl_seconds,
@@ -70,7 +77,104 @@ def issue(
         "ear.verifier-id": dict(verifier_id),
         "submods": {SUBMOD: submod},
     }
-    return jwt.encode(payload, signer.key, algorithm=ALGORITHM, headers={"kid": signer.kid})
+
+
+def sign(signer: Signer, claims: Mapping[str, object]) -> str:
+    """An ES256 JWT of an EAR claims-set, with the signer's `kid` in its header."""
+    return jwt.encode(dict(claims), signer.key, algorithm=ALGORITHM, headers={"kid": signer.kid})
+
+
+def issue(
+    signer: Signer,
+    *,
+    appraisal: Appraisal,
+    issuer: str,
+    verifier_id: Mapping[str, str],
+    now: datetime,
+    ttl_seconds: int,
+    annotated_evidence: Mapping[str, object] | None = None,
+) -> str:
+    """`ear_claims` signed with `sign` (annotated_evidence: instead of the appraisal's own)."""
+    if annotated_evidence is not None:
+        appraisal = replace(appraisal, annotated_evidence=annotated_evidence)
+    claims = ear_claims(appraisal, issuer=issuer, verifier_id=verifier_id, now=now, ttl_seconds=ttl_seconds)
+    return sign(signer, claims)
+
+
+@dataclass(frozen=True)
+class EarSubmod:
+    """One appraisal in an EAR (draft-fv-rats-ear section 3.2): its status, vector, policy and the evidence."""
+
+    status: Status
+    vector: Mapping[str, int]
+    policy_id: str
+    annotated_evidence: Mapping[str, object]
+
+    @property
+    def tee(self) -> str | None:
+        """The TEE whose claims the annotated evidence carries (its one key that is not an annotation)."""
+        return next((key for key in self.annotated_evidence if key not in ANNOTATIONS), None)
+
+    @property
+    def claims(self) -> Mapping[str, object]:
+        """The verified claims of the TEE (docs/evidence.md)."""
+        tee = self.tee
+        value = None if tee is None else self.annotated_evidence.get(tee)
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def runtime_data(self) -> Mapping[str, object]:
+        """The runtime data the evidence was bound to: the nonce and the `tee-pubkey` to encrypt secrets to."""
+        value = self.annotated_evidence.get("runtime_data_claims")
+        return value if isinstance(value, dict) else {}
+
+
+def _submod(name: str, value: object) -> EarSubmod:
+    if not isinstance(value, dict):
+        raise TokenError(f"token submod {name!r} is not an object")
+    status = value.get("ear.status")
+    vector = value.get("ear.trustworthiness-vector")
+    policy_id = value.get("ear.appraisal-policy-id")
+    evidence = value.get("ear.veraison.annotated-evidence")
+    if status not in STATUSES or not isinstance(vector, dict) or not isinstance(policy_id, str):
+        raise TokenError(f"token submod {name!r} is not an EAR appraisal (ear.status, vector, policy id)")
+    if not isinstance(evidence, dict):
+        raise TokenError(f"token submod {name!r} carries no annotated evidence")
+    return EarSubmod(Status(status), vector, policy_id, evidence)
+
+
+@dataclass(frozen=True)
+class Ear(Mapping[str, Any]):
+    """A verified EAR token: its typed fields, and (as a read-only mapping) the claims exactly as signed, which
+    resource policies see as `input` and the audit log digests."""
+
+    issuer: str
+    issued_at: int
+    expires_at: int
+    verifier_id: Mapping[str, object]
+    submods: Mapping[str, EarSubmod]
+    raw: Mapping[str, Any]
+
+    @property
+    def submod(self) -> EarSubmod:
+        """The appraisal of the attester (`cpu0`: Veritee issues one submodule per token)."""
+        found = self.submods.get(SUBMOD)
+        if found is None:
+            raise TokenError(f"token has no {SUBMOD!r} submod")
+        return found
+
+    @property
+    def statuses(self) -> dict[str, Status]:
+        return {name: submod.status for name, submod in self.submods.items()}
+
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
 
 
 def verify_token(
@@ -79,8 +183,8 @@ def verify_token(
     *,
     now: datetime,
     issuer: str | None = None,
-) -> dict[str, Any]:
-    """Check signature (by `kid`), expiry at `now`, profile and issuer; return the claims."""
+) -> Ear:
+    """Check signature (by `kid`), expiry at `now`, profile and issuer; return the typed EAR."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -102,11 +206,20 @@ def verify_token(
         raise TokenError(f"token rejected: {exc}") from exc
     if claims["exp"] <= now.timestamp():
         raise TokenError("token expired")
-    if claims.get("eat_profile") != EAR_PROFILE or not isinstance(claims.get("submods"), dict):
+    submods = claims.get("submods")
+    if claims.get("eat_profile") != EAR_PROFILE or not isinstance(submods, dict):
         raise TokenError("token is not an EAR attestation result")
-    return claims
+    verifier_id = claims.get("ear.verifier-id")
+    return Ear(
+        issuer=str(claims["iss"]),
+        issued_at=claims["iat"],
+        expires_at=claims["exp"],
+        verifier_id=verifier_id if isinstance(verifier_id, dict) else {},
+        submods={name: _submod(name, value) for name, value in submods.items()},
+        raw=claims,
+    )
 
 
 def claims_digest(claims: Mapping[str, object]) -> str:
     """A stable digest of a token's claims for the audit log (the token itself is never logged)."""
-    return hashlib.sha256(json.dumps(claims, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(dict(claims), sort_keys=True, separators=(",", ":")).encode()).hexdigest()

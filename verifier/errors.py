@@ -1,8 +1,13 @@
 """The verifier's one error hierarchy.
 
-    VerifierError            every failure, carrying a Reason (docs/evidence.md; the values are API)
-    ├── FormatError          bytes that do not parse: malformed_evidence, unsupported_format
-    └── VerificationError    evidence that parses but fails a check (signature, chain, binding, ...)
+    Error                        every error the verifier raises
+    ├── VerifierError            evidence rejected, carrying a Reason (docs/evidence.md; the values are API)
+    │   ├── FormatError          bytes that do not parse: malformed_evidence, unsupported_format
+    │   └── VerificationError    evidence that parses but fails a check (signature, chain, binding, ...)
+    │       └── SourceError      a collateral source is missing or of the wrong type: collateral_missing
+    ├── PolicyError              a Rego policy that does not compile, or a query that fails at evaluation
+    └── TokenError               an EAR token that is malformed, badly signed or expired
+        └── UnknownKeyError      its `kid` is not among the keys given (a caller may reload keys and retry)
 
 Messages name the spec field, what was found and what was expected, and never carry secrets.
 """
@@ -11,7 +16,17 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["FormatError", "Reason", "VerificationError", "VerifierError"]
+__all__ = [
+    "Error",
+    "FormatError",
+    "PolicyError",
+    "Reason",
+    "SourceError",
+    "TokenError",
+    "UnknownKeyError",
+    "VerificationError",
+    "VerifierError",
+]
 
 
 class Reason(StrEnum):
@@ -35,7 +50,11 @@ class Reason(StrEnum):
     UNTRUSTED_KEY = "untrusted_key"
 
 
-class VerifierError(Exception):
+class Error(Exception):
+    """Base of every error the verifier raises."""
+
+
+class VerifierError(Error):
     """A failure with a machine-readable reason and a human detail."""
 
     reason: Reason
@@ -60,3 +79,24 @@ class FormatError(VerifierError):
 
 class VerificationError(VerifierError):
     """The input parses but a check fails."""
+
+
+class SourceError(VerificationError, TypeError):
+    """A collateral source the verification needs is not in Options, or is not of the protocol its field names
+    (always collateral_missing, the same for every TEE). Also a TypeError: a source of the wrong type is the
+    caller's programming error."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.COLLATERAL_MISSING, detail)
+
+
+class PolicyError(Error):
+    """A policy that does not compile, or a query that fails at evaluation."""
+
+
+class TokenError(Error):
+    """A token that is malformed, badly signed, from an unknown key, or expired."""
+
+
+class UnknownKeyError(TokenError):
+    """The token's `kid` is not among the keys given (a caller may reload its keys once and retry)."""

@@ -1,8 +1,8 @@
 """What a verification is judged against: the time, the expected binding, collateral and trust anchors.
 
-The verifier reads no clock and does no I/O: everything it needs arrives here. Fetchers for collateral that
-lives on the network (AMD KDS, Intel PCS) are passed in through `sources` as objects of the protocol each TEE
-module defines, keyed by TEE name.
+The verifier reads no clock and does no I/O: everything it needs arrives here. Sources of collateral that lives
+elsewhere (Intel PCS/PCCS, AMD KDS, the broker's AK enrolments) come in typed fields, one per kind, as objects
+of the protocols of `verifier.sources`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from .sources import EnrolledAkSource, SnpCertificateSource, TdxCollateralSource
 
 __all__ = ["Options"]
 
@@ -26,7 +28,12 @@ class Options:
         recognised by content.
     certificates: extra certificates in DER or PEM (VCEK/VLEK, AK certificates, chains).
     allow_expired_collateral: accept collateral past its nextUpdate, reporting collateral_expired: true.
-    sources: network-backed collateral sources by TEE name ("tdx", "snp", "tpm"); each module checks the type.
+    tdx_collateral: where TDX collateral missing from `collateral` comes from (TdxCollateralSource); unset, a
+        quote without complete offline collateral is collateral_missing.
+    snp_certificates: where a VCEK the evidence and `certificates` lack, and the product's CRL, come from
+        (SnpCertificateSource); unset, an SNP report without its VCEK is collateral_missing.
+    tpm_enrolled_aks: the AKs enrolled by credential activation (EnrolledAkSource); unset, an AK without a
+        certificate has ak_trust "none".
     trust: extra trust anchors (PEM/DER bytes) by TEE name, added to the pinned vendor roots.
     """
 
@@ -36,7 +43,9 @@ class Options:
     collateral: tuple[bytes, ...] = ()
     certificates: tuple[bytes, ...] = ()
     allow_expired_collateral: bool = False
-    sources: Mapping[str, object] = field(default_factory=dict)
+    tdx_collateral: TdxCollateralSource | None = None
+    snp_certificates: SnpCertificateSource | None = None
+    tpm_enrolled_aks: EnrolledAkSource | None = None
     trust: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -16,15 +16,13 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from .errors import PolicyError
+
 __all__ = ["Policy", "PolicyError", "run_rego_tests"]
 
 MAX_POLICY_BYTES = 256 * 1024
 _PACKAGE = re.compile(r"^package\s+([A-Za-z0-9_.]+)", re.MULTILINE)
 _TEST_RULE = re.compile(r"^(test_[A-Za-z0-9_]+)\b", re.MULTILINE)
-
-
-class PolicyError(Exception):
-    """A policy that does not compile, or a query that fails at evaluation."""
 
 
 def _regorus() -> Any:

@@ -1,7 +1,4 @@
-"""A typed view of a verified EAR: the fields the broker acts on, so no service digs through the claims dict.
-
-Local until `verifier.ear.verify_token` returns a typed EAR (issue 16, item 2); then this view gives way to it.
-"""
+"""What the broker acts on of a verified EAR: the typed `verifier.ear.Ear` and its claims digest for the audit log."""
 
 from __future__ import annotations
 
@@ -9,12 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from verifier.ear import claims_digest
+from verifier.ear import Ear, TokenError, claims_digest
 
 __all__ = ["EarView"]
-
-SUBMOD = "cpu0"
-ANNOTATED_EVIDENCE = "ear.veraison.annotated-evidence"
 
 
 @dataclass(frozen=True)
@@ -27,13 +21,13 @@ class EarView:
     tee_pubkey: Mapping[str, Any] | None
 
     @classmethod
-    def of(cls, claims: Mapping[str, Any]) -> EarView:
+    def of(cls, ear: Ear) -> EarView:
         try:
-            pubkey = claims["submods"][SUBMOD][ANNOTATED_EVIDENCE]["runtime_data_claims"]["tee-pubkey"]
-        except (KeyError, TypeError):
+            pubkey = ear.submod.runtime_data.get("tee-pubkey")
+        except TokenError:  # no cpu0 appraisal
             pubkey = None
         return cls(
-            claims=claims,
-            digest=claims_digest(claims),
+            claims=ear,
+            digest=claims_digest(ear),
             tee_pubkey=pubkey if isinstance(pubkey, Mapping) else None,
         )

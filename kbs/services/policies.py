@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from policies import attestation_default
+import verifier
 from policies import load as load_shipped_policy
 from verifier.rego import Policy
 
@@ -34,9 +34,10 @@ class PolicyBook:
         row = self._store.first_policy([f"attestation:{tee}", "attestation:default"])
         if row is not None:
             return row.id.removeprefix("attestation:"), row.source
-        shipped = attestation_default(tee)
-        if shipped is None:
-            raise KbsError.attestation_failed(f"no attestation policy for tee {tee!r}")
+        try:
+            shipped = load_shipped_policy(verifier.lookup(tee).default_policy)  # the TEE's declared default
+        except verifier.VerifierError as exc:
+            raise KbsError.attestation_failed(f"no attestation policy for tee {tee!r}") from exc
         return f"default_{tee}", shipped
 
     def resource_policy(self, path: str) -> tuple[str, str]:

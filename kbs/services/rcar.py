@@ -15,13 +15,12 @@ from typing import Any
 
 import verifier
 from kbs import __version__
-from verifier.appraisal import annotated_evidence, appraise
-from verifier.ear import issue
+from verifier.ear import ear_claims, sign
 from verifier.rego import PolicyError
 
 from ..api.schemas import AttestationRequest, AuthRequest, Challenge
 from ..errors import KbsError
-from ..protocol import expected_report_data, init_data_digest, runtime_digest, version_supported
+from ..protocol import init_data_digest, runtime_digest, version_supported
 from ..settings import Settings
 from ..signing import KeyRing
 from ..storage import ConflictError, Store
@@ -115,39 +114,36 @@ class RcarService:
         session = self._consume(session_id, runtime.nonce, now)
         digest = runtime_digest(runtime.nonce, runtime.tee_pubkey, attestation.tee_evidence.additional_evidence)
         at = datetime.fromtimestamp(now, UTC)
-        options = self.inputs.options(
-            at=at,
-            report_data=expected_report_data(session.tee, digest),
+        binding = verifier.Binding(
+            runtime_digest=digest,
+            runtime_data={"nonce": runtime.nonce, "tee-pubkey": runtime.tee_pubkey},
             init_data_digest=init_digest,
-            extra_sources={"tpm": self.enrolled_aks},
+            init_data_claims=init_claims,
         )
+        policy_id, source = self.policies.attestation_policy(session.tee)
         try:
-            verified = verifier.verify(session.tee, attestation.tee_evidence.primary_evidence, options)
+            appraisal = verifier.attest(
+                session.tee,
+                attestation.tee_evidence.primary_evidence,
+                binding=binding,
+                options=self.inputs.options(at=at, enrolled_aks=self.enrolled_aks),
+                policy=compiled(source),
+                policy_id=policy_id,
+                reference_values=self.policies.reference_values(now),
+            )
         except verifier.VerifierError as exc:
             raise KbsError.attestation_failed(
                 f"{session.tee} evidence rejected: {exc.reason.value}: {exc.detail}"
             ) from exc
-        evidence = annotated_evidence(
-            session.tee,
-            verified.claims,
-            verified.report_data,
-            {"nonce": runtime.nonce, "tee-pubkey": runtime.tee_pubkey},
-            init_digest,
-            init_claims,
-        )
-        policy_id, source = self.policies.attestation_policy(session.tee)
-        try:
-            appraisal = appraise(compiled(source), policy_id, evidence, self.policies.reference_values(now))
         except PolicyError as exc:
             raise KbsError.attestation_failed(f"attestation policy {policy_id} failed: {exc}") from exc
-        token = issue(
-            self.keys.signer(),
-            appraisal=appraisal,
-            annotated_evidence=evidence,
+        claims = ear_claims(
+            appraisal,
             issuer=self.settings.tokens.issuer,
             verifier_id={"developer": "veritee", "build": f"veritee-{__version__}"},
             now=at,
             ttl_seconds=self.settings.tokens.ttl_seconds,
         )
+        token = sign(self.keys.signer(), claims)
         self.store.complete_session(session.id, token)
         return token

@@ -10,7 +10,7 @@
       {id, secret}                          the AK is enrolled; its quotes verify with ak_trust "enrolled"
                              <----------    {ak_sha256}
 
-The verifier learns of enrolled AKs through `EnrolledAkRegistry`, its `Options.sources["tpm"]`. Every activation,
+The verifier learns of enrolled AKs through `EnrolledAkRegistry`, its `Options.tpm_enrolled_aks`. Every activation,
 accepted or refused, is audited.
 """
 

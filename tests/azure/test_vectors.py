@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kbs.collateral.files import read_documents
 from tests.azure.conftest import (
     AZURE,
     CHALLENGE,
@@ -21,7 +22,6 @@ from tests.azure.conftest import (
 from verifier import Options, Reason
 from verifier.azure import check_td_report, parse_evidence, parse_hcl_report, parse_runtime_data
 from verifier.azure._vtpm import verify_vtpm_quote
-from verifier.documents import read_documents
 from verifier.tdx import parse_quote
 
 PCR0_V1 = "e15c44796beabf46abcec7c57e590942041e47497e4ec27571c8b7664f48dced"

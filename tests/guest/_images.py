@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,28 @@ def rewrite_layer(
     index_doc = json.loads((directory / "index.json").read_text())
     index_doc["manifests"][0]["digest"], index_doc["manifests"][0]["size"] = _put(directory, data), len(data)
     (directory / "index.json").write_text(json.dumps(index_doc))
+
+
+def swap_layer(layout: Path, layer: Path) -> None:
+    """Make the file `layer` (moved into the blobs) the only layer of the one-manifest layout `layout` (for
+    layers too large to build in memory), re-digesting config, manifest and index."""
+    with layer.open("rb") as f:
+        digest = "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
+    size = layer.stat().st_size
+    shutil.move(layer, layout / "blobs" / "sha256" / digest.split(":")[1])
+    index = json.loads((layout / "index.json").read_text())
+    manifest_path = layout / "blobs" / "sha256" / index["manifests"][0]["digest"].split(":")[1]
+    manifest = json.loads(manifest_path.read_text())
+    config_path = layout / "blobs" / "sha256" / manifest["config"]["digest"].split(":")[1]
+    config = json.loads(config_path.read_text())
+    config["rootfs"]["diff_ids"] = [digest]
+    config_bytes = json.dumps(config).encode()
+    config_digest = hashlib.sha256(config_bytes).hexdigest()
+    (layout / "blobs" / "sha256" / config_digest).write_bytes(config_bytes)
+    manifest["config"].update(digest=f"sha256:{config_digest}", size=len(config_bytes))
+    manifest["layers"][0].update(digest=digest, size=size)
+    manifest_bytes = json.dumps(manifest).encode()
+    manifest_digest = hashlib.sha256(manifest_bytes).hexdigest()
+    (layout / "blobs" / "sha256" / manifest_digest).write_bytes(manifest_bytes)
+    index["manifests"][0].update(digest=f"sha256:{manifest_digest}", size=len(manifest_bytes))
+    (layout / "index.json").write_text(json.dumps(index))

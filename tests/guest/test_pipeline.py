@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import threading
 from collections.abc import Callable
@@ -15,8 +16,8 @@ import zstandard
 
 from guest import ImageRef, Keyring, LayoutError, decrypt_image, unpack_image
 from guest._encrypt import encrypt_image, jwe_recipient
-from guest._pipeline import ChunkQueue, TarDigest, fan_out
-from guest._streams import CHUNK, Compression
+from guest._pipeline import GZIP_ERROR, ChunkQueue, TarDigest, fan_out
+from guest._streams import CHUNK, Compression, GunzipReader
 from tests.guest._images import LAYER_TYPES, file_, layer_blob, manifest_of, rewrite_layer, tar_bytes, write_image
 
 TAR = tar_bytes([file_("a", os.urandom(300_000)), file_("b", b"x" * 200_000)])
@@ -240,3 +241,21 @@ def test_plain_layer_blob_digest_still_checked(tmp_path: Path) -> None:
     blob.write_bytes(_flip(blob.read_bytes(), 100))
     with pytest.raises(LayoutError, match="blob digest is"):
         decrypt_image(ImageRef.parse(f"oci:{tmp_path / 'img'}"), ImageRef.parse(f"oci:{tmp_path / 'o'}"), Keyring())
+
+
+@pytest.mark.parametrize("piece", [1, 4096, CHUNK])
+@pytest.mark.parametrize("case", sorted(c for c in GOOD_STREAMS if c.startswith("gzip")))
+def test_gunzip_reader_agrees_with_tar_digest(case: str, piece: int) -> None:
+    """`guest unpack` inflates through GunzipReader, decrypt-image through TarDigest: the same streams pass."""
+    make, _ = GOOD_STREAMS[case]
+    data = TAR[:20_000] if piece == 1 else TAR
+    reader = GunzipReader(io.BytesIO(make(data)))
+    assert b"".join(iter(lambda: reader.read(piece), b"")) == data
+
+
+@pytest.mark.parametrize("case", sorted(c for c in BAD_STREAMS if c.startswith("gzip")))
+def test_gunzip_reader_rejects_what_tar_digest_rejects(case: str) -> None:
+    make, _, message = BAD_STREAMS[case]
+    reader = GunzipReader(io.BytesIO(make()))
+    with pytest.raises((GZIP_ERROR, EOFError), match=message):
+        b"".join(iter(lambda: reader.read(CHUNK), b""))

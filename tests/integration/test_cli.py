@@ -198,6 +198,7 @@ def test_readme_demo(args: list[str]) -> None:
     assert b"demo: OK" in done.stdout
     assert b"matches the provisioned one" in done.stdout
     assert b"Hello from inside an encrypted container image!" in done.stdout
+    assert b"(pulled, verified, decrypted)" in done.stdout  # the demo ends with a signed image from a registry
 
 
 def test_policy_set_usage_errors_exit_2(tmp_path: Path) -> None:

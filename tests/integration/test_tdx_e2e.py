@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from kbs.collateral.pcs import PcsClient
 from kbs.settings import VerifierSettings
 from kbs.verification import build_sources
 from tests.conftest import run_cli
 from tests.integration._kbs_server import KbsServer
 from tests.tdx.fake_device import FakeTdxDevice
 from tests.tdx.make_test_chain import MRTD, DcapPki, make_pki
-from verifier.tdx import CollateralSource
-from verifier.tdx.pcs import PcsClient
+from verifier.sources import TdxCollateralSource
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_build_sources_constructs_the_pcs_client(tmp_path: Path) -> None:
     sources = build_sources(VerifierSettings(offline=False, cache_dir=tmp_path, tdx_pcs_url="https://pccs.test"))
     client = sources["tdx"]
     assert isinstance(client, PcsClient)
-    assert isinstance(client, CollateralSource)
+    assert isinstance(client, TdxCollateralSource)
     assert client.base_url == "https://pccs.test"
     assert client.cache_dir == tmp_path / "tdx"
     client.close()

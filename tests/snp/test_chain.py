@@ -13,7 +13,8 @@ import verifier
 from tests.snp.conftest import TODAY, trusting
 from tests.snp.make_test_chain import Chain, ReportFields, Vek, make_chain, make_crl, make_report, make_vek
 from verifier import Options, Reason, VerifierError
-from verifier.snp import SnpCollateralSource, Tcb
+from verifier.snp import Tcb
+from verifier.sources import SnpCertificateSource
 
 
 def _verify(chain: Chain, report: bytes, vek: Vek | None = None, **kwargs: object) -> dict[str, object]:
@@ -174,7 +175,7 @@ def test_crls(milan_chain: Chain, milan_vcek: Vek, case: str) -> None:
 
 @dataclass
 class InMemorySource:
-    """A SnpCollateralSource over a dictionary: what a KDS would serve."""
+    """An SnpCertificateSource over a dictionary: what a KDS would serve."""
 
     vceks: dict[tuple[str, bytes, int], bytes]
     crls: dict[str, bytes] = field(default_factory=dict)
@@ -194,15 +195,15 @@ class InMemorySource:
 def test_vcek_from_the_source(turin_chain: Chain) -> None:
     vcek = make_vek(turin_chain, chip_id=bytes(range(8)) + bytes(56), tcb=(1, 0, 2, 3, 4))
     source = InMemorySource({("Turin", bytes(range(8)), vcek.tcb): vcek.der})
-    assert isinstance(source, SnpCollateralSource)
+    assert isinstance(source, SnpCertificateSource)
     report = make_report(vcek, "Turin")
-    claims = _verify(turin_chain, report, sources={"snp": source})
+    claims = _verify(turin_chain, report, snp_certificates=source)
     assert claims["product"] == "Turin"
     product, hwid, tcb = source.asked[0]
     assert (product, hwid, tcb.fmc, tcb.microcode) == ("Turin", bytes(range(8)), 4, 3)
     source.crls["Turin"] = make_crl(turin_chain, [turin_chain.ask.serial_number])
     with pytest.raises(VerifierError) as caught:
-        _verify(turin_chain, report, sources={"snp": source})
+        _verify(turin_chain, report, snp_certificates=source)
     assert caught.value.reason is Reason.CERTIFICATE_REVOKED
 
 
@@ -215,7 +216,7 @@ def test_source_cannot_serve_v2_reports_or_vleks(milan_chain: Chain, milan_vcek:
     ]
     for fields, detail in cases:
         with pytest.raises(VerifierError) as caught:
-            _verify(milan_chain, make_report(milan_vcek, "Milan", fields), sources={"snp": source})
+            _verify(milan_chain, make_report(milan_vcek, "Milan", fields), snp_certificates=source)
         assert caught.value.reason is Reason.COLLATERAL_MISSING
         assert detail in caught.value.detail
 

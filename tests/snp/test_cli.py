@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 
 from tests.conftest import run_cli
@@ -44,3 +45,19 @@ def test_verify_with_collateral_folder_and_report_data(snp_vectors: Path) -> Non
     )  # fmt: skip
     assert wrong.returncode == 1
     assert json.loads(wrong.stdout)["error"]["reason"] == "report_data_mismatch"
+
+
+def test_pem_vcek_under_warnings_as_errors(snp_vectors: Path, tmp_path: Path) -> None:
+    """AMD's VCEKs have serial number 0, on which cryptography warns: a PEM VCEK loads under the same warning
+    filter as a DER one, so `python -W error` prints the claims, not a CryptographyDeprecationWarning traceback."""
+    der = (snp_vectors / "go-sev-guest/vcek.testcer").read_bytes()
+    pem = tmp_path / "vcek.pem"
+    pem.write_bytes(ssl.DER_cert_to_PEM_cert(der).encode())
+    done = run_cli(
+        "verifier", "verify", "--tee", "snp", str(snp_vectors / "go-sev-guest/attestation.bin"),
+        "--cert", str(pem), "--at", "2026-11-27T00:00:00Z",
+        env={"PYTHONWARNINGS": "error"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"Warning" not in done.stderr
+    assert json.loads(done.stdout)["claims"]["product"] == "Milan"

@@ -13,11 +13,12 @@ import httpx
 import pytest
 
 import verifier
+from kbs.collateral.kds import KdsClient
 from tests.snp.conftest import TODAY, trusting
 from tests.snp.make_test_chain import Chain, make_crl, make_report, make_vek
 from verifier import Reason, VerifierError
-from verifier.snp import SnpCollateralSource, decode_tcb
-from verifier.snp.kds import KdsClient
+from verifier.snp import decode_tcb
+from verifier.sources import SnpCertificateSource
 
 
 class FakeKds:
@@ -62,10 +63,10 @@ def test_vcek_is_fetched_once_then_cached_on_disk(kds: FakeKds, milan_chain: Cha
     path = urlsplit(client.vcek_url("Milan", vcek.chip_id, tcb))
     assert path.query == "blSPL=03&teeSPL=00&snpSPL=08&ucodeSPL=115"
     kds.documents[f"{path.path}?{path.query}"] = vcek.der
-    assert isinstance(client, SnpCollateralSource)
+    assert isinstance(client, SnpCertificateSource)
     report = make_report(vcek, "Milan")
     for _ in range(3):
-        result = verifier.verify("snp", report, trusting(milan_chain, sources={"snp": client}))
+        result = verifier.verify("snp", report, trusting(milan_chain, snp_certificates=client))
         assert result.claims["chip_id"] == vcek.chip_id.hex()
     assert [r for r in kds.requests if "/crl" not in r] == [f"{path.path}?{path.query}"]
     # a new process with the same cache directory does not ask again, even offline
@@ -112,7 +113,7 @@ def test_crl_from_the_kds_revokes(milan_chain: Chain, tmp_path: Path) -> None:
 
     client = KdsClient(base_url="https://kds.test", client=httpx.Client(transport=httpx.MockTransport(handler)))
     with pytest.raises(VerifierError) as caught:
-        verifier.verify("snp", make_report(vcek, "Milan"), trusting(milan_chain, sources={"snp": client}))
+        verifier.verify("snp", make_report(vcek, "Milan"), trusting(milan_chain, snp_certificates=client))
     assert caught.value.reason is Reason.CERTIFICATE_REVOKED
     assert seen == [f"/vcek/v1/Milan/{vcek.chip_id.hex()}", "/vcek/v1/Milan/crl"]
 

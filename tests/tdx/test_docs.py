@@ -10,13 +10,13 @@ import attestation_agent.attesters.tdx
 import pytest
 
 import verifier.tdx
-import verifier.tdx.pcs
+from kbs.collateral import pcs
 
 
 @pytest.mark.parametrize(
     ("module", "examples"),
-    [(verifier.tdx, 8), (verifier.tdx.pcs, 3), (attestation_agent.attesters.tdx, 2)],
-    ids=["verifier.tdx", "verifier.tdx.pcs", "attesters.tdx"],
+    [(verifier.tdx, 8), (pcs, 3), (attestation_agent.attesters.tdx, 2)],
+    ids=["verifier.tdx", "kbs.collateral.pcs", "attesters.tdx"],
 )
 def test_docstring_examples_run(
     module: ModuleType, examples: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

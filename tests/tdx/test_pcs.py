@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 import verifier
+from kbs.collateral.pcs import INTEL_ROOT_CRL, PcsClient
 from verifier import Options, Reason, VerificationError
-from verifier.tdx import CollateralSource
-from verifier.tdx.pcs import INTEL_ROOT_CRL, PcsClient
+from verifier.sources import TdxCollateralSource
 
 from ._vectors import AT_GO_TDX_GUEST, quote
 
@@ -46,14 +46,14 @@ def pcs_handler(vectors: Path, seen: list[str], *, pccs: bool = False) -> httpx.
 def test_pcs_client_supplies_all_collateral(vectors: Path, tmp_path: Path) -> None:
     seen: list[str] = []
     client = PcsClient(cache_dir=tmp_path, transport=pcs_handler(vectors, seen))
-    assert isinstance(client, CollateralSource)
-    opts = Options(at=AT_GO_TDX_GUEST, sources={"tdx": client})
+    assert isinstance(client, TdxCollateralSource)
+    opts = Options(at=AT_GO_TDX_GUEST, tdx_collateral=client)
     assert verifier.verify("tdx", quote(vectors, 4), opts).claims["tcb_status"] == "UpToDate"
     assert len(seen) == 4
     assert "fmspc=50806f000000" in seen[0]
     # A second client on the same cache and a dead network is served from the cache.
     offline = PcsClient(cache_dir=tmp_path, transport=httpx.MockTransport(lambda r: httpx.Response(500)))
-    assert verifier.verify("tdx", quote(vectors, 4), Options(at=AT_GO_TDX_GUEST, sources={"tdx": offline}))
+    assert verifier.verify("tdx", quote(vectors, 4), Options(at=AT_GO_TDX_GUEST, tdx_collateral=offline))
     client.close()
     offline.close()
 
@@ -61,7 +61,7 @@ def test_pcs_client_supplies_all_collateral(vectors: Path, tmp_path: Path) -> No
 def test_pccs_hex_root_crl(vectors: Path) -> None:
     seen: list[str] = []
     client = PcsClient("https://pccs.test:8081/", transport=pcs_handler(vectors, seen, pccs=True))
-    opts = Options(at=AT_GO_TDX_GUEST, sources={"tdx": client})
+    opts = Options(at=AT_GO_TDX_GUEST, tdx_collateral=client)
     assert verifier.verify("tdx", quote(vectors, 4), opts).claims["tcb_status"] == "UpToDate"
     assert seen[-1] == "https://pccs.test:8081/sgx/certification/v4/rootcacrl"
 
@@ -72,7 +72,7 @@ def test_unreachable_service_is_collateral_missing(vectors: Path) -> None:
 
     client = PcsClient(transport=httpx.MockTransport(refuse))
     with pytest.raises(VerificationError) as info:
-        verifier.verify("tdx", quote(vectors, 4), Options(at=AT_GO_TDX_GUEST, sources={"tdx": client}))
+        verifier.verify("tdx", quote(vectors, 4), Options(at=AT_GO_TDX_GUEST, tdx_collateral=client))
     assert info.value.reason is Reason.COLLATERAL_MISSING
     assert "refused" in info.value.detail
 
@@ -131,7 +131,7 @@ def pccs(vectors: Path) -> Iterator[LoopbackPccs]:
 
 def test_pccs_over_a_real_socket(vectors: Path, pccs: LoopbackPccs, tmp_path: Path) -> None:
     client = PcsClient(pccs.url, cache_dir=tmp_path)
-    opts = Options(at=AT_GO_TDX_GUEST, sources={"tdx": client})
+    opts = Options(at=AT_GO_TDX_GUEST, tdx_collateral=client)
     assert verifier.verify("tdx", quote(vectors, 4), opts).claims["tcb_status"] == "UpToDate"
     assert any(url.endswith("/sgx/certification/v4/rootcacrl") for url in pccs.seen)
     client.close()
@@ -145,7 +145,7 @@ def test_broker_sources_use_the_configured_pccs(vectors: Path, pccs: LoopbackPcc
 
     settings = VerifierSettings(offline=False, tdx_pcs_url=pccs.url, cache_dir=tmp_path / "cache")
     sources = build_sources(settings)
-    opts = Options(at=AT_GO_TDX_GUEST, sources=sources)
+    opts = Options(at=AT_GO_TDX_GUEST, tdx_collateral=sources["tdx"])
     assert verifier.verify("tdx", quote(vectors, 4), opts).claims["tcb_status"] == "UpToDate"
     assert list((tmp_path / "cache" / "tdx").iterdir())
     offline = build_sources(VerifierSettings())

@@ -9,7 +9,7 @@ import pytest
 
 import verifier
 from verifier import Options, Reason, VerifierError
-from verifier.tdx import CollateralSource
+from verifier.sources import TdxCollateralSource
 
 from .make_test_chain import DcapPki, make_pki, make_quote
 
@@ -147,7 +147,7 @@ def test_tcb_status_convergence(platform: str, module: str, status: str, advisor
 
 
 class FakeSource:
-    """A CollateralSource serving a PKI's collateral (the PCS client is tested in test_pcs.py)."""
+    """A TdxCollateralSource serving a PKI's collateral (the PCS client is tested in test_pcs.py)."""
 
     def __init__(self, docs: Sequence[bytes]) -> None:
         self.docs = docs
@@ -160,12 +160,12 @@ class FakeSource:
 
 def test_collateral_from_a_source(pki: DcapPki) -> None:
     source = FakeSource(pki.collateral())
-    assert isinstance(source, CollateralSource)
-    opts = options(pki, collateral=(), sources={"tdx": source})
+    assert isinstance(source, TdxCollateralSource)
+    opts = options(pki, collateral=(), tdx_collateral=source)
     assert verifier.verify("tdx", make_quote(pki), opts).claims["tcb_status"] == "UpToDate"
     assert source.calls == [(bytes.fromhex("00906ed50000"), "platform")]
     # Offline collateral that is complete needs no source.
-    opts = options(pki, sources={"tdx": source})
+    opts = options(pki, tdx_collateral=source)
     verifier.verify("tdx", make_quote(pki), opts)
     assert len(source.calls) == 1
 
@@ -175,5 +175,5 @@ def test_no_collateral_and_no_source(pki: DcapPki) -> None:
 
 
 def test_source_of_the_wrong_type(pki: DcapPki) -> None:
-    opts = options(pki, collateral=(), sources={"tdx": object()})
+    opts = options(pki, collateral=(), tdx_collateral=object())
     assert reason_of(make_quote(pki), opts) is Reason.COLLATERAL_MISSING

@@ -184,16 +184,16 @@ class _Enrolled:
 def test_enrolled_ak() -> None:
     evidence = _quotes.evidence(RSA_KEY, PCRS, NONCE32)
     fingerprint = hashlib.sha256(_quotes.spki(RSA_KEY)).digest()
-    trusted = Options(at=AT, sources={"tpm": _Enrolled(fingerprint)})
+    trusted = Options(at=AT, tpm_enrolled_aks=_Enrolled(fingerprint))
     assert verifier.verify("tpm", evidence, trusted).claims["ak_trust"] == "enrolled"
-    other = Options(at=AT, sources={"tpm": _Enrolled(bytes(32))})
+    other = Options(at=AT, tpm_enrolled_aks=_Enrolled(bytes(32)))
     assert verifier.verify("tpm", evidence, other).claims["ak_trust"] == "none"
 
 
 def test_source_of_the_wrong_type_is_a_programming_error() -> None:
     evidence = _quotes.evidence(RSA_KEY, PCRS, NONCE32)
     with pytest.raises(TypeError):
-        verifier.verify("tpm", evidence, Options(at=AT, sources={"tpm": object()}))
+        verifier.verify("tpm", evidence, Options(at=AT, tpm_enrolled_aks=object()))  # type: ignore[arg-type]
 
 
 def _with_untrusted_cert(evidence: dict[str, Any]) -> None:

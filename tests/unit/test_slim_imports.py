@@ -15,8 +15,8 @@ from pathlib import Path
 from tests.conftest import cli_env
 
 BROKER_STACK = ("fastapi", "starlette", "sqlmodel", "sqlalchemy", "pydantic", "pydantic_settings", "alembic", "kbs")
-# The network collateral clients still live in the verifier and import httpx; they move to the broker's side.
-NETWORK_CLIENTS = ("verifier.tdx.pcs", "verifier.snp.kds")
+# The network collateral clients import httpx; they live on the broker's side (kbs.collateral), none in verifier/.
+NETWORK_CLIENTS: tuple[str, ...] = ()
 
 _PROBE = """
 import importlib, json, pkgutil, sys

@@ -28,11 +28,13 @@ from .. import snp
 from ..azure import HclReport, verify_azure
 from ..errors import Reason, VerificationError
 from ..options import Options
+from ..registry import Tee
 from ..result import Verified
+from ..tpm import _binding as vtpm_binding
 
-__all__ = ["Options", "verify"]
+__all__ = ["TEE", "Options", "verify"]
 
-TEE = "az-snp-vtpm"
+NAME = "az-snp-vtpm"
 PARAVISOR_VMPL = 0
 
 
@@ -65,4 +67,16 @@ def verify_hardware(hcl: HclReport, vcek: bytes, options: Options) -> Mapping[st
 
 def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified:
     """Verify az-snp-vtpm evidence (any version); claims `{"tpm", "hcl", "snp"}`."""
-    return verify_azure(TEE, evidence, options, verify_hardware)
+    return verify_azure(NAME, evidence, options, verify_hardware)
+
+
+# The runtime digest as it is (48 bytes) in the vTPM quote's extraData, where guest-components' attesters put it;
+# init-data in PCR 8 of the vTPM, as on a TPM (the hardware report's own fields are the paravisor's and host's).
+TEE = Tee(
+    name=NAME,
+    verify=verify,
+    report_data=lambda runtime_digest: runtime_digest,
+    init_data=vtpm_binding.init_data,
+    sources=("collateral", "certificates", "snp_certificates", "trust"),
+    default_policy=f"{NAME}.rego",
+)

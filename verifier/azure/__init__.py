@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from ..errors import FormatError, Reason
 from ..options import Options
 from ..result import Verified
-from ._claims import AK_TRUST_HCL, AzureClaims, claims_json
+from ._claims import AK_TRUST_HCL, AzureClaims
 from ._evidence import AzureEvidence, parse_evidence
 from ._hcl import HclReport, parse_hcl_report
 from ._runtime import RuntimeData, parse_runtime_data
@@ -79,4 +79,4 @@ def verify_azure(
     if parsed.version >= VERSION_WITH_USER_DATA:
         check_user_data(runtime, options)
     claims = AzureClaims(parsed.version, hcl, runtime, quote.claims, hardware)
-    return Verified(tee, claims_json(claims), quote.report_data)  # report_data: the quote's extraData
+    return Verified(tee, claims.to_json(), quote.report_data)  # report_data: the quote's extraData

@@ -11,20 +11,18 @@ verification is the report's one P-384 check plus dictionary look-ups.
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
+from .. import _x509
 from ..errors import Reason, VerificationError
 
 __all__ = [
@@ -81,34 +79,23 @@ def _der_content(raw: bytes, tag: int, field: str) -> bytes:
     return raw[start:]
 
 
-def _load_der(data: bytes) -> x509.Certificate:
-    with warnings.catch_warnings():
-        # Trap: AMD issues every VCEK and VLEK with serial number 0, which RFC 5280 forbids; cryptography
-        # warns on load (and the test run makes warnings errors). Scoped to this call and this one message.
-        warnings.filterwarnings(
-            "ignore",
-            message="Parsed a serial number which wasn't positive",
-            category=CryptographyDeprecationWarning,
-        )
-        return x509.load_der_x509_certificate(data)
-
-
 @functools.lru_cache(maxsize=1024)
 def load_certificates(data: bytes) -> tuple[x509.Certificate, ...]:
-    """Certificates in PEM (one or more) or DER; () when data is neither."""
-    if b"-----BEGIN CERTIFICATE-----" in data:
-        blocks = [b"-----BEGIN CERTIFICATE-----" + part for part in data.split(b"-----BEGIN CERTIFICATE-----")[1:]]
-        out = []
-        for block in blocks:
+    """Certificates in PEM (one or more) or DER; () when data is neither, and a PEM block that is not a
+    well-formed certificate is skipped (documents are recognised by content). AMD's serial-0 VCEKs load under
+    verifier._x509's warning filter in either encoding."""
+    marker = _x509.PEM_CERTIFICATE
+    if marker in data:
+        out: list[x509.Certificate] = []
+        for part in data.split(marker)[1:]:
             try:
-                der = x509.load_pem_x509_certificate(block).public_bytes(Encoding.DER)
-            except ValueError:
+                out.extend(_x509.load_certificates(marker + part))
+            except _x509.CertificateError:
                 continue
-            out.append(_load_der(der))
         return tuple(out)
     try:
-        return (_load_der(data),)
-    except ValueError:
+        return (_x509.load_der(data),)
+    except _x509.CertificateError:
         return ()
 
 
@@ -317,29 +304,17 @@ def trust_anchors(bundles: tuple[bytes, ...], *, pinned: bool = False) -> tuple[
 @functools.lru_cache(maxsize=1)
 def pinned_anchors() -> tuple[Anchor, ...]:
     """AMD's ARK/ASK/ASVK for Milan, Genoa and Turin, pinned as package data (see roots/README.md)."""
-    root = resources.files(__package__) / "roots"
-    bundles = tuple(root.joinpath(f"{p.lower()}.pem").read_bytes() for p in PRODUCTS)
-    return trust_anchors(bundles, pinned=True)
-
-
-@functools.lru_cache(maxsize=256)
-def _load_crl(data: bytes) -> x509.CertificateRevocationList | None:
-    try:
-        if b"-----BEGIN X509 CRL-----" in data:
-            return x509.load_pem_x509_crl(data)
-        return x509.load_der_x509_crl(data)
-    except ValueError:
-        return None
+    return trust_anchors(_x509.pinned_pem(__package__), pinned=True)
 
 
 def find_crls(items: Iterable[bytes], ark: x509.Certificate) -> list[x509.CertificateRevocationList]:
     """The CRLs among items (recognised by content) that the ARK issued; their signature checked."""
     out = []
     for data in items:
-        crl = _load_crl(data)
+        crl = _x509.load_crl(data)
         if crl is None or crl.issuer != ark.subject:
             continue
-        if not crl.is_signature_valid(ark.public_key()):  # type: ignore[arg-type]
+        if not _x509.crl_signed_by(data, _x509.der_of(ark)):
             raise VerificationError(
                 Reason.COLLATERAL_INVALID,
                 f"CRL issued by {common_name(ark.subject)} has an invalid signature",
@@ -349,9 +324,4 @@ def find_crls(items: Iterable[bytes], ark: x509.Certificate) -> list[x509.Certif
 
 
 def check_validity(cert: x509.Certificate, at: datetime, what: str) -> None:
-    if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
-        raise VerificationError(
-            Reason.CERTIFICATE_EXPIRED,
-            f"{what} is valid {cert.not_valid_before_utc.isoformat()} to "
-            f"{cert.not_valid_after_utc.isoformat()}, not at {at.isoformat()}",
-        )
+    _x509.check_window(_x509.Window.of(cert, what), at)

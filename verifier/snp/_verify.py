@@ -2,7 +2,7 @@
 
 Order (each step only trusts what the previous one proved):
  1. find the endorsement key: the extended report's VCEK/VLEK, Options.certificates/collateral, or the
-    `sources["snp"]` fetcher (AMD KDS) keyed by the report's chip and REPORTED_TCB;
+    Options.snp_certificates source (an AMD KDS client) keyed by the report's chip and REPORTED_TCB;
  2. ECDSA P-384 / SHA-384 over bytes 0x000..0x29F under that key (r, s little-endian), before any field of the
     report is interpreted: a changed byte anywhere in the signed area is `signature_invalid`;
  3. parse the now-authentic report (must-be-zero areas, version) and bind it to the certificate: key type from
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from typing import Protocol, runtime_checkable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from .. import sources
 from .._common import check_init_data, check_report_data
 from ..errors import Reason, VerificationError, VerifierError
 from ..options import Options
@@ -32,12 +32,12 @@ from . import _abi
 from ._abi import (
     AttestationReport,
     SigningKey,
-    Tcb,
     decode_tcb,
     parse_evidence,
     parse_report,
     signature_parts,
 )
+from ._binding import init_data
 from ._certs import (
     Anchor,
     Vek,
@@ -52,26 +52,11 @@ from ._certs import (
     vek_ders,
     verify_issued_by,
 )
-from ._claims import claims_from_report, claims_json
+from ._claims import claims_from_report
 
-__all__ = ["SnpCollateralSource", "product_from_cpuid", "verify"]
+__all__ = ["product_from_cpuid", "verify"]
 
-HOST_DATA_SIZE = _abi.HOST_DATA_SIZE
 TURIN_HWID_SIZE = 8
-
-
-@runtime_checkable
-class SnpCollateralSource(Protocol):
-    """Where certificates that the evidence does not carry come from (the KBS passes an AMD KDS client).
-
-    vcek: the DER VCEK for this product, hardware ID (64 bytes; 8 on Turin) and REPORTED_TCB; raises
-        VerifierError (collateral_missing) when it cannot be had.
-    crl: the product's CRL (DER) issued by its ARK, or None when unavailable.
-    """
-
-    def vcek(self, product: str, hwid: bytes, tcb: Tcb) -> bytes: ...
-
-    def crl(self, product: str) -> bytes | None: ...
 
 
 def product_from_cpuid(family: int, model: int) -> str | None:
@@ -93,15 +78,11 @@ def _vek_candidates(items: Iterable[bytes]) -> list[bytes]:
 def _fetch_vek(report: bytes, options: Options) -> list[bytes]:
     """Ask the configured source for the VCEK, keyed by fields of the (not yet authenticated) report: they
     only choose what to fetch; the signature and bindings decide."""
-    source = options.sources.get("snp")
-    if source is None:
-        raise VerificationError(
-            Reason.COLLATERAL_MISSING,
-            "no VCEK/VLEK: the evidence carries none, none was given (--cert/--collateral), "
-            "and no KDS source is configured",
-        )
-    if not isinstance(source, SnpCollateralSource):
-        raise TypeError(f"sources['snp'] is {type(source).__name__}, expected an SnpCollateralSource")
+    source = sources.snp_certificates(
+        options.snp_certificates,
+        missing="no VCEK/VLEK: the evidence carries none, none was given (--cert/--collateral), "
+        "and no KDS source is configured",
+    )
     signer = (int.from_bytes(report[_abi.OFF_SIGNER_INFO : _abi.OFF_SIGNER_INFO + 4], "little") >> 2) & 0b111
     if signer == SigningKey.VLEK:
         raise VerificationError(
@@ -257,8 +238,8 @@ def _check_provided(provided: Mapping[str, bytes], anchor: Anchor, vek: Vek) -> 
 
 def _check_revocation(anchor: Anchor, intermediate: x509.Certificate, options: Options) -> None:
     crls = find_crls(options.collateral, anchor.ark)
-    source = options.sources.get("snp")
-    if not crls and source is not None and isinstance(source, SnpCollateralSource):
+    if not crls and options.snp_certificates is not None:
+        source = sources.snp_certificates(options.snp_certificates)
         fetched = source.crl(anchor.product)
         if fetched is not None:
             crls = find_crls([fetched], anchor.ark)
@@ -291,7 +272,6 @@ def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified
     _check_chain(vek, parsed.certificates, options)
     check_report_data("REPORT_DATA", report.report_data, options, pad_to=_abi.REPORT_DATA_SIZE)
     if options.init_data_digest is not None:
-        digest = options.init_data_digest[:HOST_DATA_SIZE]
-        check_init_data("HOST_DATA", report.host_data, digest + bytes(HOST_DATA_SIZE - len(digest)))
+        check_init_data("HOST_DATA", report.host_data, init_data(options.init_data_digest))
     claims = claims_from_report(report, product, vek.kind)
-    return Verified(tee="snp", claims=claims_json(claims), report_data=report.report_data)
+    return Verified(tee="snp", claims=claims.to_json(), report_data=report.report_data)

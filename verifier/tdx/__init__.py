@@ -1,9 +1,20 @@
 """Intel TDX: quote v4/v5 parsing and full DCAP verification in Python (PCK chain, CRLs, TCB info, QE id).
 
 Pipeline: `_quote` (bytes -> Quote) -> `_verify` (signatures, chains, collateral, TCB status via `_tcb`) ->
-`_claims` (the JSON of docs/evidence.md, in one function). Collateral is recognised by content from Options.collateral
-and, when missing, fetched through Options.sources["tdx"], a `CollateralSource` (`verifier.tdx.pcs` is the
-Intel PCS / PCCS client).
+`_claims` (the JSON of docs/evidence.md, in one function). Collateral is recognised by content from
+Options.collateral and, when missing, fetched through Options.tdx_collateral, a `verifier.sources.TdxCollateralSource`
+(`kbs.collateral.pcs` is the Intel PCS / PCCS client). Bindings (`_binding`): REPORTDATA carries the runtime
+digest and 16 zero bytes, MRCONFIGID the init-data digest zero-padded to 48 bytes.
+
+Intel's documents, cited in the modules of this package by these tags:
+    [QGL]      "Intel TDX DCAP Quote Generation Library and Quote Verification Library" (rev. 0.9 and the 1.5
+               addendum), appendix A: the quote's structures, and the verification flow of the QVL.
+    [PCK]      "Intel SGX PCK Certificate and Certificate Revocation List Profile Specification" (rev. 1.5): the
+               PCK chain, its CRLs and the SGX extensions (OID 1.2.840.113741.1.13.1) of the PCK certificate.
+    [TCBINFO]  Intel PCS API v4, "Get TDX TCB Info" and its "TDX TCB Info" data model: the signed tcbInfo JSON
+               (id "TDX", version 3) with the TCB levels, TDX module identities and their statuses.
+    [QEID]     Intel PCS API v4, "Get TDX QE Identity" and its "Enclave Identity" data model: the signed
+               enclaveIdentity JSON (version 2, id "TD_QE") with the QE's MRSIGNER, attributes and TCB levels.
 
 >>> from datetime import UTC, datetime
 >>> from pathlib import Path
@@ -24,14 +35,15 @@ from collections.abc import Mapping
 from .._common import b64field, optional_b64field
 from ..errors import FormatError
 from ..options import Options
+from ..registry import Tee
 from ..result import Verified
-from ._claims import TdxClaims, claims_from, to_json
-from ._collateral import CollateralSource
+from . import _binding
+from ._claims import TdxClaims, claims_from
 from ._eventlog import replay_ccel
 from ._quote import Quote, parse_quote
 from ._verify import verify_quote
 
-__all__ = ["CollateralSource", "Quote", "TdxClaims", "parse_quote", "verify"]
+__all__ = ["TEE", "Quote", "TdxClaims", "parse_quote", "verify"]
 
 
 def _evidence(evidence: Mapping[str, object] | bytes) -> tuple[bytes, bytes | None]:
@@ -52,4 +64,14 @@ def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified
     claims = claims_from(
         quote, verified.pck, verified.tcb, collateral_expired=verified.collateral_expired, eventlog=eventlog
     )
-    return Verified(tee="tdx", claims=to_json(claims), report_data=quote.body.report_data)
+    return Verified(tee="tdx", claims=claims.to_json(), report_data=quote.body.report_data)
+
+
+TEE = Tee(
+    name="tdx",
+    verify=verify,
+    report_data=_binding.report_data,
+    init_data=_binding.init_data,
+    sources=("collateral", "certificates", "tdx_collateral", "trust"),
+    default_policy="tdx.rego",
+)

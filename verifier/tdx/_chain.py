@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
-from importlib import resources
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.hazmat.primitives.serialization import Encoding
 
+from .. import _x509
+from .._x509 import Window
 from ..errors import FormatError, Reason, VerificationError
 
 __all__ = [
@@ -41,27 +39,21 @@ _CACHE = 4096
 P256_COORD = 32
 
 
-@lru_cache(maxsize=_CACHE)
 def load_certificate(der: bytes) -> x509.Certificate:
+    """A certificate of the quote's PCK chain; malformed_evidence when any part of it is malformed."""
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
-        raise FormatError(f"certificate does not parse as DER X.509 ({exc})") from exc
+        return _x509.load_der(der)
+    except _x509.CertificateError as exc:
+        raise FormatError(f"certificate does not parse: {exc}") from exc
 
 
-def _der(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(Encoding.DER)
+_der = _x509.der_of
 
 
 @lru_cache(maxsize=1)
 def pinned_roots() -> tuple[x509.Certificate, ...]:
     """The Intel SGX Root CA shipped as package data (see roots/README.md for provenance)."""
-    folder = resources.files(__package__).joinpath("roots")
-    certs: list[x509.Certificate] = []
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".pem"):
-            certs.extend(x509.load_pem_x509_certificates(entry.read_bytes()))
-    return tuple(certs)
+    return tuple(cert for pem in _x509.pinned_pem(__package__) for cert in _x509.load_certificates(pem))
 
 
 @lru_cache(maxsize=64)
@@ -70,12 +62,8 @@ def trust_anchors(extra: tuple[bytes, ...]) -> tuple[x509.Certificate, ...]:
     certs = list(pinned_roots())
     for blob in extra:
         try:
-            certs.extend(
-                x509.load_pem_x509_certificates(blob)
-                if b"-----BEGIN" in blob
-                else [x509.load_der_x509_certificate(blob)]
-            )
-        except ValueError as exc:
+            certs.extend(_x509.load_certificates(blob))
+        except _x509.CertificateError as exc:
             raise VerificationError(Reason.CERTIFICATE_INVALID, f"a tdx trust anchor does not parse ({exc})") from exc
     return tuple(certs)
 
@@ -100,7 +88,8 @@ def ecdsa_p256_verify(key: ec.EllipticCurvePublicKey, signature: bytes, data: by
 
 @lru_cache(maxsize=_CACHE)
 def _link_ok(child_der: bytes, parent_der: bytes) -> str | None:
-    """None when parent (a CA) signed child, else why not. Cached: bytes in, verdict out."""
+    """None when parent (a CA: [PCK] requires basicConstraints cA on the root and PCK CAs) signed child, else why
+    not. Cached: bytes in, verdict out."""
     child, parent = load_certificate(child_der), load_certificate(parent_der)
     try:
         constraints = parent.extensions.get_extension_for_class(x509.BasicConstraints).value
@@ -108,11 +97,8 @@ def _link_ok(child_der: bytes, parent_der: bytes) -> str | None:
         return f"issuer {parent.subject.rfc4514_string()} has no basicConstraints"
     if not constraints.ca:
         return f"issuer {parent.subject.rfc4514_string()} is not a CA"
-    try:
-        child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, InvalidSignature) as exc:
-        return f"{child.subject.rfc4514_string()} is not signed by {parent.subject.rfc4514_string()} ({exc})"
-    return None
+    problem = _x509.issued_by(child, parent)
+    return None if problem is None else f"{child.subject.rfc4514_string()} {problem}"
 
 
 def _anchor(top: x509.Certificate, anchors: Sequence[x509.Certificate]) -> x509.Certificate | None:
@@ -129,22 +115,6 @@ def _anchor(top: x509.Certificate, anchors: Sequence[x509.Certificate]) -> x509.
     )
 
 
-@dataclass(frozen=True)
-class Window:
-    """A validity period to judge at the evaluation time (certificates, CRLs, TCB info, QE identity)."""
-
-    what: str
-    not_before: datetime
-    not_after: datetime | None
-
-    def covers(self, at: datetime) -> bool:
-        return self.not_before <= at and (self.not_after is not None and at <= self.not_after)
-
-    def describe(self, at: datetime) -> str:
-        end = "(no end)" if self.not_after is None else self.not_after.isoformat()
-        return f"{self.what} is valid {self.not_before.isoformat()} to {end}, not at {at.isoformat()}"
-
-
 def check_chain(
     chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate], what: str
 ) -> tuple[tuple[x509.Certificate, ...], tuple[Window, ...]]:
@@ -157,19 +127,7 @@ def check_chain(
         problem = _link_ok(_der(child), _der(parent))
         if problem is not None:
             raise VerificationError(Reason.CERTIFICATE_INVALID, f"{what}: {problem}")
-    windows = tuple(
-        Window(f"{what} certificate {c.subject.rfc4514_string()}", c.not_valid_before_utc, c.not_valid_after_utc)
-        for c in full
-    )
-    return full, windows
-
-
-@lru_cache(maxsize=_CACHE)
-def _crl_signed_by(crl_der: bytes, issuer_der: bytes) -> bool:
-    crl = x509.load_der_x509_crl(crl_der)
-    issuer = load_certificate(issuer_der)
-    key = issuer.public_key()
-    return crl.issuer == issuer.subject and isinstance(key, ec.EllipticCurvePublicKey) and crl.is_signature_valid(key)
+    return full, _x509.chain_windows(full, what)
 
 
 def check_revocation(
@@ -178,10 +136,10 @@ def check_revocation(
     """Each certificate against its issuer's CRL ([PCK] PCK CRL for the leaf, root CA CRL for the CA).
     Raises certificate_revoked or collateral_missing; returns the CRLs' validity (thisUpdate to nextUpdate)."""
     windows = []
-    crl_ders = [c.public_bytes(Encoding.DER) for c in crls]
+    crl_ders = [_x509.crl_der(c) for c in crls]
     for cert, issuer in itertools.pairwise(chain):
         issuer_der = _der(issuer)
-        crl = next((c for c, d in zip(crls, crl_ders, strict=True) if _crl_signed_by(d, issuer_der)), None)
+        crl = next((c for c, d in zip(crls, crl_ders, strict=True) if _x509.crl_signed_by(d, issuer_der)), None)
         name = issuer.subject.rfc4514_string()
         if crl is None:
             raise VerificationError(Reason.COLLATERAL_MISSING, f"{what}: no valid CRL issued by {name}")

@@ -9,7 +9,7 @@ from ._pck import PckExtensions
 from ._quote import Quote
 from ._tcb import TcbVerdict
 
-__all__ = ["TD_ATTRIBUTES_DEBUG", "TdxClaims", "claims_from", "to_json"]
+__all__ = ["TD_ATTRIBUTES_DEBUG", "TdxClaims", "claims_from"]
 
 # Intel TDX module ABI, TDINFO_STRUCT.ATTRIBUTES bit 0: TUD.DEBUG ("the TD runs in off-TD debug mode").
 TD_ATTRIBUTES_DEBUG = 0x01
@@ -28,6 +28,50 @@ class TdxClaims:
     def debug(self) -> bool:
         return bool(self.quote.body.td_attributes[0] & TD_ATTRIBUTES_DEBUG)
 
+    def to_json(self) -> dict[str, object]:
+        """The "tdx" claims of docs/evidence.md; hex is lowercase. The only place claims become JSON."""
+        body, header, qe = self.quote.body, self.quote.header, self.quote.qe_report
+        out: dict[str, object] = {
+            "quote_version": header.version,
+            "body_type": body.body_type,
+            "mr_td": body.mr_td.hex(),
+            "rtmr": [r.hex() for r in body.rtmr],
+            "mr_seam": body.mr_seam.hex(),
+            "mr_signer_seam": body.mr_signer_seam.hex(),
+            "seam_attributes": body.seam_attributes.hex(),
+            "mr_config_id": body.mr_config_id.hex(),
+            "mr_owner": body.mr_owner.hex(),
+            "mr_owner_config": body.mr_owner_config.hex(),
+            "report_data": body.report_data.hex(),
+            "td_attributes": body.td_attributes.hex(),
+            "debug": self.debug,
+            "xfam": body.xfam.hex(),
+            "tee_tcb_svn": body.tee_tcb_svn.hex(),
+            "fmspc": self.pck.fmspc.hex(),
+            "pce_id": self.pck.pce_id.hex(),
+            "pce_svn": self.pck.pce_svn,
+            "cpu_svn": self.pck.cpusvn.hex(),
+            "sgx_tcb_comp_svn": list(self.pck.tcb_comp_svns),
+            "tcb_status": self.tcb.status,
+            "tcb_date": self.tcb.tcb_date,
+            "platform_tcb_status": self.tcb.platform_status,
+            "tdx_module_tcb_status": self.tcb.module_status,
+            "qe_tcb_status": self.tcb.qe_status,
+            "advisory_ids": list(self.tcb.advisory_ids),
+            "collateral_expired": self.collateral_expired,
+            "qe_svn": qe.isv_svn,
+            "qe_mr_enclave": qe.mr_enclave.hex(),
+        }
+        if body.tee_tcb_svn2 is not None and body.mr_servicetd is not None:
+            out["tee_tcb_svn2"] = body.tee_tcb_svn2.hex()
+            out["mr_servicetd"] = body.mr_servicetd.hex()
+        if self.eventlog is not None:
+            out["eventlog"] = self.eventlog
+            out["rtmr_replay_ok"] = self.rtmr_replay_ok
+            events = self.eventlog.get("events")
+            out["aael"] = aael_claims(events) if isinstance(events, list) else []  # runtime events (CoCo AAEL)
+        return out
+
 
 def claims_from(
     quote: Quote,
@@ -45,48 +89,3 @@ def claims_from(
         eventlog=eventlog,
         rtmr_replay_ok=None if eventlog is None else True,
     )
-
-
-def to_json(claims: TdxClaims) -> dict[str, object]:
-    """The "tdx" claims of docs/evidence.md; hex is lowercase. The only place claims become JSON."""
-    body, header, qe = claims.quote.body, claims.quote.header, claims.quote.qe_report
-    out: dict[str, object] = {
-        "quote_version": header.version,
-        "body_type": body.body_type,
-        "mr_td": body.mr_td.hex(),
-        "rtmr": [r.hex() for r in body.rtmr],
-        "mr_seam": body.mr_seam.hex(),
-        "mr_signer_seam": body.mr_signer_seam.hex(),
-        "seam_attributes": body.seam_attributes.hex(),
-        "mr_config_id": body.mr_config_id.hex(),
-        "mr_owner": body.mr_owner.hex(),
-        "mr_owner_config": body.mr_owner_config.hex(),
-        "report_data": body.report_data.hex(),
-        "td_attributes": body.td_attributes.hex(),
-        "debug": claims.debug,
-        "xfam": body.xfam.hex(),
-        "tee_tcb_svn": body.tee_tcb_svn.hex(),
-        "fmspc": claims.pck.fmspc.hex(),
-        "pce_id": claims.pck.pce_id.hex(),
-        "pce_svn": claims.pck.pce_svn,
-        "cpu_svn": claims.pck.cpusvn.hex(),
-        "sgx_tcb_comp_svn": list(claims.pck.tcb_comp_svns),
-        "tcb_status": claims.tcb.status,
-        "tcb_date": claims.tcb.tcb_date,
-        "platform_tcb_status": claims.tcb.platform_status,
-        "tdx_module_tcb_status": claims.tcb.module_status,
-        "qe_tcb_status": claims.tcb.qe_status,
-        "advisory_ids": list(claims.tcb.advisory_ids),
-        "collateral_expired": claims.collateral_expired,
-        "qe_svn": qe.isv_svn,
-        "qe_mr_enclave": qe.mr_enclave.hex(),
-    }
-    if body.tee_tcb_svn2 is not None and body.mr_servicetd is not None:
-        out["tee_tcb_svn2"] = body.tee_tcb_svn2.hex()
-        out["mr_servicetd"] = body.mr_servicetd.hex()
-    if claims.eventlog is not None:
-        out["eventlog"] = claims.eventlog
-        out["rtmr_replay_ok"] = claims.rtmr_replay_ok
-        events = claims.eventlog.get("events")
-        out["aael"] = aael_claims(events) if isinstance(events, list) else []
-    return out

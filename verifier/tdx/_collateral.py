@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
 
 from cryptography import x509
 
+from .._x509 import CertificateError, load_certificates, load_crl, load_der
 from ..errors import FormatError
 
 __all__ = [
     "Collateral",
-    "CollateralSource",
     "EnclaveIdentity",
     "ModuleIdentity",
     "QeTcbLevel",
@@ -43,18 +42,6 @@ ECDSA_SIG_HEX = 128
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.DOTALL)
 _PEM_CRL = re.compile(rb"-----BEGIN X509 CRL-----.*?-----END X509 CRL-----", re.DOTALL)
 _WS = " \t\r\n"
-
-
-@runtime_checkable
-class CollateralSource(Protocol):
-    """Where collateral comes from when Options.collateral lacks it (Intel PCS v4, a PCCS, a cache).
-
-    Returns raw documents (TCB info JSON, QE identity JSON, CRLs in DER or PEM, issuer chains in PEM) for the
-    platform's FMSPC and PCK issuing CA ("platform" or "processor"); the verifier checks them all as if they
-    were given offline. Raise VerifierError(collateral_missing) when they cannot be had.
-    """
-
-    def tdx_collateral(self, fmspc: bytes, ca: str) -> Sequence[bytes]: ...
 
 
 @dataclass(frozen=True)
@@ -370,13 +357,12 @@ def parse_qe_identity(data: bytes) -> EnclaveIdentity:
 
 
 def _load_der(data: bytes) -> Collateral:
+    crl = load_crl(data)
+    if crl is not None:
+        return Collateral(crls=(crl,))
     try:
-        return Collateral(crls=(x509.load_der_x509_crl(data),))
-    except ValueError:
-        pass
-    try:
-        return Collateral(certificates=(x509.load_der_x509_certificate(data),))
-    except ValueError:
+        return Collateral(certificates=(load_der(data),))
+    except CertificateError:
         return Collateral()
 
 
@@ -394,9 +380,12 @@ def recognise(documents: Iterable[bytes]) -> Collateral:
                 out = out.merged(Collateral(qe_identities=(data,)))
         elif b"-----BEGIN" in data:
             try:
-                certs = tuple(x509.load_pem_x509_certificate(m) for m in _PEM_CERT.findall(data))
-                crls = tuple(x509.load_pem_x509_crl(m) for m in _PEM_CRL.findall(data))
-            except ValueError:
+                certs = tuple(cert for m in _PEM_CERT.findall(data) for cert in load_certificates(m))
+            except CertificateError:
+                continue
+            pem_crls = _PEM_CRL.findall(data)
+            crls = tuple(crl for crl in map(load_crl, pem_crls) if crl is not None)
+            if len(crls) != len(pem_crls):
                 continue
             out = out.merged(Collateral(crls=crls, certificates=certs))
         elif head == b"\x30":

@@ -20,14 +20,15 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 
+from .. import sources
 from .._common import check_init_data, check_report_data
 from ..errors import Reason, VerificationError
 from ..options import Options
+from ._binding import REPORT_DATA_SIZE, init_data
 from ._chain import ecdsa_p256_verify, p256_key
-from ._collateral import CollateralSource
 from ._pck import PckExtensions
 from ._platform import CheckedCollateral, Platform, check_collateral, has_tcb_info_for, platform, recognised
-from ._quote import MR_SIZE, QeReport, Quote
+from ._quote import QeReport, Quote
 from ._tcb import TcbVerdict, TdTcb, evaluate_tcb
 
 __all__ = ["VerifiedQuote", "verify_quote"]
@@ -47,15 +48,13 @@ class VerifiedQuote:
 
 
 def _documents(options: Options, plat: Platform) -> tuple[bytes, ...]:
-    """Offline collateral first; the source of Options.sources["tdx"] fills what is missing."""
+    """Offline collateral first; Options.tdx_collateral fills what is missing."""
     documents = options.collateral + options.certificates
     have = recognised(documents)
     complete = has_tcb_info_for(have, plat.pck.fmspc) and have.qe_identities and len(have.crls) >= 2
-    source = options.sources.get("tdx")
-    if complete or source is None:
-        return documents
-    if not isinstance(source, CollateralSource):
-        raise VerificationError(Reason.COLLATERAL_MISSING, "Options.sources['tdx'] is not a TDX CollateralSource")
+    if complete or options.tdx_collateral is None:
+        return documents  # what is missing is reported, by name, when the collateral is checked
+    source = sources.tdx_collateral(options.tdx_collateral)
     return documents + tuple(source.tdx_collateral(plat.pck.fmspc, plat.ca))
 
 
@@ -100,10 +99,7 @@ def verify_quote(quote: Quote, options: Options) -> VerifiedQuote:
         checked, plat, TdTcb(body.tee_tcb_svn, body.mr_signer_seam, body.seam_attributes), quote.qe_report
     )
     # 9. Bindings.
-    check_report_data("REPORTDATA", quote.body.report_data, options, pad_to=64)
+    check_report_data("REPORTDATA", quote.body.report_data, options, pad_to=REPORT_DATA_SIZE)
     if options.init_data_digest is not None:
-        digest = options.init_data_digest
-        if len(digest) > MR_SIZE:
-            raise VerificationError(Reason.INIT_DATA_MISMATCH, f"init-data digest is {len(digest)} bytes, over 48")
-        check_init_data("MRCONFIGID", quote.body.mr_config_id, digest + bytes(MR_SIZE - len(digest)))
+        check_init_data("MRCONFIGID", quote.body.mr_config_id, init_data(options.init_data_digest))
     return VerifiedQuote(plat.pck, verdict, collateral_expired=bool(stale))

@@ -1,7 +1,10 @@
 """TPM 2.0 quotes: parse (TPMS_ATTEST, TPMT_SIGNATURE, TPMT_PUBLIC), verify (AK signature, pcrDigest,
 bindings, AK trust, event log replay), and TPM2_MakeCredential for AK enrolment.
 
-Errors are `verifier.errors.VerifierError` with a reason code (docs/evidence.md); parsers raise only `FormatError`.
+Errors are `verifier.errors.VerifierError` with a reason code (docs/evidence.md); parsers raise only
+`FormatError`. Bindings
+(`_binding`): extraData carries the runtime digest's first 32 bytes, PCR 8 of the SHA-256 bank the init-data
+digest extended once from zero; an AK without a certificate is trusted when Options.tpm_enrolled_aks knows it.
 
 >>> import json, pathlib
 >>> from datetime import UTC, datetime
@@ -14,25 +17,26 @@ Errors are `verifier.errors.VerifierError` with a reason code (docs/evidence.md)
 
 from __future__ import annotations
 
-from ._claims import AkTrust, TpmClaims, claims_to_json
+from ..registry import Tee
+from . import _binding
+from ._claims import AkTrust, TpmClaims
 from ._credential import Credential, check_ak_public, kdfa, kdfe, make_credential, verify_ek_certificate
 from ._evidence import TpmEvidence, parse_evidence
 from ._public import TpmPublic, parse_public
 from ._structures import Attest, PcrSelection, Signature, parse_attest, parse_signature
-from ._verify import EnrolledAks, verify, verify_quote_signature
+from ._verify import verify, verify_quote_signature
 
 __all__ = [
+    "TEE",
     "AkTrust",
     "Attest",
     "Credential",
-    "EnrolledAks",
     "PcrSelection",
     "Signature",
     "TpmClaims",
     "TpmEvidence",
     "TpmPublic",
     "check_ak_public",
-    "claims_to_json",
     "kdfa",
     "kdfe",
     "make_credential",
@@ -44,3 +48,12 @@ __all__ = [
     "verify_ek_certificate",
     "verify_quote_signature",
 ]
+
+TEE = Tee(
+    name="tpm",
+    verify=verify,
+    report_data=_binding.report_data,
+    init_data=_binding.init_data,
+    sources=("certificates", "tpm_enrolled_aks", "trust"),
+    default_policy="tpm.rego",
+)

@@ -9,15 +9,13 @@ at the caller's `at` (no clock read here).
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Iterable
 from datetime import datetime
-from importlib import resources
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
+from .. import _x509
 from ..errors import Reason, VerificationError
 
 __all__ = [
@@ -38,35 +36,19 @@ PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
 MAX_CHAIN_DEPTH = 8
 
 
-@functools.lru_cache(maxsize=1024)
-def _parse_der(der: bytes) -> x509.Certificate:
-    return x509.load_der_x509_certificate(der)
-
-
 def load_certificates(blob: bytes, what: str) -> tuple[x509.Certificate, ...]:
-    """One DER certificate, or any number of PEM certificates (parsed once per distinct blob)."""
-    return _load_certificates(bytes(blob), what)
-
-
-@functools.lru_cache(maxsize=1024)
-def _load_certificates(blob: bytes, what: str) -> tuple[x509.Certificate, ...]:
+    """One DER certificate, or any number of PEM certificates (parsed once per distinct blob);
+    certificate_invalid when one is malformed."""
     try:
-        if PEM_MARKER in blob:
-            pems = x509.load_pem_x509_certificates(blob)
-            return tuple(_parse_der(c.public_bytes(serialization.Encoding.DER)) for c in pems)
-        return (_parse_der(bytes(blob)),)
-    except ValueError as exc:
+        return _x509.load_certificates(bytes(blob))
+    except _x509.CertificateError as exc:
         raise VerificationError(Reason.CERTIFICATE_INVALID, f"{what} is not an X.509 certificate ({exc})") from exc
 
 
 @functools.lru_cache(maxsize=64)
 def pinned_certificates() -> tuple[x509.Certificate, ...]:
     """The vendor certificates shipped in verifier/tpm/roots (see the README there for provenance)."""
-    found: list[x509.Certificate] = []
-    for entry in sorted(resources.files("verifier.tpm").joinpath("roots").iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".pem"):
-            found.extend(load_certificates(entry.read_bytes(), f"pinned certificate {entry.name}"))
-    return tuple(found)
+    return tuple(c for pem in _x509.pinned_pem("verifier.tpm") for c in load_certificates(pem, "pinned certificate"))
 
 
 @functools.lru_cache(maxsize=1)
@@ -97,36 +79,16 @@ def _spki_cached(cert: x509.Certificate) -> bytes:
     return cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-@functools.lru_cache(maxsize=4096)
 def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    # verify_directly_issued_by compares the issuer and subject names itself, without building Name objects
-    # (which warn on Google's over-long common names).
-    try:
-        child.verify_directly_issued_by(parent)
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-    return True
+    return _x509.issued_by(child, parent) is None
 
 
 def is_self_signed(cert: x509.Certificate) -> bool:
     return _issued_by(cert, cert)
 
 
-def describe(cert: x509.Certificate, which: str = "subject") -> str:
-    """A certificate's subject (or issuer) for messages. Google's vTPM CAs have common names longer than
-    X.520's 64-character bound, on which cryptography warns; the warning says nothing to act on here."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        name = cert.subject if which == "subject" else cert.issuer
-        return name.rfc4514_string()
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        return False
-    return constraints.ca
+describe = _x509.describe
+_is_ca = _x509.is_ca
 
 
 def _can_issue(child: x509.Certificate, parent: x509.Certificate, anchor_ders: set[bytes]) -> bool:
@@ -157,11 +119,8 @@ def check_validity(path: Path, at: datetime, what: str) -> None:
     """certificate_expired when a certificate of the path is outside its validity period at `at`."""
     for n, (not_before, not_after, cert) in enumerate(path):
         if not not_before <= at <= not_after:
-            raise VerificationError(
-                Reason.CERTIFICATE_EXPIRED,
-                f"{what if n == 0 else f'issuer of {what}'} ({describe(cert)}) is valid {not_before.isoformat()} "
-                f"to {not_after.isoformat()}, evaluated at {at.isoformat()}",
-            )
+            who = f"{what if n == 0 else f'issuer of {what}'} ({describe(cert)})"
+            _x509.check_window(_x509.Window(who, not_before, not_after), at)
 
 
 def verify_chain(

@@ -10,7 +10,7 @@ from ..eventlog import aael_claims
 from ._evidence import PcrBank
 from ._structures import Attest, Signature
 
-__all__ = ["AkTrust", "TpmClaims", "claims_to_json"]
+__all__ = ["AkTrust", "TpmClaims"]
 
 
 class AkTrust(StrEnum):
@@ -33,29 +33,28 @@ class TpmClaims(NamedTuple):
     ak_trust: AkTrust
     eventlog: tuple[Mapping[str, object], ...] | None = None
 
-
-def claims_to_json(claims: TpmClaims) -> dict[str, object]:
-    """Hex is lowercase; firmware_version is 16 hex digits (a u64 is beyond a JSON number's exact range)."""
-    attest = claims.attest
-    pcrs = {}  # a loop, not a comprehension: usually one bank, and a comprehension costs a call
-    for bank, registers in claims.pcrs.items():
-        pcrs[bank] = registers.hex_values()
-    document: dict[str, object] = {
-        "pcrs": pcrs,
-        "report_data": attest.extra_data.hex(),
-        "ak_sha256": claims.ak_sha256.hex(),
-        "ak_trust": str(claims.ak_trust),  # the plain string (StrEnum's str() is its value)
-        "firmware_version": f"{attest.firmware_version:016x}",
-        "reset_count": attest.reset_count,
-        "restart_count": attest.restart_count,
-        "clock": attest.clock,
-        "safe": attest.safe,
-        "qualified_signer": attest.qualified_signer.hex(),
-        "signature_scheme": claims.signature.scheme,
-        "signature_hash": claims.signature.hash,
-    }
-    if claims.eventlog is not None:
-        document["eventlog"] = [dict(event) for event in claims.eventlog]
-        document["pcr_replay_ok"] = True  # verification raises eventlog_mismatch before claims exist
-        document["aael"] = aael_claims(claims.eventlog)  # runtime events (CoCo AAEL) of the replayed log
-    return document
+    def to_json(self) -> dict[str, object]:
+        """Hex is lowercase; firmware_version is 16 hex digits (a u64 is beyond a JSON number's exact range)."""
+        attest = self.attest
+        pcrs = {}  # a loop, not a comprehension: usually one bank, and a comprehension costs a call
+        for bank, registers in self.pcrs.items():
+            pcrs[bank] = registers.hex_values()
+        document: dict[str, object] = {
+            "pcrs": pcrs,
+            "report_data": attest.extra_data.hex(),
+            "ak_sha256": self.ak_sha256.hex(),
+            "ak_trust": str(self.ak_trust),  # the plain string (StrEnum's str() is its value)
+            "firmware_version": f"{attest.firmware_version:016x}",
+            "reset_count": attest.reset_count,
+            "restart_count": attest.restart_count,
+            "clock": attest.clock,
+            "safe": attest.safe,
+            "qualified_signer": attest.qualified_signer.hex(),
+            "signature_scheme": self.signature.scheme,
+            "signature_hash": self.signature.hash,
+        }
+        if self.eventlog is not None:
+            document["eventlog"] = [dict(event) for event in self.eventlog]
+            document["pcr_replay_ok"] = True  # verification raises eventlog_mismatch before claims exist
+            document["aael"] = aael_claims(self.eventlog)  # runtime events (CoCo AAEL) of the replayed log
+        return document

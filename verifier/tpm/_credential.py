@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
+import secrets
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -111,7 +111,7 @@ def _seed(ek_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey, name_alg: str) -
     """The seed and its encryption to the EK (TPM2B_ENCRYPTED_SECRET contents)."""
     size = HASH_SIZES[name_alg]
     if isinstance(ek_key, rsa.RSAPublicKey):
-        seed = os.urandom(size)
+        seed = secrets.token_bytes(size)
         algorithm = _OAEP_HASHES[name_alg]()
         encrypted = ek_key.encrypt(seed, padding.OAEP(padding.MGF1(algorithm), algorithm, _label(IDENTITY)))
         return seed, encrypted

@@ -19,18 +19,20 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple, Protocol, cast, runtime_checkable
+from typing import NamedTuple, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from .. import sources
 from .._common import check_init_data, check_report_data
 from ..errors import FormatError, Reason, VerificationError
 from ..eventlog import check_replay, parse
 from ..options import Options
 from ..result import Verified
+from ._binding import INIT_DATA_BANK, INIT_DATA_PCR, init_data
 from ._chain import (
     Path,
     certification_path,
@@ -41,16 +43,12 @@ from ._chain import (
     pinned_roots,
     spki_der,
 )
-from ._claims import AkTrust, TpmClaims, claims_to_json
+from ._claims import AkTrust, TpmClaims
 from ._evidence import PcrBank, TpmEvidence, parse_evidence
 from ._structures import Attest, PcrSelection, Signature, parse_attest, parse_signature
 
-__all__ = ["EnrolledAks", "verify", "verify_quote_signature"]
+__all__ = ["verify", "verify_quote_signature"]
 
-INIT_DATA_PCR = 8
-INIT_DATA_BANK = "sha256"
-# docs/protocol.md, init-data: PCR8 is extended once, from its reset value of 32 zero bytes, with the init-data digest.
-PCR_RESET_VALUE = bytes(32)
 
 _HASHES: dict[str, hashes.HashAlgorithm] = {
     "sha1": hashes.SHA1(),  # noqa: S303 - SHA-1 PCR banks and quotes exist (Google vTPM); policy judges them
@@ -69,13 +67,6 @@ _PKCS1V15 = padding.PKCS1v15()
 _PSS = {name: padding.PSS(padding.MGF1(algorithm), padding.PSS.AUTO) for name, algorithm in _HASHES.items()}
 
 AkPublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
-
-
-@runtime_checkable
-class EnrolledAks(Protocol):
-    """`Options.sources["tpm"]`: the broker's record of AKs bound to an EK by credential activation."""
-
-    def is_enrolled(self, ak_sha256: bytes) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -190,8 +181,7 @@ def _check_init_data(quoted: Mapping[str, PcrBank], digest: bytes) -> None:
             Reason.INIT_DATA_MISMATCH,
             f"init-data is expected but PCR {INIT_DATA_BANK}[{INIT_DATA_PCR}] is not quoted",
         )
-    expected = hashlib.sha256(PCR_RESET_VALUE + digest).digest()
-    check_init_data(f"PCR {INIT_DATA_BANK}[{INIT_DATA_PCR}]", pcr8, expected)
+    check_init_data(f"PCR {INIT_DATA_BANK}[{INIT_DATA_PCR}]", pcr8, init_data(digest))
 
 
 class _AkPath(NamedTuple):
@@ -246,10 +236,8 @@ def _ak_trust(evidence: TpmEvidence, ak_sha256: bytes, options: Options) -> AkTr
         if not found.not_before <= options.at <= found.not_after:
             check_validity(found.path, options.at, "AK certificate")  # raises, naming the certificate
         return AkTrust.CERTIFICATE
-    source = options.sources.get("tpm")
-    if source is not None:
-        if not isinstance(source, EnrolledAks):
-            raise TypeError(f"Options.sources['tpm'] is a {type(source).__name__}, expected an EnrolledAks")
+    if options.tpm_enrolled_aks is not None:
+        source = sources.tpm_enrolled_aks(options.tpm_enrolled_aks)
         if source.is_enrolled(ak_sha256):
             return AkTrust.ENROLLED
     return AkTrust.NONE
@@ -284,4 +272,4 @@ def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified
         events = _replay_events(parsed.event_log, quoted)
     # Positional, in field order (attest, signature, pcrs, ak_sha256, ak_trust, eventlog): cheaper than keywords.
     claims = TpmClaims(attest, signature, quoted, ak.sha256, trust, events)
-    return Verified("tpm", claims_to_json(claims), attest.extra_data)  # tee, claims, report_data
+    return Verified("tpm", claims.to_json(), attest.extra_data)  # tee, claims, report_data

@@ -1,6 +1,6 @@
-"""A `CollateralSource` over Intel's Provisioning Certification Service (PCS API v4) or a PCCS, with a cache.
+"""A `TdxCollateralSource` over Intel's Provisioning Certification Service (PCS API v4) or a PCCS, with a cache.
 
-The verifier never does I/O; the broker constructs this client and passes it as Options.sources["tdx"]. It
+The verifier never does I/O; the broker constructs this client and passes it as Options.tdx_collateral. It
 returns raw documents exactly as served (the verifier checks every signature), so a compromised cache or
 network can make verification fail, never pass.
 
@@ -29,7 +29,7 @@ from urllib.parse import unquote
 
 import httpx
 
-from ..errors import Reason, VerificationError
+from verifier.errors import Reason, VerificationError
 
 __all__ = ["INTEL_PCS", "INTEL_ROOT_CRL", "PcsClient"]
 
@@ -74,7 +74,7 @@ class PcsClient:
         self._http.close()
 
     def tdx_collateral(self, fmspc: bytes, ca: str) -> Sequence[bytes]:
-        """The CollateralSource protocol: every document needed for a quote of this FMSPC and PCK CA."""
+        """The TdxCollateralSource protocol: every document needed for a quote of this FMSPC and PCK CA."""
         if ca not in ("platform", "processor"):
             raise VerificationError(Reason.COLLATERAL_MISSING, f"PCK CA is {ca!r}, expected platform or processor")
         base = self.base_url

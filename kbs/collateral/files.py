@@ -1,4 +1,5 @@
-"""Reading collateral and certificate files for the verifier's callers (the CLI, the broker at start-up).
+"""Reading collateral and certificate files for the broker at start-up (the `verifier` CLI, its own edge, reads its
+own).
 
 The verifier recognises documents by content, so a caller only gathers bytes: every regular file named, and
 every regular file inside a named folder, recursively and in sorted order. This is the edge where files are

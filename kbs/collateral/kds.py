@@ -1,7 +1,7 @@
-"""AMD Key Distribution Service client: an `SnpCollateralSource` for `Options.sources["snp"]`.
+"""AMD Key Distribution Service client: an `SnpCertificateSource` for `Options.snp_certificates`.
 
-This is the only SNP module that does I/O; the verifier calls it through the protocol and judges what it
-returns. Endpoints (AMD publication 57230, "KDS Interface"):
+The verifier does no I/O; it calls this client through the protocol and judges what it returns. Endpoints (AMD
+publication 57230, "KDS Interface"):
 
     GET {base}/vcek/v1/{product}/{hwid hex}?blSPL=..&teeSPL=..&snpSPL=..&ucodeSPL=..[&fmcSPL=..]   DER VCEK
     GET {base}/vcek/v1/{product}/crl                                                               DER CRL
@@ -24,9 +24,8 @@ from pathlib import Path
 import httpx
 from cryptography import x509
 
-from ..errors import Reason, VerificationError
-from ._abi import Tcb
-from ._certs import PRODUCTS, load_certificates
+from verifier.errors import Reason, VerificationError
+from verifier.snp import PRODUCTS, Tcb, load_certificates
 
 __all__ = ["DEFAULT_KDS_URL", "KdsClient"]
 
