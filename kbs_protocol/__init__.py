@@ -10,7 +10,9 @@ fast and a guest image carries none of the broker's dependencies. trustee's RCAR
     any refusal                                                          -> ErrorBody {type, detail}
 
 plus Veritee's TPM enrolment messages (`/kbs/v0/tpm/enroll`, `/kbs/v0/tpm/activate`), the binding digests
-(`runtime_digest`, `init_data_digest`), version negotiation (`version_supported`) and `kbs:///` resource URIs.
+(`runtime_digest`, `init_data_digest`), version negotiation (`version_supported`), the runtime-data hash
+negotiated in extra-params (`request_extra_params`, `selected_hash_algorithm`, `challenge_extra_params`) and
+`kbs:///` resource URIs.
 ocicrypt's key-provider messages are in the submodule `kbs_protocol.keyprovider`.
 
 Errors: everything malformed raises ProtocolError (a ValueError) naming the field.
@@ -30,6 +32,16 @@ kbs_protocol._errors.ProtocolError: runtime-data.nonce: is missing
 
 from ._binding import INIT_DATA_ALGORITHMS, init_data_digest, runtime_digest
 from ._errors import ProtocolError
+from ._hash import (
+    HASH_ALGORITHMS,
+    SELECTED_HASH_ALGORITHM_KEY,
+    SUPPORTED_HASH_ALGORITHMS_KEY,
+    NegotiationError,
+    challenge_extra_params,
+    request_extra_params,
+    selected_hash_algorithm,
+    supported_hash_algorithms,
+)
 from ._messages import (
     BASE_PATH,
     ERROR_TYPE_PREFIX,
@@ -63,14 +75,18 @@ from ._resources import RESOURCE_SEGMENT, parse_resource_uri
 __all__ = [
     "BASE_PATH",
     "ERROR_TYPE_PREFIX",
+    "HASH_ALGORITHMS",
     "INIT_DATA_ALGORITHMS",
     "PROTOCOL_VERSION",
     "RESOURCE_SEGMENT",
+    "SELECTED_HASH_ALGORITHM_KEY",
     "SESSION_COOKIE",
+    "SUPPORTED_HASH_ALGORITHMS_KEY",
     "Attestation",
     "Challenge",
     "ErrorBody",
     "InitData",
+    "NegotiationError",
     "ProtocolError",
     "Request",
     "Response",
@@ -80,6 +96,7 @@ __all__ = [
     "TpmCredentialChallenge",
     "TpmEnrollRequest",
     "TpmEnrolled",
+    "challenge_extra_params",
     "init_data_digest",
     "parse_attestation",
     "parse_challenge",
@@ -91,6 +108,9 @@ __all__ = [
     "parse_tpm_credential_challenge",
     "parse_tpm_enroll_request",
     "parse_tpm_enrolled",
+    "request_extra_params",
     "runtime_digest",
+    "selected_hash_algorithm",
+    "supported_hash_algorithms",
     "version_supported",
 ]

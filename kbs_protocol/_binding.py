@@ -1,6 +1,7 @@
 """What the evidence binds: the runtime digest (nonce and ephemeral key) and the init-data digest.
 
-runtime digest = SHA-384(JCS({"additional-evidence", "nonce", "tee-pubkey"})), JCS being RFC 8785 (trustee's
+runtime digest = SHA-384(JCS({"additional-evidence", "nonce", "tee-pubkey"})) (or the hash negotiated in
+extra-params, `_hash`), JCS being RFC 8785 (trustee's
 kbs_protocol `RuntimeData` hashed by attestation-service). Each TEE carries it in its own report-data field;
 those per-TEE rules belong to the verifier's TEE packages, not to the wire format.
 
@@ -17,6 +18,7 @@ from typing import Any
 import rfc8785
 
 from ._errors import ProtocolError
+from ._hash import hash_runtime_data
 
 __all__ = ["INIT_DATA_ALGORITHMS", "init_data_digest", "runtime_digest"]
 
@@ -24,14 +26,16 @@ INIT_DATA_ALGORITHMS = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha
 DEFAULT_INIT_DATA_ALGORITHM = "sha384"
 
 
-def runtime_digest(nonce: str, tee_pubkey: Mapping[str, object], additional_evidence: str = "") -> bytes:
-    """SHA-384 of the JCS-canonical runtime data: 48 bytes."""
+def runtime_digest(
+    nonce: str, tee_pubkey: Mapping[str, object], additional_evidence: str = "", algorithm: str = "sha384"
+) -> bytes:
+    """The hash of the JCS-canonical runtime data: SHA-384 (48 bytes) unless another was negotiated (`_hash`)."""
     document: dict[str, Any] = {
         "additional-evidence": additional_evidence,
         "nonce": nonce,
         "tee-pubkey": dict(tee_pubkey),
     }
-    return hashlib.sha384(rfc8785.dumps(document)).digest()
+    return hash_runtime_data(algorithm, rfc8785.dumps(document))
 
 
 def init_data_digest(body: str) -> bytes:

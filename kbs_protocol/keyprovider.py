@@ -3,7 +3,8 @@ and the guest side (`attestation-agent keyprovider` and `guest`, keyunwrap).
 
 ocicrypt's command protocol (containers/ocicrypt keywrap/keyprovider; docs/images.md) exchanges one JSON
 document each way. Go marshals []byte as base64 strings; Rust ocicrypt (serde) as arrays of integers: both are
-accepted on input, base64 is always emitted.
+accepted on input. Base64 is emitted by default; `encoding="array"` emits integer arrays, which Rust ocicrypt
+(image-rs) needs for the results (its `Vec<u8>` fields read only arrays) and Go's encoding/json also reads.
 
     stdin   {"op": "keywrap", "keywrapparams": {"ec": {"Parameters": {"<provider>": [<key id bytes>]},
                                                 "DecryptConfig": {...}}, "optsdata": <private options bytes>}}
@@ -39,6 +40,7 @@ from ._errors import ProtocolError
 from ._resources import RESOURCE_SEGMENT
 
 __all__ = [
+    "BYTE_ENCODINGS",
     "KEK_SIZE",
     "PROVIDER_NAME",
     "WRAP_TYPE",
@@ -56,6 +58,9 @@ __all__ = [
     "wrap_options",
 ]
 
+# How byte fields of a response are written: base64 strings (Go ocicrypt's []byte) or integer arrays (Rust
+# ocicrypt's Vec<u8>, which Go's encoding/json reads as well).
+BYTE_ENCODINGS = ("base64", "array")
 PROVIDER_NAME = "attestation-agent"  # annotation org.opencontainers.image.enc.keys.provider.attestation-agent
 WRAP_TYPE = "A256GCM"
 KEK_SIZE = 32  # AES-256
@@ -230,9 +235,17 @@ def parse_request(data: bytes) -> KeyWrapRequest | KeyUnwrapRequest:
     raise KeyProviderError(f"request op: is {op!r}, expected 'keywrap' or 'keyunwrap'")
 
 
-def keywrap_response(annotation: bytes) -> bytes:
-    return json.dumps({"keywrapresults": {"annotation": encode_bytes(annotation)}}).encode()
+def _encoded(data: bytes, encoding: str) -> str | list[int]:
+    if encoding == "array":
+        return list(data)
+    if encoding != "base64":
+        raise ValueError(f"byte encoding {encoding!r}, expected one of {BYTE_ENCODINGS}")
+    return encode_bytes(data)
 
 
-def keyunwrap_response(optsdata: bytes) -> bytes:
-    return json.dumps({"keyunwrapresults": {"optsdata": encode_bytes(optsdata)}}).encode()
+def keywrap_response(annotation: bytes, encoding: str = "base64") -> bytes:
+    return json.dumps({"keywrapresults": {"annotation": _encoded(annotation, encoding)}}).encode()
+
+
+def keyunwrap_response(optsdata: bytes, encoding: str = "base64") -> bytes:
+    return json.dumps({"keyunwrapresults": {"optsdata": _encoded(optsdata, encoding)}}).encode()

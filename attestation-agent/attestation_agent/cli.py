@@ -105,7 +105,7 @@ def _cmd_keyprovider(args: argparse.Namespace) -> int:
         return clients[-1]
 
     try:
-        response = handle_request(sys.stdin.buffer.read(), client)
+        response = handle_request(sys.stdin.buffer.read(), client, encoding=args.byte_encoding)
     except KeyProviderError as exc:
         print(f"attestation-agent keyprovider: {exc}", file=sys.stderr)
         return 1
@@ -242,6 +242,13 @@ def _parser() -> argparse.ArgumentParser:
     kp.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
     kp.add_argument("--cacert", help="CA certificate for the broker's TLS")
     _init_data_option(kp)
+    kp.add_argument(
+        "--byte-encoding",
+        choices=("base64", "array"),
+        default="base64",
+        help="how the unwrapped options are written: base64 (Go ocicrypt, skopeo) or an integer array (Rust "
+        "ocicrypt, as image-rs runs a cmd key provider; Go ocicrypt reads it too)",
+    )
     kp.set_defaults(func=_cmd_keyprovider)
     us = sub.add_parser("unseal", help="a CoCo sealed secret (sealed.<JWS>) to its plaintext on stdout")
     us.add_argument("--kbs", required=True, help="broker URL, e.g. http://127.0.0.1:8080")

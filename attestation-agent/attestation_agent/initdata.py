@@ -85,7 +85,7 @@ def _tdx(attester: Attester, init: InitData) -> None:
 def _snp(attester: Attester, init: InitData) -> None:
     from verifier.errors import FormatError  # noqa: PLC0415 (only for an SNP guest with init-data)
     from verifier.snp import parse_report  # noqa: PLC0415
-    from verifier.snp._abi import parse_evidence  # noqa: PLC0415
+    from verifier.snp._evidence import parse_evidence  # noqa: PLC0415
 
     try:
         report = parse_report(parse_evidence(attester.evidence(bytes(64))).report)

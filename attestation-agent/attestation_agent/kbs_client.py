@@ -1,5 +1,9 @@
 """The RCAR client: attest to a KBS (protocol 0.4.0) and fetch resources as JWE, decrypted in the guest.
 
+It speaks to a trustee KBS as guest-components does: /auth lists the hashes it can bind the runtime data with
+(`extra-params.supported-hash-algorithms`), and the challenge's `selected-hash-algorithm` is honoured (SHA-384 when
+none is selected; kbs_protocol._hash). The JWE's AAD is the ASCII of `protected` exactly as sent (`_jwe`).
+
 Each handshake uses a fresh ephemeral EC P-256 key, bound into the evidence through the runtime digest; the EAR
 token is reused until shortly before its `exp`, then the agent attests again.
 
@@ -28,7 +32,9 @@ from kbs_protocol import (
     parse_challenge,
     parse_resource_uri,
     parse_response,
+    request_extra_params,
     runtime_digest,
+    selected_hash_algorithm,
 )
 from verifier.binding import expected_report_data
 
@@ -44,6 +50,7 @@ __all__ = [
     "KbsClient",
     "KbsClientError",
     "attestation_body",
+    "auth_body",
     "check_response",
     "decrypt_resource",
     "parse_challenge_nonce",
@@ -89,9 +96,17 @@ def check_response(response: Response, step: str) -> dict[str, Any]:
     return body
 
 
-def parse_challenge_nonce(body: dict[str, Any]) -> str:
+def auth_body(tee: str) -> dict[str, Any]:
+    """The /auth request: the TEE and, in extra-params, every hash the agent can bind the runtime data with."""
+    return Request(tee=tee, version=PROTOCOL_VERSION, extra_params=request_extra_params()).to_dict()
+
+
+def parse_challenge_nonce(body: dict[str, Any]) -> tuple[str, str]:
+    """The challenge's nonce and the hash to bind with (trustee's KBS with Intel Trust Authority may select
+    another than SHA-384)."""
     try:
-        return parse_challenge(body).nonce
+        challenge = parse_challenge(body)
+        return challenge.nonce, selected_hash_algorithm(challenge.extra_params)
     except ProtocolError as exc:
         raise KbsClientError(f"the broker's challenge is malformed: {exc}") from exc
 
@@ -103,12 +118,16 @@ def parse_token(body: dict[str, Any]) -> str:
         raise KbsClientError(f"the broker's attestation response is malformed: {exc}") from exc
 
 
-def attestation_body(attester: Attester, nonce: str, init_data: str | None) -> tuple[dict[str, Any], EphemeralKey]:
-    """The /attest request for this challenge nonce: evidence bound to a fresh ephemeral P-256 key (returned with
-    it: the broker encrypts resources to that key), carrying the init-data the TEE is already bound to."""
+def attestation_body(
+    attester: Attester, nonce: str, init_data: str | None, algorithm: str = "sha384"
+) -> tuple[dict[str, Any], EphemeralKey]:
+    """The /attest request for this challenge nonce: evidence bound (with the negotiated hash) to a fresh ephemeral
+    P-256 key (returned with it: the broker encrypts resources to that key), carrying the init-data the TEE is
+    already bound to."""
     key = EphemeralKey.generate()
     pubkey = key.public_jwk()
-    evidence = attester.evidence(expected_report_data(attester.tee, runtime_digest(nonce, pubkey)))
+    digest = runtime_digest(nonce, pubkey, algorithm=algorithm)
+    evidence = attester.evidence(expected_report_data(attester.tee, digest))
     body = Attestation(
         init_data=None if init_data is None else InitData(format="toml", body=init_data),
         runtime_data=RuntimeData(nonce=nonce, tee_pubkey=pubkey),
@@ -181,8 +200,7 @@ class KbsClient:
         """One full handshake (auth, attest); returns the EAR token and keeps it for resource requests."""
         attester = self.attester
         self._http.cookies.clear()
-        request = Request(tee=attester.tee, version=PROTOCOL_VERSION)
-        nonce = parse_challenge_nonce(check_response(self._post("/auth", request.to_dict()), "auth"))
+        nonce, algorithm = parse_challenge_nonce(check_response(self._post("/auth", auth_body(attester.tee)), "auth"))
         if self._init_data is not None and not self._init_data_bound:
             from .initdata import InitDataError, bind, parse  # noqa: PLC0415
 
@@ -191,7 +209,7 @@ class KbsClient:
             except InitDataError as exc:
                 raise KbsClientError(f"init-data: {exc}") from exc
             self._init_data_bound = True
-        body, key = attestation_body(attester, nonce, self._init_data)
+        body, key = attestation_body(attester, nonce, self._init_data, algorithm)
         token = parse_token(check_response(self._post("/attest", body), "attest"))
         self._attested = _Attested(token=token, key=key, expires_at=token_expiry(token))
         return token
@@ -208,5 +226,9 @@ class KbsClient:
             if response.status == 401 and attempt == 0:
                 self._attested = None  # the broker no longer accepts the token (key rotation, restart): re-attest
                 continue
-            return decrypt_resource(check_response(response, f"resource {path}"), attested.key)
+            return self._decrypt(check_response(response, f"resource {path}"), attested.key)
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _decrypt(body: dict[str, Any], key: EphemeralKey) -> bytes:
+        return decrypt_resource(body, key)

@@ -43,15 +43,16 @@ def unwrap_annotation(annotation: bytes, fetcher: ResourceFetcher) -> bytes:
     return unwrap_options(fetcher.get_resource(packet.kid), packet)
 
 
-def handle_request(request: bytes, fetcher: Callable[[], ResourceFetcher]) -> bytes:
+def handle_request(request: bytes, fetcher: Callable[[], ResourceFetcher], *, encoding: str = "base64") -> bytes:
     """One key-provider exchange: the request JSON in, the response JSON out (KeyProviderError on refusal).
 
     `fetcher` is called only once a well-formed keyunwrap request arrived, so a malformed request costs no
-    attestation round trip.
+    attestation round trip. `encoding` writes the unwrapped options as base64 (Go ocicrypt, skopeo) or as an
+    integer array (Rust ocicrypt as image-rs runs it; Go reads that too).
     """
     parsed = parse_request(request)
     if not isinstance(parsed, KeyUnwrapRequest):
         raise KeyProviderError(
             "request op: 'keywrap' is the image owner's operation; use `kbs admin ... keyprovider` to encrypt"
         )
-    return keyunwrap_response(unwrap_annotation(parsed.annotation, fetcher()))
+    return keyunwrap_response(unwrap_annotation(parsed.annotation, fetcher()), encoding)

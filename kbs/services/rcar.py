@@ -15,6 +15,7 @@ from typing import Any
 
 import verifier
 from kbs import __version__
+from kbs_protocol import NegotiationError, challenge_extra_params
 from verifier.ear import ear_claims, sign
 from verifier.rego import PolicyError
 
@@ -63,6 +64,10 @@ class RcarService:
             raise KbsError.invalid_request(f"tee {request.tee!r} is not one of {sorted(verifier.TEES)}")
         if request.tee == "sample" and not self.inputs.allow_sample:
             raise KbsError.invalid_request("tee 'sample' is refused by this broker (verifier.allow_sample is off)")
+        try:  # the answer is "" (SHA-384), Challenge's default, as trustee's built-in attestation service answers
+            challenge_extra_params(request.extra_params)
+        except NegotiationError as exc:
+            raise KbsError.invalid_request(str(exc)) from None
         if now - self._last_sweep > _SWEEP_EVERY_SECONDS:
             self._last_sweep = now
             self.store.sweep_sessions(now)

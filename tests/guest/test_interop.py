@@ -164,3 +164,24 @@ def test_python_encrypted_provider_image_decrypts_with_skopeo(
     done = run_cli("guest", "unpack", f"oci:{tmp_path / 'dec'}:v1", str(tmp_path / "root"))
     assert done.returncode == 0, done.stderr.decode()
     assert (tmp_path / "root/etc/motd").read_text() == "from a skopeo-encrypted image\n"
+
+
+def test_skopeo_reads_integer_array_results(skopeo_ready: None, kbs: KbsServer, image: Path, tmp_path: Path) -> None:
+    """Go ocicrypt reads the `--byte-encoding array` output that Rust ocicrypt needs (test_rust_ocicrypt.py): one
+    setting serves both."""
+    kek = bytes(range(32))
+    kbs.admin.put_resource("default/key/1", kek)
+    _allow_sample(kbs)
+    encrypt_image(image, tmp_path / "enc", provider_recipient(kek, KID), tag="v1")
+    command = _command(
+        "attestation-agent", "keyprovider", "--kbs", kbs.url, "--tee", "sample", "--byte-encoding", "array"
+    )
+    env = _provider_config(tmp_path / "unwrap.json", command)
+    done = skopeo(
+        "copy", "--decryption-key", "provider:attestation-agent",
+        f"oci:{tmp_path / 'enc'}:v1", f"oci:{tmp_path / 'dec'}:v1", env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    done = run_cli("guest", "unpack", f"oci:{tmp_path / 'dec'}:v1", str(tmp_path / "root"))
+    assert done.returncode == 0, done.stderr.decode()
+    assert (tmp_path / "root/etc/motd").read_text() == "from a skopeo-encrypted image\n"

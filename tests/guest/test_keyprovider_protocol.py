@@ -60,6 +60,14 @@ def test_keyunwrap_round_trip(encode: Callable[[bytes], object]) -> None:
     assert json.loads(keywrap_response(b"ann")) == {"keywrapresults": {"annotation": _b64(b"ann")}}
 
 
+def test_responses_as_integer_arrays_for_rust_ocicrypt() -> None:
+    """encoding="array": what ocicrypt-rs's Vec<u8> results read (test_rust_ocicrypt.py runs the real serde)."""
+    assert json.loads(keyunwrap_response(OPTS, "array")) == {"keyunwrapresults": {"optsdata": list(OPTS)}}
+    assert json.loads(keywrap_response(b"ann", "array")) == {"keywrapresults": {"annotation": [97, 110, 110]}}
+    with pytest.raises(ValueError, match="byte encoding 'hex'"):
+        keyunwrap_response(OPTS, "hex")
+
+
 def test_annotation_shape_is_cocos() -> None:
     doc = json.loads(wrap_options(KEK, "kbs:///default/key/1", OPTS).to_json())
     assert sorted(doc) == ["iv", "kid", "wrap_type", "wrapped_data"]

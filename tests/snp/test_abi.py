@@ -18,7 +18,8 @@ from tests.snp.conftest import TODAY, trusting
 from tests.snp.make_test_chain import Chain, ReportFields, Vek, make_report, make_vek, sign_report
 from verifier import FormatError, Options, Reason, VerifierError
 from verifier.snp import _abi
-from verifier.snp._abi import decode_tcb, parse_evidence, parse_report
+from verifier.snp._abi import decode_tcb, parse_report
+from verifier.snp._evidence import parse_evidence
 
 GO_SEV_GUEST = "go-sev-guest/attestation.bin"
 VCEK = "go-sev-guest/vcek.testcer"

@@ -12,14 +12,17 @@ from typing import cast
 import pytest
 from attestation_agent.attesters import AttesterError
 from attestation_agent.attesters import _sev_guest as sg
+from attestation_agent.attesters._sev_serde import UndecodableReportError, cert_chain_json, sev_report_json
 from attestation_agent.attesters.snp import ConfigfsTsm, SevGuestDevice, SnpAttester, probe
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import verifier
+from tests.snp._sev_json import cert_entry, sev_json
 from tests.snp.conftest import trusting
 from tests.snp.fake_sev_guest import FakeTsmFs, RecordedSevGuest, SnpGuest, cert_table
 from tests.snp.make_test_chain import Chain, Vek
+from verifier.snp._sev_serde import report_bytes
 
 
 @pytest.fixture
@@ -62,7 +65,9 @@ def test_configfs_tsm_evidence_verifies(tmp_path: Path, guest: SnpGuest, milan_c
     attester = probe(_sysroot(tmp_path, configfs=True), tsm_fs=fs)
     assert attester is not None
     evidence = attester.evidence(b"\x42" * 48)
-    assert set(cast("dict[str, str]", evidence["certificates"])) == {"vcek", "ask", "ark"}
+    # guest-components' shape (docs/evidence.md): the certificate table as cert_chain, by type
+    chain = cast("list[dict[str, object]]", evidence["cert_chain"])
+    assert {entry["cert_type"] for entry in chain} == {"VCEK", "ASK", "ARK"}
     result = verifier.verify("snp", evidence, trusting(milan_chain, report_data=b"\x42" * 48))
     assert result.claims["report_data"] == "42" * 48 + "00" * 16
     names = [line.split()[0] + " " + line.split()[1] for line in fs.log if not line.startswith("mkdir")]
@@ -104,7 +109,7 @@ def test_plain_report_when_the_host_has_no_certificates(tmp_path: Path, guest: S
     double = RecordedSevGuest(guest, ext_supported=False)
     attester = SnpAttester(SevGuestDevice(_sysroot(tmp_path, configfs=False) / "dev/sev-guest", double))
     evidence = attester.evidence(b"\x09")
-    assert evidence["certificates"] is None
+    assert evidence["cert_chain"] is None
     assert [request for request, _ in double.calls] == [sg.SNP_GET_EXT_REPORT, sg.SNP_GET_REPORT]
     assert double.calls[1][1] == b"\x09" + bytes(63) + bytes(32)  # snp_report_req: user_data, vmpl 0, rsvd
 
@@ -162,3 +167,51 @@ def test_fuzz_mutated_cert_tables(data: st.DataObject) -> None:
     with contextlib.suppress(sg.SevGuestError):
         parsed = sg.parse_cert_table(bytes(table))
         assert all(len(v) <= len(table) for v in parsed.certificates.values())
+
+
+def test_evidence_is_guest_components_json_of_the_report_and_table(tmp_path: Path, guest: SnpGuest) -> None:
+    """The agent's evidence equals what guest-components sends for the same report and certificate table: the
+    test serialiser (written from the sev crate's definitions) reads the report bytes the device gave."""
+    fs = FakeTsmFs(guest)
+    attester = probe(_sysroot(tmp_path, configfs=True), tsm_fs=fs)
+    assert attester is not None
+    evidence = attester.evidence(b"\x42" * 48)
+    document = cast("dict[str, object]", evidence["attestation_report"])
+    raw = report_bytes(document)
+    assert document == sev_json(raw)
+    assert list(evidence) == ["attestation_report", "cert_chain"]
+    table = sg.parse_cert_table(guest.table())
+    assert evidence["cert_chain"] == [
+        cert_entry({"vcek": "VCEK", "ask": "ASK", "ark": "ARK"}[name], der) for name, der in table.certificates.items()
+    ]
+
+
+def test_cert_table_entries_keep_order_and_unknown_guids() -> None:
+    other = str(uuid.uuid4())
+    crl = "92f81bc3-5811-4d3d-97ff-d19f88dc67ea"
+    table = cert_table({"vlek": b"L", "ask": b"S"}, extra={crl: b"C", other: b"x"})
+    assert cert_chain_json(list(sg.parse_cert_table(table).entries)) == [
+        cert_entry("VLEK", b"L"),
+        cert_entry("ASK", b"S"),
+        cert_entry("CRL", b"C"),
+        cert_entry({"OTHER": other}, b"x"),
+    ]
+    assert cert_chain_json([]) is None
+
+
+def test_a_report_the_crate_cannot_decode_goes_in_the_earlier_shape(tmp_path: Path, guest: SnpGuest) -> None:
+    """A version 2 report with a masked CHIP_ID has no TCB layout the sev crate can decide: the agent sends it
+    base64 with the certificates map, which Veritee's verifier takes."""
+
+    class Masked:
+        def report(self, report_data: bytes) -> tuple[bytes, bytes]:
+            raw = bytearray(guest.report(report_data))
+            raw[0:4] = (2).to_bytes(4, "little")
+            raw[0x1A0:0x1E0] = bytes(64)
+            return bytes(raw), guest.table()
+
+    evidence = SnpAttester(Masked()).evidence(b"\x01")
+    assert isinstance(evidence["attestation_report"], str)
+    assert set(cast("dict[str, str]", evidence["certificates"])) == {"vcek", "ask", "ark"}
+    with pytest.raises(UndecodableReportError, match="masked CHIP_ID"):
+        sev_report_json(b"\x02" + bytes(0x4A0 - 1))

@@ -1,4 +1,4 @@
-"""Parse the SEV-SNP ATTESTATION_REPORT and the SNP evidence JSON (structure only; no signatures).
+"""Parse the SEV-SNP ATTESTATION_REPORT (structure only; no signatures). The evidence JSON is `_evidence`'s.
 
 Layout: AMD SEV Secure Nested Paging Firmware ABI Specification (publication 56860), Table 23
 "ATTESTATION_REPORT Structure" (report versions 2, 3 and 5), Table "TCB_VERSION Structure" (the Turin layout
@@ -15,10 +15,8 @@ signature (Table "ECDSA P-384 with SHA-384 Signature") covers bytes 0x000..0x29F
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .._common import b64field
 from .._reader import Reader
 from ..errors import FormatError, Reason
 
@@ -31,10 +29,8 @@ __all__ = [
     "GuestPolicy",
     "PlatformInfo",
     "SigningKey",
-    "SnpEvidence",
     "Tcb",
     "decode_tcb",
-    "parse_evidence",
     "parse_report",
     "signature_parts",
 ]
@@ -387,38 +383,3 @@ def parse_report(data: bytes) -> AttestationReport:
         signature_s=signature_s,
         signed_bytes=bytes(data[:SIGNED_SIZE]),
     )
-
-
-@dataclass(frozen=True)
-class SnpEvidence:
-    """SNP evidence (docs/evidence.md): the report bytes (size-checked only) and the extended report's
-    certificates by name (vcek, vlek, ask, ark; DER)."""
-
-    report: bytes
-    certificates: Mapping[str, bytes]
-
-
-CERTIFICATE_NAMES = ("vcek", "vlek", "ask", "asvk", "ark")
-
-
-def parse_evidence(evidence: Mapping[str, object] | bytes) -> SnpEvidence:
-    """The evidence JSON (docs/evidence.md), or the raw 1184-byte report."""
-    if isinstance(evidence, bytes | bytearray):
-        data = bytes(evidence)
-        check_size(data)
-        return SnpEvidence(report=data, certificates={})
-    report = b64field(evidence, "attestation_report", "SNP evidence")
-    check_size(report)
-    raw_certs = evidence.get("certificates")
-    certificates: dict[str, bytes] = {}
-    if raw_certs is not None:
-        if not isinstance(raw_certs, Mapping):
-            raise FormatError(
-                f"SNP evidence: field certificates is {type(raw_certs).__name__}, expected an object or null"
-            )
-        for name in raw_certs:
-            if name not in CERTIFICATE_NAMES:
-                raise FormatError(f"SNP evidence: certificates has key {name!r}, expected some of {CERTIFICATE_NAMES}")
-            if raw_certs[name] is not None:
-                certificates[name] = b64field(raw_certs, name, "SNP evidence certificates")
-    return SnpEvidence(report=report, certificates=certificates)

@@ -33,7 +33,6 @@ from ._abi import (
     AttestationReport,
     SigningKey,
     decode_tcb,
-    parse_evidence,
     parse_report,
     signature_parts,
 )
@@ -53,6 +52,7 @@ from ._certs import (
     verify_issued_by,
 )
 from ._claims import claims_from_report
+from ._evidence import parse_evidence
 
 __all__ = ["product_from_cpuid", "verify"]
 

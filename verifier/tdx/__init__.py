@@ -38,6 +38,7 @@ from ..options import Options
 from ..registry import Tee
 from ..result import Verified
 from . import _binding
+from ._aa_eventlog import replay_aa_eventlog
 from ._claims import TdxClaims, claims_from
 from ._eventlog import replay_ccel
 from ._quote import Quote, parse_quote
@@ -46,23 +47,37 @@ from ._verify import verify_quote
 __all__ = ["TEE", "Quote", "TdxClaims", "parse_quote", "verify"]
 
 
-def _evidence(evidence: Mapping[str, object] | bytes) -> tuple[bytes, bytes | None]:
-    """docs/evidence.md: `{"quote": b64, "cc_eventlog": b64 | null}`, or the raw quote bytes."""
+def _evidence(evidence: Mapping[str, object] | bytes) -> tuple[bytes, bytes | None, str | None]:
+    """docs/evidence.md: `{"quote": b64, "cc_eventlog": b64 | null}` (older guests add `aa_eventlog`, text or
+    null), or the raw quote bytes."""
     if isinstance(evidence, bytes | bytearray):
-        return bytes(evidence), None
+        return bytes(evidence), None, None
     if not isinstance(evidence, Mapping):
         raise FormatError("TDX evidence is neither a JSON object nor raw quote bytes")
-    return b64field(evidence, "quote", "TDX evidence"), optional_b64field(evidence, "cc_eventlog", "TDX evidence")
+    aa_eventlog = evidence.get("aa_eventlog")
+    if aa_eventlog is not None and not isinstance(aa_eventlog, str):
+        raise FormatError(f"TDX evidence: field aa_eventlog is {type(aa_eventlog).__name__}, expected a string or null")
+    return (
+        b64field(evidence, "quote", "TDX evidence"),
+        optional_b64field(evidence, "cc_eventlog", "TDX evidence"),
+        aa_eventlog or None,
+    )
 
 
 def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified:
     """Parse and verify TDX evidence; VerifierError with a reason code on failure."""
-    raw_quote, ccel = _evidence(evidence)
+    raw_quote, ccel, aa_eventlog = _evidence(evidence)
     quote = parse_quote(raw_quote)
     verified = verify_quote(quote, options)
     eventlog = None if ccel is None else replay_ccel(ccel, quote.body)
+    aa_events = None if aa_eventlog is None else replay_aa_eventlog(aa_eventlog, quote.body.rtmr[3])
     claims = claims_from(
-        quote, verified.pck, verified.tcb, collateral_expired=verified.collateral_expired, eventlog=eventlog
+        quote,
+        verified.pck,
+        verified.tcb,
+        collateral_expired=verified.collateral_expired,
+        eventlog=eventlog,
+        aa_eventlog=aa_events,
     )
     return Verified(tee="tdx", claims=claims.to_json(), report_data=quote.body.report_data)
 

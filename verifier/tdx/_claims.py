@@ -23,6 +23,7 @@ class TdxClaims:
     collateral_expired: bool
     eventlog: dict[str, object] | None = None
     rtmr_replay_ok: bool | None = None
+    aa_eventlog: list[dict[str, str]] | None = None  # an older guest's AA event log, replayed to RTMR3
 
     @property
     def debug(self) -> bool:
@@ -70,6 +71,8 @@ class TdxClaims:
             out["rtmr_replay_ok"] = self.rtmr_replay_ok
             events = self.eventlog.get("events")
             out["aael"] = aael_claims(events) if isinstance(events, list) else []  # runtime events (CoCo AAEL)
+        if self.aa_eventlog is not None:
+            out["aa_eventlog"] = self.aa_eventlog
         return out
 
 
@@ -80,6 +83,7 @@ def claims_from(
     *,
     collateral_expired: bool,
     eventlog: dict[str, object] | None = None,
+    aa_eventlog: list[dict[str, str]] | None = None,
 ) -> TdxClaims:
     return TdxClaims(
         quote=quote,
@@ -88,4 +92,5 @@ def claims_from(
         collateral_expired=collateral_expired,
         eventlog=eventlog,
         rtmr_replay_ok=None if eventlog is None else True,
+        aa_eventlog=aa_eventlog,
     )

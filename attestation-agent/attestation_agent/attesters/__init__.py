@@ -2,9 +2,11 @@
 
 Each module `attestation_agent.attesters.<tee>` exposes `probe(sysroot: Path) -> Attester | None`, which looks
 for its device under `sysroot` (the real root "/" in a guest; a fake device tree in tests) and returns an
-attester when the TEE is present. Detection tries TDX, then SNP, then TPM; the sample attester is the fallback,
-used only when nothing else is found (with a warning from the CLI). A TEE's module is imported only once a cheap
-look for its device (PRESENCE_HINTS) found something, so the agent's start-up pays for one attester at most.
+attester when the TEE is present (module names spell the TEE with underscores: `az_snp_vtpm`). Detection tries
+TDX, then SNP, then the Azure confidential VMs (a vTPM holding an HCL report: they must come before the plain
+TPM, which they also are), then TPM; the sample attester is the fallback, used only when nothing else is found
+(with a warning from the CLI). A TEE's module is imported only once a cheap look for its device (PRESENCE_HINTS)
+found something, so the agent's start-up pays for one attester at most.
 
 >>> from pathlib import Path
 >>> attester = detect(Path("/nonexistent"))
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Attester", "AttesterError", "detect", "get", "runtime_log"]
 
-DETECTION_ORDER = ("tdx", "snp", "tpm")
+DETECTION_ORDER = ("tdx", "snp", "az-snp-vtpm", "az-tdx-vtpm", "tpm")
 SYSROOT_ENV = "VERITEE_SYSROOT"
 # TEE -> (paths under the sysroot, environment variables): the TEE module's probe can only succeed when one of
 # them exists; a necessary condition, never a sufficient one. A TEE without an entry is always probed.
@@ -33,6 +35,8 @@ PRESENCE_HINTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "snp": (("dev/sev-guest",), ()),
     "tpm": (("dev/tpmrm0", "dev/tpm0"), ("VERITEE_TPM_TCTI",)),
 }
+# An Azure confidential VM is attested through its vTPM: it needs what the TPM needs.
+PRESENCE_HINTS["az-snp-vtpm"] = PRESENCE_HINTS["az-tdx-vtpm"] = PRESENCE_HINTS["tpm"]
 
 
 class AttesterError(Exception):
@@ -77,7 +81,7 @@ def _probe(tee: str, root: Path) -> Attester | None:
     if not _may_be_present(tee, root):
         return None
     try:
-        module = importlib.import_module(f"attestation_agent.attesters.{tee}")
+        module = importlib.import_module(f"attestation_agent.attesters.{tee.replace('-', '_')}")
     except ModuleNotFoundError:
         return None
     probe = getattr(module, "probe", None)

@@ -188,12 +188,14 @@ CERT_TABLE_GUIDS = {
 @dataclass(frozen=True)
 class CertTable:
     certificates: dict[str, bytes]  # vcek/vlek/ask/ark -> DER
-    unknown: tuple[str, ...]  # GUIDs of entries this agent does not forward
+    unknown: tuple[str, ...]  # GUIDs of entries other than those four
+    entries: tuple[tuple[bytes, bytes], ...] = ()  # every (GUID, data) in the table's order
 
 
 def parse_cert_table(table: bytes) -> CertTable:
     certificates: dict[str, bytes] = {}
     unknown = []
+    entries = []
     pos = 0
     while True:
         if pos + CERT_TABLE_ENTRY_SIZE > len(table):
@@ -211,10 +213,11 @@ def parse_cert_table(table: bytes) -> CertTable:
                 f"certificate table: entry {uuid.UUID(bytes=guid)} spans {offset}..{offset + length}, "
                 f"outside the {len(table)}-byte blob"
             )
+        entries.append((guid, table[offset : offset + length]))
         name = CERT_TABLE_GUIDS.get(guid)
         if name is None:
             unknown.append(str(uuid.UUID(bytes=guid)))
         else:
             certificates[name] = table[offset : offset + length]
         pos += CERT_TABLE_ENTRY_SIZE
-    return CertTable(certificates=certificates, unknown=tuple(unknown))
+    return CertTable(certificates=certificates, unknown=tuple(unknown), entries=tuple(entries))

@@ -7,6 +7,10 @@ Two kernel interfaces, tried in this order:
     raced us), rmdir the entry;
  2. `/dev/sev-guest` ioctls SNP_GET_EXT_REPORT (report + certificate table), falling back to SNP_GET_REPORT.
 
+The evidence is guest-components' (docs/evidence.md): the report and the certificate table as the sev crate's
+serde JSON (`_sev_serde`), so a trustee KBS accepts it as well as Veritee's. A report that the crate could not
+decode either (a version 2 report with a masked CHIP_ID) goes in Veritee's earlier base64 shape instead.
+
 HOST_DATA, where the init-data digest is bound, is set by the host at launch: the guest does nothing for it.
 Both interfaces sit behind seams (`TsmFs`, `IoctlFn`) so tests can run them against a fake device tree.
 """
@@ -22,6 +26,7 @@ from typing import Protocol
 
 from . import AttesterError
 from ._sev_guest import IoctlFn, SevGuestError, get_ext_report, get_report, parse_cert_table, system_ioctl
+from ._sev_serde import UndecodableReportError, cert_chain_json, sev_report_json
 
 __all__ = ["ConfigfsTsm", "OsTsmFs", "SevGuestDevice", "SnpAttester", "TsmFs", "probe"]
 
@@ -138,17 +143,20 @@ class SnpAttester:
         self.backend = backend
 
     def evidence(self, report_data: bytes) -> dict[str, object]:
-        """docs/evidence.md: {"attestation_report", "certificates"} for report_data zero-padded to 64 bytes."""
+        """docs/evidence.md: {"attestation_report", "cert_chain"} for report_data zero-padded to 64 bytes."""
         if len(report_data) > REPORT_DATA_SIZE:
             raise AttesterError(f"report data is {len(report_data)} bytes, at most {REPORT_DATA_SIZE}")
         padded = report_data + bytes(REPORT_DATA_SIZE - len(report_data))
         report, table = self.backend.report(padded)
         try:
-            certificates = parse_cert_table(table).certificates
+            parsed = parse_cert_table(table)
         except SevGuestError as exc:
             raise AttesterError(str(exc)) from exc
-        encoded = {name: base64.b64encode(der).decode() for name, der in certificates.items()}
-        return {"attestation_report": base64.b64encode(report).decode(), "certificates": encoded or None}
+        try:
+            return {"attestation_report": sev_report_json(report), "cert_chain": cert_chain_json(list(parsed.entries))}
+        except UndecodableReportError:
+            encoded = {name: base64.b64encode(der).decode() for name, der in parsed.certificates.items()}
+            return {"attestation_report": base64.b64encode(report).decode(), "certificates": encoded or None}
 
     def bind_init_data(self, digest: bytes) -> None:  # noqa: ARG002 (the Attester protocol)
         return None  # HOST_DATA is fixed at launch by the host

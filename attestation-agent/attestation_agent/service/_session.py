@@ -28,9 +28,9 @@ from .._jwe import EphemeralKey
 from ..attesters import Attester
 from ..kbs_client import (
     BASE_PATH,
-    PROTOCOL_VERSION,
     RETRY_STATUSES,
     attestation_body,
+    auth_body,
     check_response,
     decrypt_resource,
     parse_challenge_nonce,
@@ -149,9 +149,10 @@ class KbsSession:
     async def _attest(self) -> Attested:
         client = self._handshakes
         client.cookies.clear()  # a fresh session: the cookie of this /auth goes with this /attest only
-        auth = {"version": PROTOCOL_VERSION, "tee": self._attester.tee, "extra-params": ""}
-        nonce = parse_challenge_nonce(check_response(await self._send(client, "POST", "/auth", json_body=auth), "auth"))
-        body, key = await self._run(self._device, attestation_body, self._attester, nonce, self._init_data)
+        auth = auth_body(self._attester.tee)
+        challenge = check_response(await self._send(client, "POST", "/auth", json_body=auth), "auth")
+        nonce, algorithm = parse_challenge_nonce(challenge)
+        body, key = await self._run(self._device, attestation_body, self._attester, nonce, self._init_data, algorithm)
         token = parse_token(check_response(await self._send(client, "POST", "/attest", json_body=body), "attest"))
         self.attestations += 1
         return Attested(token=token, key=key, expires_at=token_expiry(token))
