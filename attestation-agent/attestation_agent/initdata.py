@@ -4,8 +4,9 @@ The host binds the digest of the init-data TOML (its `algorithm` over the raw by
 (docs/protocol.md, init-data binding): TDX MRCONFIGID (48 bytes, zero-padded), SNP HOST_DATA (32 bytes, the
 digest truncated), TPM PCR 8 == SHA-256(32 zero bytes || digest). `bind` makes sure the running TEE carries this
 init-data before the agent sends it with any attestation: TDX and SNP are read back from a fresh report; a TPM
-whose PCR 8 is still at reset is extended once, and one already extended must hold exactly this digest. The sample
-TEE has no binding: its init-data is taken as given (and the sample TEE is never trusted anyway).
+whose PCR 8 is still at reset is extended once, and one already extended must hold exactly this digest. Other
+TEEs (the Azure CVMs) bind through their attester, and only the verifier checks it. The sample TEE has no binding:
+its init-data is taken as given (and the sample TEE is never trusted anyway).
 
     >>> parse('version = "0.1.0"\\nalgorithm = "sha384"\\n[data]\\nrole = "db"\\n').data
     {'role': 'db'}
@@ -120,5 +121,8 @@ def bind(attester: Attester, init: InitData) -> None:
             _snp(attester, init)
         elif attester.tee == "tpm":
             _tpm(attester, init)
+        elif attester.tee != "sample":
+            # Other TEEs (the Azure CVMs' vTPM) bind as their attester does: checked by the verifier only.
+            attester.bind_init_data(init.digest)
     except AttesterError as exc:
         raise InitDataError(f"cannot read the {attester.tee} init-data binding: {exc}") from exc
