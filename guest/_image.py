@@ -256,14 +256,16 @@ def _extract_verified(
     # What a corrupt or truncated compressed stream raises from zlib-ng (GunzipReader) / zstandard while reading.
     decompression_errors = (GZIP_ERROR, EOFError, zlib.error, zstandard.ZstdError)
     compressed = HashingReader(raw, digest.partition(":")[0]) if digest is not None else raw
+    # The diff_id is hashed on a thread of its own, beside the inflating and the file writes on this one.
+    tar = HashingReader(decompressed(compressed, compression), diff_id.partition(":")[0], background=True)
     try:
-        stream = decompressed(compressed, compression)
-        tar = HashingReader(stream, diff_id.partition(":")[0])
         builder.apply_layer(tar, layer)
         drain(tar)
         drain(compressed)
     except decompression_errors as exc:
         raise LayoutError(f"layer {layer}: corrupt {compression} stream ({exc})") from None
+    finally:
+        tar.close()
     if isinstance(compressed, HashingReader) and compressed.digest() != digest:
         raise LayoutError(f"layer {layer}: blob digest is {compressed.digest()}, expected {digest}")
     if tar.digest() != diff_id:

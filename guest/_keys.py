@@ -55,7 +55,7 @@ def _load_private_key(data: bytes, name: str) -> JoseKey:
                 return RSAKey.import_key(doc)
             if kty == "EC":
                 return ECKey.import_key(doc)
-        except (ValueError, JoseError):
+        except (ValueError, JoseError, RecursionError):  # RecursionError: too deeply nested
             pass
         raise DecryptionError(f"private key {name}: JSON that is not an RSA or EC private JWK")
     try:
@@ -111,7 +111,7 @@ class Keyring:
     def _unwrap_jwe(self, blob: bytes) -> bytes | str:
         try:
             doc = json.loads(blob)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: too deeply nested
             return "the JWE is not JSON"
         if not isinstance(doc, dict):
             return "the JWE is not a JSON object"

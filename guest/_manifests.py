@@ -109,7 +109,7 @@ def digest_of(data: bytes, algorithm: str = "sha256") -> str:
 def load_json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
         doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: too deeply nested
         raise LayoutError(f"{what}: not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise LayoutError(f"{what}: is a JSON {type(doc).__name__}, expected an object")

@@ -63,7 +63,7 @@ def b64decode_field(value: object, field: str) -> bytes:
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
         doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: too deeply nested
         raise DecryptionError(f"{what}: not valid JSON") from None
     if not isinstance(doc, dict):
         raise DecryptionError(f"{what}: is a JSON {type(doc).__name__}, expected an object")

@@ -201,30 +201,48 @@ class TarDigest:
 
 class ChunkQueue:
     """A bounded hand-over from a pipeline consumer (`put`, on a worker thread) to a sequential reader (`read`,
-    e.g. tarfile on the calling thread). At most DEPTH chunks wait in it, so memory stays bounded; `put` copies
-    the view (the pipeline reuses its buffer). The producer must call `close()` when done, even on failure."""
+    e.g. the tar extraction on the calling thread). At most DEPTH chunks wait in it, so memory stays bounded.
+    `put` copies the view (the pipeline reuses its buffer) into a recycled buffer: no allocation per chunk (a
+    fresh 4 MiB bytes object per chunk cost page faults and brk calls, a tenth of an unpack's CPU). `read` hands
+    out memoryviews of those buffers without copying; a view stays valid until the next `read` call (then its
+    buffer may be refilled), so a reader must be done with it by then. The producer must call `close()` when
+    done, even on failure."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=DEPTH)
-        self._chunk = b""
+        self._queue: queue.Queue[tuple[bytearray, int] | None] = queue.Queue(maxsize=DEPTH)
+        self._spare: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._buffer: bytearray | None = None  # the chunk being read, recycled once the reader moves on
+        self._chunk = memoryview(b"")
         self._offset = 0
         self._ended = False
 
     def put(self, view: memoryview) -> None:
-        self._queue.put(bytes(view))
+        try:
+            buffer = self._spare.get_nowait()
+        except queue.Empty:
+            buffer = bytearray(max(CHUNK, len(view)))
+        if len(buffer) < len(view):
+            buffer = bytearray(len(view))
+        buffer[: len(view)] = view
+        self._queue.put((buffer, len(view)))
 
     def close(self) -> None:
         self._queue.put(None)
 
-    def read(self, size: int = -1, /) -> bytes:
+    def read(self, size: int = -1, /) -> bytes | memoryview:
         while self._offset >= len(self._chunk):
             if self._ended:
-                return b""
-            chunk = self._queue.get()
-            if chunk is None:
+                return memoryview(b"")
+            if self._buffer is not None:
+                self._spare.put(self._buffer)
+                self._buffer = None
+            item = self._queue.get()
+            if item is None:
                 self._ended = True
-                return b""
-            self._chunk, self._offset = chunk, 0
+                self._chunk, self._offset = memoryview(b""), 0
+                return memoryview(b"")
+            self._buffer, n = item
+            self._chunk, self._offset = memoryview(self._buffer)[:n], 0
         end = len(self._chunk) if size < 0 else self._offset + size
         data = self._chunk[self._offset : end]
         self._offset += len(data)

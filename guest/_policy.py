@@ -261,7 +261,7 @@ class Policy:
             raise PolicyError(f"{what}: larger than {MAX_POLICY_BYTES} bytes")
         try:
             doc = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: too deeply nested
             raise PolicyError(f"{what}: not valid JSON ({exc})") from None
         if not isinstance(doc, dict):
             raise PolicyError(f"{what}: expected a JSON object with `default`")

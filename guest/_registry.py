@@ -12,7 +12,6 @@ host:port was named by --insecure-registry. Authentication is guest._registry_au
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from guest._manifests import (
 )
 from guest._reference import DockerReference, Platform
 from guest._registry_auth import MAX_TOKEN_BYTES, Credentials, RegistryAuth
+from guest._streams import BackgroundHash
 
 __all__ = ["NotFoundError", "Registry", "RegistrySource"]
 
@@ -199,16 +199,21 @@ def _drain(response: http.client.HTTPResponse) -> None:
 
 class BlobReader:
     """A blob's HTTP body as a stream, hashed as it is read; the read that reaches its end raises LayoutError
-    unless exactly `desc.size` bytes with `desc.digest` came (the bytes handed out before are not yet trusted)."""
+    unless exactly `desc.size` bytes with `desc.digest` came (the bytes handed out before are not yet trusted).
+
+    The digest of what `readinto` returned is computed on a worker thread while the caller uses the bytes; the
+    next `readinto` (or `close`) waits for it first. The caller must therefore leave a buffer unchanged until its
+    next call (reading it, hashing it, decrypting it into another buffer are fine)."""
 
     def __init__(self, response: http.client.HTTPResponse, desc: Descriptor) -> None:
         self._response = response
         self._desc = desc
-        self._hash = hashlib.new(desc.digest.partition(":")[0])
+        self._hash = BackgroundHash(desc.digest.partition(":")[0])
         self._count = 0
         self._done = False
 
     def readinto(self, buffer: memoryview, /) -> int:
+        self._hash.wait()  # the previous buffer may be the caller's next one
         n = 0
         try:
             while n < len(buffer) and not self._done:
@@ -218,16 +223,18 @@ class BlobReader:
                 n += got
         except _HTTP_ERRORS as exc:
             raise RegistryError(f"blob {self._desc.digest}: transfer failed ({exc or type(exc).__name__})") from None
-        self._hash.update(buffer[:n])
         self._count += n
         if self._count > self._desc.size:
             raise LayoutError(f"blob {self._desc.digest}: more than the descriptor's {self._desc.size} bytes")
+        if n:
+            self._hash.update(buffer[:n])
         if self._done:
+            self._hash.wait()
             self._finish()
         return n
 
     def _finish(self) -> None:
-        found = f"{self._desc.digest.partition(':')[0]}:{self._hash.hexdigest()}"
+        found = f"{self._desc.digest.partition(':')[0]}:{self._hash.hash.hexdigest()}"
         if self._count != self._desc.size or found != self._desc.digest:
             raise LayoutError(
                 f"blob {self._desc.digest}: received {self._count} bytes with digest {found}, "
@@ -240,6 +247,7 @@ class BlobReader:
         return bytes(buffer[:n])
 
     def close(self) -> None:
+        self._hash.close()
         self._response.close()
 
 

@@ -55,7 +55,7 @@ def credentials_for(auth_json: bytes, name: str, what: str) -> Credentials | Non
     """The credentials auth.json holds for repository `name` (`host/repository`), or None."""
     try:
         doc = json.loads(auth_json)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: too deeply nested
         raise RegistryError(f"{what}: not valid JSON ({exc})") from None
     auths = doc.get("auths") if isinstance(doc, dict) else None
     if not isinstance(auths, dict):
@@ -149,7 +149,7 @@ class RegistryAuth:
             raise RegistryError(f"{what}: answer larger than {MAX_TOKEN_BYTES} bytes")
         try:
             doc = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: too deeply nested
             raise RegistryError(f"{what}: answer is not JSON") from None
         token = (doc.get("token") or doc.get("access_token")) if isinstance(doc, dict) else None
         if not isinstance(token, str) or not token or not token.isprintable():

@@ -127,7 +127,7 @@ def verify_signature(sig: Signature, keys: list[tuple[str, PublicKey]]) -> Signe
     # Only now is the payload parsed: its content is authenticated.
     try:
         doc = json.loads(sig.payload)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: too deeply nested
         return f"{sig.where}: signed payload is not JSON"
     critical = doc.get("critical") if isinstance(doc, dict) else None
     if not isinstance(critical, dict) or set(critical) != {"identity", "image", "type"}:

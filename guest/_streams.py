@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import queue
+import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import IO, Protocol, cast
@@ -16,12 +18,12 @@ from guest._errors import LayoutError
 
 __all__ = [
     "CHUNK",
+    "BackgroundHash",
     "Compression",
     "GunzipReader",
     "HashingReader",
     "LayerType",
     "Readable",
-    "TarEndPadding",
     "decompressed",
     "drain",
 ]
@@ -72,17 +74,55 @@ class LayerType:
 class Readable(Protocol):
     """A byte stream read sequentially (a file, a decompressor, a HashingReader)."""
 
-    def read(self, size: int = -1, /) -> bytes: ...
+    def read(self, size: int = -1, /) -> bytes | memoryview: ...
+
+
+class BackgroundHash:
+    """A digest updated on its own thread (hashlib releases the GIL for large buffers), so that hashing a piece runs
+    on another core beside what the caller does with the same bytes (HMAC-SHA256 and AES-CTR of a blob, writing
+    an inflated layer's files), instead of after it. One update at a time: `update` first waits for the previous
+    one; the caller leaves the bytes unchanged until then. `close` ends the thread."""
+
+    def __init__(self, algorithm: str) -> None:
+        self.hash = hashlib.new(algorithm)
+        self._inbox: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+        self._done = threading.Semaphore(0)
+        self._pending = False
+        self._thread = threading.Thread(target=self._run, name="digest", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (view := self._inbox.get()) is not None:
+            self.hash.update(view)
+            self._done.release()
+
+    def update(self, view: memoryview) -> None:
+        self.wait()
+        self._inbox.put(view)
+        self._pending = True
+
+    def wait(self) -> None:
+        if self._pending:
+            self._done.acquire()
+            self._pending = False
+
+    def close(self) -> None:
+        self.wait()
+        self._inbox.put(None)
+        self._thread.join()
 
 
 class HashingReader(io.RawIOBase):
-    """A read-only stream over `inner` that hashes every byte read through it."""
+    """A read-only stream over `inner` that hashes every byte read through it. With `background`, `read` hashes
+    on a thread of its own (BackgroundHash) while the caller uses the piece, which it must leave unchanged until
+    its next read; `close` then ends that thread."""
 
-    def __init__(self, inner: Readable, algorithm: str = "sha256") -> None:
+    def __init__(self, inner: Readable, algorithm: str = "sha256", *, background: bool = False) -> None:
         super().__init__()
         self._inner = inner
         self._algorithm = algorithm
         self._hash = hashlib.new(algorithm)
+        self._background = BackgroundHash(algorithm) if background else None
         self.count = 0
 
     def readable(self) -> bool:
@@ -96,53 +136,45 @@ class HashingReader(io.RawIOBase):
         self.count += n
         return n
 
-    def read(self, size: int | None = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes | memoryview:
         if size is None or size < 0:
-            return b"".join(iter(lambda: self.read(CHUNK), b""))
+            return b"".join(iter(lambda: bytes(self.read(CHUNK)), b""))
+        if self._background is not None:
+            self._background.wait()  # the inner reader may reuse the previous piece's memory
         data = self._inner.read(size)
-        self._hash.update(data)
+        if self._background is not None:
+            self._background.update(memoryview(data))
+        else:
+            self._hash.update(data)
         self.count += len(data)
         return data
 
     def digest(self) -> str:
+        if self._background is not None:
+            self._background.wait()
+            return f"{self._algorithm}:{self._background.hash.hexdigest()}"
         return f"{self._algorithm}:{self._hash.hexdigest()}"
+
+    def close(self) -> None:
+        if self._background is not None:
+            self._background.close()
+        super().close()
 
 
 TAR_BLOCK = 512  # POSIX ustar: records are 512-byte blocks; two zero blocks end the archive
 
 
-class TarEndPadding:
-    """Ends a tar stream properly when its writer did not: zero-pads the last block and appends the two zero
-    end-of-archive blocks. Go's archive/tar (umoci, containerd) reads such streams; Python's tarfile needs the
-    padding. The bytes added are not hashed: the diff_id check sees the stream exactly as the image has it."""
-
-    def __init__(self, inner: Readable) -> None:
-        self._inner = inner
-        self._count = 0
-        self._tail: bytes | None = None
-
-    def read(self, size: int = -1, /) -> bytes:
-        if self._tail is None:
-            data = self._inner.read(CHUNK if size < 0 else size)
-            if data:
-                self._count += len(data)
-                return data
-            self._tail = bytes(-self._count % TAR_BLOCK + 2 * TAR_BLOCK)
-        n = len(self._tail) if size < 0 else size
-        data, self._tail = self._tail[:n], self._tail[n:]
-        return data
-
-
 GZIP_WBITS = 31  # zlib: gzip header and trailer (RFC 1952), CRC-32 and ISIZE checked by zlib
-GZIP_SLICE = 1024 * 1024  # compressed input read and handed to zlib per call
+GZIP_SLICE = 256 * 1024  # compressed input read and handed to zlib per call (its unconsumed tail is copied)
 
 
 class GunzipReader:
     """A gzip stream's content, read sequentially: multi-member (pigz, appended layers), zero padding between
     members tolerated (as Python's gzip module does), output bounded by each read's size (a gzip bomb costs time,
-    never memory). zlib-ng inflates in 1 MiB input slices: Python's gzip.GzipFile feeds zlib 8 KiB at a time,
-    which made the inflate calls (and their CRC-32s) a third of an unpack's CPU time. A corrupt stream raises
-    zlib_ng.error; a truncated or empty one raises EOFError."""
+    never memory). `raw` may return memoryviews (guest._pipeline.ChunkQueue); none is kept across its next read.
+    zlib-ng inflates in 256 KiB input slices (a 1 MiB read seldom leaves an unconsumed tail to copy): Python's
+    gzip.GzipFile feeds zlib 8 KiB at a time, which made the inflate calls (and their CRC-32s) a third of an
+    unpack's CPU time. A corrupt stream raises zlib_ng.error; a truncated or empty one raises EOFError."""
 
     def __init__(self, raw: Readable) -> None:
         from zlib_ng import zlib_ng  # noqa: PLC0415 (imported by guest._pipeline already; here for clarity)
@@ -151,7 +183,7 @@ class GunzipReader:
         self._raw = raw
         self._member: zlib_ng._Decompress | None = None
         self._members = 0
-        self._input = b""
+        self._input: bytes | memoryview = b""
 
     def _next_member(self) -> bool:
         """Start the next member; False at the end of the stream."""
@@ -163,7 +195,7 @@ class GunzipReader:
                         raise EOFError("empty stream, expected at least one gzip member")
                     return False
             if self._members and self._input[0] == 0:
-                self._input = self._input.lstrip(b"\0")
+                self._input = bytes(self._input).lstrip(b"\0")
                 continue
             self._member = self._zlib.decompressobj(wbits=GZIP_WBITS)
             return True

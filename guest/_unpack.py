@@ -25,14 +25,94 @@ from pathlib import Path
 from typing import IO, cast
 
 from guest._errors import LayoutError, UnsafeLayerError
-from guest._streams import CHUNK, Readable, TarEndPadding
+from guest._streams import TAR_BLOCK, Readable
 
 __all__ = ["RootfsBuilder"]
 
 WHITEOUT_PREFIX = ".wh."  # layer.md "Whiteouts"
 OPAQUE_WHITEOUT = ".wh..wh..opq"
 MAX_SYMLINK_HOPS = 40  # as Linux's path resolution (MAXSYMLINKS)
-TAR_BUFSIZE = 128 * 1024
+READ_SIZE = 1024 * 1024  # tar stream read per call from the decompressor: file contents are written in such pieces
+
+
+class TarStream:
+    """A layer's tar stream as tarfile reads it (headers: `read`, `tell`, `seek`), and file contents written
+    straight from the decompressor's output (`copy_to`: one os.write per piece, no copy in Python).
+
+    tarfile's own stream mode ("r|") copies every byte three times on the way (its read buffer, the join and
+    slices of `_Stream.__read`, the extracted file object's buffer), which made extraction the largest CPU cost
+    of an unpack; here tarfile parses the headers (ustar, GNU, pax) in its seekable mode ("r:"), and the
+    seeks it makes are forward skips, or back within the piece at hand. Like a Go reader (umoci, containerd),
+    a stream whose writer left out the end-of-archive blocks or the last block's padding is read as complete:
+    zero bytes are supplied at its end (after the inner stream, so never hashed into the diff_id).
+    """
+
+    def __init__(self, inner: Readable) -> None:
+        self._inner = inner
+        self._piece: bytes | memoryview = b""
+        self._offset = 0  # in _piece
+        self._position = 0  # in the stream, of _piece[_offset]
+        self._count = 0  # bytes read from inner
+        self._state = 0  # 0: reading inner, 1: supplying the end padding, 2: ended
+
+    def _next_piece(self) -> bool:
+        if self._state == 0:
+            piece = self._inner.read(READ_SIZE)
+            if piece:
+                self._count += len(piece)
+                self._piece, self._offset = piece, 0
+                return True
+            self._state = 1
+            self._piece, self._offset = bytes(-self._count % TAR_BLOCK + 2 * TAR_BLOCK), 0
+            return True
+        self._state = 2
+        return False
+
+    def _take(self, size: int) -> memoryview | None:
+        """Up to `size` (> 0) next bytes of the stream, without copying; None at its end."""
+        while self._offset >= len(self._piece):
+            if self._state == 2 or not self._next_piece():
+                return None
+        view = memoryview(self._piece)[self._offset : self._offset + size]
+        self._offset += len(view)
+        self._position += len(view)
+        return view
+
+    def read(self, size: int = -1, /) -> bytes:
+        parts: list[bytes] = []
+        remaining = size if size >= 0 else 1 << 62
+        while remaining and (view := self._take(remaining)) is not None:
+            parts.append(bytes(view))
+            remaining -= len(view)
+        return b"".join(parts)
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, position: int, whence: int = 0, /) -> int:
+        if whence != 0:
+            raise OSError("TarStream: only absolute seeks")
+        back = self._position - position
+        if 0 < back <= self._offset:
+            self._offset -= back
+            self._position = position
+        elif back > 0:
+            raise OSError("TarStream: cannot seek back beyond the piece at hand")
+        while self._position < position and self._take(position - self._position) is not None:
+            pass
+        return self._position
+
+    def copy_to(self, fd: int, size: int) -> None:
+        """Write the next `size` bytes to `fd`, then skip to the next tar block; EOFError if the stream ends."""
+        remaining = size
+        while remaining:
+            view = self._take(remaining)
+            if view is None:
+                raise EOFError("unexpected end of data")
+            remaining -= len(view)
+            while view:
+                view = view[os.write(fd, view) :]
+        self.seek(self._position + (-size % TAR_BLOCK))
 
 
 def _components(name: str, entry: str) -> list[str]:
@@ -104,20 +184,20 @@ class RootfsBuilder:
         """Extract one uncompressed layer tar stream (read sequentially, never seeking)."""
         created: set[str] = set()  # real paths this layer made: whiteouts only hide lower layers' files
         try:
-            # tarfile's stream reads its input TAR_BUFSIZE bytes at a time (its default, 10 KiB, costs a call
-            # through every reader below per 10 KiB; a larger one is copied whole at each entry header).
-            stream_in = cast(IO[bytes], TarEndPadding(stream))
-            with tarfile.open(fileobj=stream_in, mode="r|", bufsize=TAR_BUFSIZE) as tar:
+            tar_stream = TarStream(stream)
+            with tarfile.open(fileobj=cast(IO[bytes], tar_stream), mode="r:") as tar:
                 for member in tar:
                     entry = f"layer {layer} entry {member.name!r}"
                     try:
-                        self._apply(tar, member, entry, created)
+                        self._apply(tar, tar_stream, member, entry, created)
                     except ValueError as exc:  # embedded NUL in a name or link target
                         raise UnsafeLayerError(f"{entry}: {exc}") from None
         except (tarfile.TarError, EOFError) as exc:
             raise LayoutError(f"layer {layer}: corrupt tar stream ({exc})") from None
 
-    def _apply(self, tar: tarfile.TarFile, member: tarfile.TarInfo, entry: str, created: set[str]) -> None:
+    def _apply(
+        self, tar: tarfile.TarFile, stream: TarStream, member: tarfile.TarInfo, entry: str, created: set[str]
+    ) -> None:
         parts = _components(member.name, entry)
         if not parts:  # the root itself ("./"): keep its metadata for the end
             if member.isdir():
@@ -144,7 +224,7 @@ class RootfsBuilder:
             _remove(dest)
             self._dir_meta.pop(dest, None)
         if member.isreg():
-            self._write_file(tar, member, dest)
+            self._write_file(tar, stream, member, dest)
         elif member.issym():
             self._check_symlink(len(parent.relative_to(self.root).parts), member.linkname, entry)
             dest.symlink_to(member.linkname)
@@ -158,13 +238,20 @@ class RootfsBuilder:
             raise UnsafeLayerError(f"{entry}: tar entry type {member.type!r} is not supported")
         self._set_meta(dest, member)
 
-    def _write_file(self, tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
-        source = tar.extractfile(member)
-        assert source is not None  # isreg()
+    def _write_file(self, tar: tarfile.TarFile, stream: TarStream, member: tarfile.TarInfo, dest: Path) -> None:
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with open(fd, "wb", closefd=True) as out:  # noqa: PTH123 (an fd from os.open)
-            while chunk := source.read(CHUNK):
-                out.write(chunk)
+        try:
+            if member.sparse is None:
+                stream.copy_to(fd, member.size)  # the contents follow the header: written as they come
+            else:  # a GNU sparse file: tarfile maps its data blocks and holes
+                source = tar.extractfile(member)
+                assert source is not None  # isreg()
+                while chunk := source.read(READ_SIZE):
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
 
     def _check_symlink(self, depth: int, target: str, entry: str) -> None:
         """`depth`: how many directories below the root the link sits (its real location)."""

@@ -11,7 +11,7 @@ from functools import partial
 from fastapi import FastAPI
 
 from . import __version__
-from ._limits import BodyLimit, Metrics, RateLimiter
+from ._limits import BodyLimit, ClientAddress, Metrics, RequestTimer, build_limiter
 from .admin_auth import AdminAuthority
 from .api import admin, openapi, operations, rcar, tpm
 from .api.deps import ApiContext
@@ -35,7 +35,12 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     context = ApiContext(
         services=build_services(settings, store or Store(settings.database.url)),
         admin=AdminAuthority.from_files(settings.admin.public_keys),
-        limiter=RateLimiter(settings.rate_limit.auth_per_minute),
+        limiter=build_limiter(
+            {"auth": settings.rate_limit.auth_per_minute, "attest": settings.rate_limit.attest_per_minute},
+            settings.limits.redis_url,
+            metrics,
+        ),
+        client_address=ClientAddress(settings.server.trusted_proxies),
         metrics=metrics,
         session_ttl_seconds=settings.sessions.ttl_seconds,
         secure_cookie=settings.server.tls_cert is not None,
@@ -47,4 +52,5 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         app.include_router(router)
     app.openapi = partial(openapi.document, app, ROUTERS)  # type: ignore[method-assign]
     app.add_middleware(BodyLimit, limit=settings.server.max_body_bytes, legacy_401=settings.server.legacy_401)
+    app.add_middleware(RequestTimer, metrics=metrics)
     return app

@@ -9,6 +9,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from . import _admin_cli, _keyprovider_cli  # noqa: F401 (registers `kbs admin keyprovider`)
 from .admin_auth import ROLES, mint_token
 from .admin_client import AdminClient, AdminError
-from .settings import load
+from .settings import Settings, load
 
 __all__ = ["main"]
 
@@ -89,9 +90,17 @@ def _cmd_init(args: argparse.Namespace) -> int:
     )
     settings = load(config)
     kek = load_or_create_kek(settings.storage.kek_file, create=True)
-    store = Store(settings.database.url)
-    store.migrate()
-    KeyRing(store, Sealer(kek), settings.tokens.rotation_overlap_seconds).ensure()
+    previous = os.umask(0o077)  # SQLite creates the database (and its -wal, -shm) 0600
+    try:
+        store = Store(settings.database.url)
+        store.migrate()
+        KeyRing(store, Sealer(kek), settings.tokens.rotation_overlap_seconds).ensure()
+        store.engine.dispose()
+    finally:
+        os.umask(previous)
+    for path in _sqlite_files(settings):
+        if path.exists():
+            path.chmod(0o600)  # an existing database (init --force) is made private too
     print(f"wrote {config}, {folder / 'admin.token'} (admin bearer token, {ADMIN_TOKEN_DAYS} days)", file=sys.stderr)
     return 0
 
@@ -118,7 +127,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    exposed = _exposed_files(settings, Path(args.config).resolve().parent if args.config else None)
+    if exposed:
+        for path, mode in exposed:
+            print(f"kbs serve: {path} is readable by group or others (mode {mode:o}): chmod 600 it", file=sys.stderr)
+        return 1
+    os.umask(0o077)  # whatever the broker creates (the SQLite database, its -wal and -shm) is private
+    _configure_logging(args.log_level)
     app = create_app(settings)
     uvicorn.run(
         app,
@@ -128,8 +143,47 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         ssl_keyfile=str(settings.server.tls_key) if tls else None,
         log_level="warning",
         access_log=False,
+        # The client address behind a proxy is decided by server.trusted_proxies, not by uvicorn's own rule.
+        proxy_headers=False,
     )
     return 0
+
+
+def _sqlite_files(settings: Settings) -> list[Path]:
+    prefix = "sqlite:///"
+    url = settings.database.url
+    if not url.startswith(prefix) or ":memory:" in url:
+        return []
+    database = Path(url.removeprefix(prefix).split("?", 1)[0])
+    return [database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")]
+
+
+def _exposed_files(settings: Settings, config_dir: Path | None) -> list[tuple[Path, int]]:
+    """The broker's secret files (KEK, SQLite database, the admin key and token `kbs init` wrote beside the
+    configuration) that exist with any permission for group or others."""
+    candidates = [settings.storage.kek_file, *_sqlite_files(settings)]
+    if config_dir is not None:
+        candidates += [config_dir / "admin.key", config_dir / "admin.token"]
+    exposed = []
+    for path in candidates:
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            continue
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            exposed.append((path, stat.S_IMODE(mode)))
+    return exposed
+
+
+# Libraries whose DEBUG output would carry request bodies, SQL parameters (sealed values, tokens) or headers: they
+# stay at WARNING whatever --log-level asks for, so no secret reaches the logs at any level.
+_QUIET_LOGGERS = ("sqlalchemy", "alembic", "httpx", "httpcore", "hpack", "multipart", "python_multipart", "redis")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _is_loopback(host: str) -> bool:
@@ -183,6 +237,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow plain HTTP on a non-loopback address (behind a TLS-terminating load balancer only)",
     )
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=_cmd_serve)
 
     token = sub.add_parser("token", help="mint an admin bearer token from an admin private key")

@@ -14,6 +14,14 @@ class KbsError(Exception):
         self.status = status
         self.variant = variant
         self.detail = detail
+        # Seconds a refused client should wait (429 answers carry it as Retry-After).
+        self.retry_after: int | None = None
+        # What the metrics may say of this failure (e.g. the TEE and the verifier's reason of a rejected attestation).
+        self.labels: dict[str, str] = {}
+
+    def labelled(self, **labels: str) -> KbsError:
+        self.labels.update(labels)
+        return self
 
     def body(self) -> dict[str, str]:
         return {"type": ERROR_TYPE_PREFIX + self.variant, "detail": self.detail}

@@ -32,6 +32,9 @@ class ServerSettings(_Section):
     insecure_allow_rsa1_5: bool = False
     # Plain HTTP on a non-loopback address must be asked for by name.
     insecure_http: bool = False
+    # Addresses or CIDRs of the reverse proxies whose X-Forwarded-For / Forwarded name the client (rate limits key on
+    # the rightmost hop that is not one of them). Empty: the TCP peer is the client and those headers are ignored.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
 
 class DatabaseSettings(_Section):
@@ -60,8 +63,15 @@ class AdminSettings(_Section):
 
 
 class RateLimitSettings(_Section):
-    # Per client address, per replica: /auth requests a minute (0 disables).
+    # Per client address: /auth (and /tpm/enroll) and /attest requests a minute (0 disables); per replica unless
+    # [limits] redis_url shares the budget.
     auth_per_minute: int = 600
+    attest_per_minute: int = 600
+
+
+class LimitsSettings(_Section):
+    # redis://host:port/db: the rate limits' buckets shared by every replica. Unset: each process keeps its own.
+    redis_url: str | None = None
 
 
 class VerifierSettings(_Section):
@@ -84,6 +94,7 @@ class Settings(BaseSettings):
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     verifier: VerifierSettings = Field(default_factory=VerifierSettings)
 
 

@@ -117,7 +117,7 @@ class AnnotationPacket:
     def from_json(cls, data: bytes) -> AnnotationPacket:
         try:
             doc = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: too deeply nested
             raise KeyProviderError("annotation: not valid JSON") from None
         if not isinstance(doc, dict):
             raise KeyProviderError(f"annotation: is a JSON {type(doc).__name__}, expected an object")
@@ -219,7 +219,7 @@ def parse_request(data: bytes) -> KeyWrapRequest | KeyUnwrapRequest:
         raise KeyProviderError(f"request: {len(data)} bytes, more than the {MAX_REQUEST_BYTES}-byte cap")
     try:
         doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: too deeply nested
         raise KeyProviderError("request: not valid JSON") from None
     doc = _object(doc, "request")
     op = doc.get("op")

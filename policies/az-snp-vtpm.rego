@@ -59,7 +59,10 @@ meets_minimum(component) if {
 	}
 }
 
-fmc_ok if not "fmc" in object.keys(snp.reported_tcb)
+# Read through object.get: regorus and OPA disagree on `not` over a missing snp.reported_tcb.
+reported_tcb := object.get(snp, "reported_tcb", {})
+
+fmc_ok if not "fmc" in object.keys(reported_tcb)
 
 fmc_ok if meets_minimum("fmc")
 

@@ -9,7 +9,12 @@ default allow := false
 
 allow if count(reasons) == 0
 
-submods := object.get(input, "submods", {})
+# An EAR's submods is an object (name -> submod); anything else counts as no submods. (Iterating over a string
+# is an error in regorus and nothing in OPA: both deny, this says so for both.)
+submods := s if {
+	s := object.get(input, "submods", {})
+	is_object(s)
+} else := {}
 
 reasons contains "the token has no submods" if count(submods) == 0
 

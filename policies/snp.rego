@@ -36,7 +36,10 @@ meets_minimum(component) if {
 	}
 }
 
-fmc_ok if not "fmc" in object.keys(input.snp.reported_tcb)
+# Read through object.get: regorus and OPA disagree on `not` over a missing input.snp.reported_tcb.
+reported_tcb := object.get(input.snp, "reported_tcb", {})
+
+fmc_ok if not "fmc" in object.keys(reported_tcb)
 
 fmc_ok if meets_minimum("fmc")
 

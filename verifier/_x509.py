@@ -54,7 +54,16 @@ PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 PEM_CRL = b"-----BEGIN X509 CRL-----"
 _CACHE = 4096
 # The lazily parsed parts of a certificate, and what cryptography raises when one of them is malformed.
-_LAZY_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion, x509.DuplicateExtension)
+# KeyError: a name attribute whose string type cryptography has no name for (found by fuzzing, issue 17).
+_LAZY_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
 
 
 class CertificateError(ValueError):

@@ -16,7 +16,7 @@ from fastapi.security import APIKeyCookie
 from fastapi.security.base import SecurityBase
 from pydantic import BaseModel, ValidationError
 
-from .._limits import Metrics, RateLimiter
+from .._limits import ClientAddress, Limiter, Metrics
 from ..admin_auth import AdminAuthority, Permission
 from ..errors import KbsError
 from ..protocol import SESSION_COOKIE
@@ -47,6 +47,7 @@ __all__ = [
     "ResourcePath",
     "SessionId",
     "Tpm",
+    "attest_rate_limit",
     "auth_rate_limit",
 ]
 
@@ -59,7 +60,8 @@ class ApiContext:
 
     services: Services
     admin: AdminAuthority
-    limiter: RateLimiter
+    limiter: Limiter
+    client_address: ClientAddress
     metrics: Metrics
     session_ttl_seconds: int
     secure_cookie: bool
@@ -110,8 +112,16 @@ Counters = Annotated[Metrics, Depends(_metrics)]
 
 
 async def auth_rate_limit(request: Request) -> None:
-    """The per-client bucket of /auth and /tpm/enroll (429 RateLimited), checked before the body is read."""
-    _state(request).limiter.check(request.client.host if request.client else "unknown")
+    """The per-client bucket of /auth and /tpm/enroll (429 RateLimited, Retry-After), checked before the body is
+    read. The client is the TCP peer, or the forwarded address when the peer is a trusted proxy."""
+    context = _state(request)
+    await context.limiter.check("auth", context.client_address.of(request.scope))
+
+
+async def attest_rate_limit(request: Request) -> None:
+    """The per-client bucket of /attest, like `auth_rate_limit`."""
+    context = _state(request)
+    await context.limiter.check("attest", context.client_address.of(request.scope))
 
 
 # -- credentials -----------------------------------------------------------------------------------------------

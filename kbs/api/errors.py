@@ -50,13 +50,15 @@ class ErrorAnswers:
     def respond(self, error: KbsError) -> JSONResponse:
         status = 401 if self._legacy_401 and error.status < 500 else error.status
         self._metrics.inc("kbs_errors_total", variant=error.variant)
-        return JSONResponse(error.body(), status_code=status)
+        headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
+        return JSONResponse(error.body(), status_code=status, headers=headers)
 
     async def _kbs_error(self, _request: Request, exc: KbsError) -> JSONResponse:
         return self.respond(exc)
 
     async def _storage_error(self, _request: Request, exc: StorageError) -> JSONResponse:
         log.error("storage failure: %s", exc)
+        self._metrics.inc("kbs_database_errors_total")
         return self.respond(KbsError.unavailable("the broker's database is unavailable; retry later"))
 
     async def _validation_error(self, _request: Request, exc: RequestValidationError) -> JSONResponse:

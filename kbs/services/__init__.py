@@ -67,7 +67,7 @@ def build_services(settings: Settings, store: Store) -> Services:
         release=ReleaseService(settings, store, sealer, keys, policies, audit),
         tpm=TpmEnrollmentService(store, inputs.trust.get("tpm", ()), audit),
         admin=AdminService(store, sealer, keys, audit),
-        operations=Operations(store, keys),
+        operations=Operations(store, keys, settings.storage.kek_file),
     )
     store.migrate()
     keys.ensure()

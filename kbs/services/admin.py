@@ -27,6 +27,7 @@ from ..storage import Store
 from ..tables import Policy as PolicyRow
 from ..tables import Resource
 from ._paths import policy_scope_id
+from ._reference_values import check_reference_values
 from .audit import AuditLog
 from .policies import compiled
 
@@ -117,6 +118,7 @@ class AdminService:
     def put_reference_values(
         self, actor: str, name: str, values: Sequence[str], expires: datetime | None, now: float
     ) -> ReferenceValueStored:
+        check_reference_values(name, values)
         expires_at = None if expires is None else expires.timestamp()
         self._store.put_reference_values(name, values, expires_at, now)
         self._audit.record(actor, "reference-value.put", name, "ok", None, now)

@@ -139,9 +139,11 @@ class RcarService:
         except verifier.VerifierError as exc:
             raise KbsError.attestation_failed(
                 f"{session.tee} evidence rejected: {exc.reason.value}: {exc.detail}"
-            ) from exc
+            ).labelled(tee=session.tee, reason=exc.reason.value) from exc
         except PolicyError as exc:
-            raise KbsError.attestation_failed(f"attestation policy {policy_id} failed: {exc}") from exc
+            raise KbsError.attestation_failed(f"attestation policy {policy_id} failed: {exc}").labelled(
+                tee=session.tee, reason="policy_error"
+            ) from exc
         claims = ear_claims(
             appraisal,
             issuer=self.settings.tokens.issuer,

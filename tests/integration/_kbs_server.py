@@ -51,6 +51,7 @@ class KbsServer:
         init: bool = True,
         port: int | None = None,
         tls: tuple[Path, Path] | None = None,
+        log_level: str | None = None,
     ) -> None:
         self.config_dir = folder
         self.config_file = folder / "kbs.toml"
@@ -58,6 +59,7 @@ class KbsServer:
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.verify: bool | str = str(tls[0]) if tls else True
         self._process: subprocess.Popen[bytes] | None = None
+        self.log_level = log_level
         if init:
             args = ["init", str(folder), "--force"] + (["--allow-sample"] if allow_sample else [])
             done = run_cli("kbs", *args)
@@ -77,7 +79,17 @@ class KbsServer:
         code = "import sys; from kbs.cli import main; sys.exit(main())"
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", code, "serve", "--config", str(self.config_file), "--port", str(self.port)],
+                [
+                    sys.executable,
+                    "-c",
+                    code,
+                    "serve",
+                    "--config",
+                    str(self.config_file),
+                    "--port",
+                    str(self.port),
+                    *(["--log-level", self.log_level] if self.log_level else []),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=cli_env(),

@@ -38,6 +38,9 @@ QE_ISVSVN = 8
 QE_ATTRIBUTES = bytes.fromhex("1500000000000000e700000000000000")
 MRTD = bytes.fromhex("a5" * 48)
 SGX_OID = "1.2.840.113741.1.13.1"
+INTEL_QE_VENDOR_ID = bytes.fromhex("939a7233f79c4ca9940a0db3957f0607")  # [QGL] "Quote Header"
+SGX_TYPE_SCALABLE = 1  # [PCK] 3.5: a platform-CA PCK certificate, with platform instance ID and configuration
+PLATFORM_INSTANCE_ID = bytes(range(0x10, 0x20))
 
 
 def _der(tag: int, content: bytes) -> bytes:
@@ -72,7 +75,8 @@ def _entry(suffix: str, value: bytes) -> bytes:
 
 
 def sgx_extension(fmspc: bytes = FMSPC, svns: tuple[int, ...] = SGX_SVNS, pce_svn: int = PCE_SVN) -> bytes:
-    """[PCK] 3.5: the DER value of the SGX extensions of a PCK certificate."""
+    """[PCK] 3.5: the DER value of the SGX extensions of a platform-CA PCK certificate (dynamic platform, cached
+    keys and SMT enabled, as Intel's real platform certificates say)."""
     tcb = b"".join(_entry(f"2.{i + 1}", _int(svn)) for i, svn in enumerate(svns))
     tcb += _entry("2.17", _int(pce_svn)) + _entry("2.18", _der(0x04, bytes(svns)))
     return _der(
@@ -81,13 +85,43 @@ def sgx_extension(fmspc: bytes = FMSPC, svns: tuple[int, ...] = SGX_SVNS, pce_sv
         + _entry("2", _der(0x30, tcb))
         + _entry("3", _der(0x04, PCE_ID))
         + _entry("4", _der(0x04, fmspc))
-        + _entry("5", _int(0, tag=0x0A)),
+        + _entry("5", _int(SGX_TYPE_SCALABLE, tag=0x0A))
+        + _entry("6", _der(0x04, PLATFORM_INSTANCE_ID))
+        + _entry("7", _der(0x30, b"".join(_entry(f"7.{i}", _der(0x01, b"\xff")) for i in (1, 2, 3)))),
     )
 
 
 def _name(cn: str) -> x509.Name:
+    """[PCK] 1.3: every DCAP certificate and CRL names its subject/issuer as Intel does (only the keys differ)."""
     return x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, cn), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test")]
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Intel Corporation"),
+            x509.NameAttribute(NameOID.LOCALITY_NAME, "Santa Clara"),
+            x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "CA"),
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+        ]
+    )
+
+
+# Test-only CRL distribution points (a reserved TLD: nothing is ever fetched from them).
+ROOT_CRL_URI = "https://certificates.test.invalid/IntelSGXRootCA.der"
+PCK_CRL_URI = "https://api.test.invalid/sgx/certification/v4/pckcrl?ca=platform&encoding=der"
+CA_USAGE = {"key_cert_sign": True, "crl_sign": True}
+LEAF_USAGE = {"digital_signature": True, "content_commitment": True}
+
+
+def _usage(key_cert_sign: bool = False, crl_sign: bool = False, **leaf: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=leaf.get("digital_signature", False),
+        content_commitment=leaf.get("content_commitment", False),
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=key_cert_sign,
+        crl_sign=crl_sign,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
@@ -101,7 +135,11 @@ def _cert(
     not_before: datetime,
     not_after: datetime,
     extension: bytes | None = None,
+    path_length: int | None = None,
+    crl_uri: str = ROOT_CRL_URI,
 ) -> x509.Certificate:
+    """A certificate with Intel's profile ([PCK] 1.3, 3.x): AKI, CRL distribution point, SKI, KeyUsage and
+    BasicConstraints (both critical), in Intel's order; Intel's QVL refuses a root or CA without them."""
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(subject))
@@ -110,7 +148,16 @@ def _cert(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
+        .add_extension(
+            x509.CRLDistributionPoints(
+                [x509.DistributionPoint([x509.UniformResourceIdentifier(crl_uri)], None, None, None)]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(_usage(**(CA_USAGE if ca else LEAF_USAGE)), critical=True)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), critical=True)
     )
     if extension is not None:
         builder = builder.add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier(SGX_OID), extension), False)
@@ -120,10 +167,22 @@ def _cert(
 def _crl(
     issuer: str, key: ec.EllipticCurvePrivateKey, revoked: list[int], this: datetime, nxt: datetime
 ) -> x509.CertificateRevocationList:
-    builder = x509.CertificateRevocationListBuilder().issuer_name(_name(issuer)).last_update(this).next_update(nxt)
+    """A v2 CRL as Intel issues them: CRL number 1 and the issuer's AKI ([PCK] 4), each entry with a reason."""
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(_name(issuer))
+        .last_update(this)
+        .next_update(nxt)
+        .add_extension(x509.CRLNumber(1), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+    )
     for serial in revoked:
         builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(this).build()
+            x509.RevokedCertificateBuilder()
+            .serial_number(serial)
+            .revocation_date(this)
+            .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), critical=False)
+            .build()
         )
     return builder.sign(key, hashes.SHA256())
 
@@ -191,37 +250,40 @@ def make_pki(
     start, end = at - timedelta(days=30), at + timedelta(days=3650)
     keys = {name: ec.generate_private_key(ec.SECP256R1()) for name in ("root", "ca", "pck", "tcb")}
     root = _cert(
-        "Test SGX Root CA",
+        "Intel SGX Root CA",
         keys["root"],
-        "Test SGX Root CA",
+        "Intel SGX Root CA",
         keys["root"],
         ca=True,
         not_before=start,
         not_after=end,
+        path_length=1,
     )
     ca = _cert(
-        "Test SGX PCK Platform CA",
+        "Intel SGX PCK Platform CA",
         keys["ca"],
-        "Test SGX Root CA",
+        "Intel SGX Root CA",
         keys["root"],
         ca=True,
         not_before=start,
         not_after=end,
+        path_length=0,
     )
     pck = _cert(
-        "Test SGX PCK Certificate",
+        "Intel SGX PCK Certificate",
         keys["pck"],
-        "Test SGX PCK Platform CA",
+        "Intel SGX PCK Platform CA",
         keys["ca"],
         ca=False,
         not_before=start,
         not_after=pck_not_after or end,
         extension=sgx_extension(fmspc),
+        crl_uri=PCK_CRL_URI,
     )
     signer = _cert(
-        "Test SGX TCB Signing",
+        "Intel SGX TCB Signing",
         keys["tcb"],
-        "Test SGX Root CA",
+        "Intel SGX Root CA",
         keys["root"],
         ca=False,
         not_before=start,
@@ -268,9 +330,9 @@ def make_pki(
         tcb_info=_signed_json("tcbInfo", tcb_info, keys["tcb"]),
         qe_identity=_signed_json("enclaveIdentity", qe_identity, keys["tcb"]),
         pck_crl=_crl(
-            "Test SGX PCK Platform CA", keys["ca"], [pck.serial_number] if revoke_pck else [], issue, crl_next
+            "Intel SGX PCK Platform CA", keys["ca"], [pck.serial_number] if revoke_pck else [], issue, crl_next
         ),
-        root_crl=_crl("Test SGX Root CA", keys["root"], [ca.serial_number] if revoke_pck_ca else [], issue, crl_next),
+        root_crl=_crl("Intel SGX Root CA", keys["root"], [ca.serial_number] if revoke_pck_ca else [], issue, crl_next),
     )
 
 
@@ -284,9 +346,11 @@ def make_quote(
     tee_tcb_svn: bytes = TEE_TCB_SVN,
     qe_isvsvn: int = QE_ISVSVN,
     chain: tuple[x509.Certificate, ...] | None = None,
+    chain_pem: bytes | None = None,
+    qe_vendor_id: bytes = INTEL_QE_VENDOR_ID,
 ) -> bytes:
     """A quote v4 ([QGL] appendix A) signed by a fresh attestation key certified by pki's PCK leaf."""
-    header = struct.pack("<HHIHH", 4, 2, 0x81, 0, 0) + bytes.fromhex("939a7233f79c4ca9940a0db3957f0607") + bytes(20)
+    header = struct.pack("<HHIHH", 4, 2, 0x81, 0, 0) + qe_vendor_id + bytes(20)
     rtmr = b"".join(r.ljust(48, b"\x00") for r in rtmrs) + bytes(48 * (4 - len(rtmrs)))
     td_attributes = (b"\x01" if debug else b"\x00") + bytes([0, 0, 0x10, 0, 0, 0, 0])
     body = (
@@ -303,7 +367,7 @@ def make_quote(
     qe[128:160] = QE_MRSIGNER
     qe[256:260] = struct.pack("<HH", 2, qe_isvsvn)
     qe[320:352] = hashlib.sha256(att_pub + auth).digest()
-    pem = _pem(*(chain or (pki.pck, pki.pck_ca, pki.root)))
+    pem = chain_pem or _pem(*(chain or (pki.pck, pki.pck_ca, pki.root)))
     cert6 = bytes(qe) + _raw_sig(pki.pck_key, bytes(qe)) + struct.pack("<H", len(auth)) + auth
     cert6 += struct.pack("<HI", 5, len(pem)) + pem
     sig_data = _raw_sig(att_key, header + body) + att_pub + struct.pack("<HI", 6, len(cert6)) + cert6

@@ -48,7 +48,7 @@ def _b64url_int(jwk: Mapping[str, object], name: str) -> int:
     text = value.rstrip("=").replace("-", "+").replace("_", "/")
     try:
         raw = binascii.a2b_base64(text + "=" * (-len(text) % 4), strict_mode=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or a str with non-ASCII characters
         raise FormatError(f"{WHAT}: key {AK_KID} field {name} is not base64url ({exc})") from exc
     return int.from_bytes(raw, "big")
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from .. import _x509
 from .._x509 import Window
-from ..errors import FormatError, Reason, VerificationError
+from ..errors import Reason, VerificationError
 
 __all__ = [
     "Window",
@@ -40,11 +40,12 @@ P256_COORD = 32
 
 
 def load_certificate(der: bytes) -> x509.Certificate:
-    """A certificate of the quote's PCK chain; malformed_evidence when any part of it is malformed."""
+    """A certificate of the quote's PCK chain; certificate_invalid when any part of it is malformed (the quote
+    itself parsed: what is wrong is a certificate it carries)."""
     try:
         return _x509.load_der(der)
     except _x509.CertificateError as exc:
-        raise FormatError(f"certificate does not parse: {exc}") from exc
+        raise VerificationError(Reason.CERTIFICATE_INVALID, f"certificate does not parse: {exc}") from exc
 
 
 _der = _x509.der_of

@@ -158,7 +158,7 @@ def _top_level(text: str, what: str) -> dict[str, tuple[object, int, int]]:
             pos += 1
             pos = _skip_ws(text, pos)
             value, end = decoder.raw_decode(text, pos)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than json can decode
             raise FormatError(f"{what}: JSON does not parse ({exc})") from exc
         if key in members:
             raise FormatError(f"{what}: key {key!r} appears twice")

@@ -2,6 +2,8 @@
 
 [QGL] appendix A / Intel "Quote Verification Library" flow, numbered as the comments below:
   1. quote signature: ECDSA P-256 by the attestation key over header [+ body descriptor] + TD report body;
+     then header.qe_vendor_id must be Intel's QE vendor ID (the PCK chain and QE identity only speak for
+     Intel's quoting enclave);
   2. QE report binding: REPORTDATA[0:32] == SHA-256(attestation key || QE auth data), REPORTDATA[32:64] zero;
   3. PCK chain: leaf <- PCK CA <- Intel SGX Root CA (pinned, plus Options.trust["tdx"]), valid at Options.at;
   4. QE report signature by the PCK leaf key;
@@ -34,6 +36,8 @@ from ._tcb import TcbVerdict, TdTcb, evaluate_tcb
 __all__ = ["VerifiedQuote", "verify_quote"]
 
 QE_REPORT_DATA_HASHED = 32
+# [QGL] "Quote Header": QE_VENDOR_ID of Intel's quoting enclave.
+INTEL_QE_VENDOR_ID = bytes.fromhex("939a7233f79c4ca9940a0db3957f0607")
 
 
 class VerifiedQuote:
@@ -71,6 +75,12 @@ def verify_quote(quote: Quote, options: Options) -> VerifiedQuote:
     # 1. The attestation key signs header + body.
     att_key = p256_key(quote.attestation_key, "attestation key")
     ecdsa_p256_verify(att_key, quote.signature, quote.signed_bytes, "quote signature (attestation key)")
+    if quote.header.qe_vendor_id != INTEL_QE_VENDOR_ID:
+        raise VerificationError(
+            Reason.UNSUPPORTED_FORMAT,
+            f"header.qe_vendor_id is {quote.header.qe_vendor_id.hex()}, expected Intel's QE vendor ID "
+            f"{INTEL_QE_VENDOR_ID.hex()} (only quotes of Intel's quoting enclave are verified)",
+        )
     # 2. The QE vouches for the attestation key through its report data.
     expected = hashlib.sha256(quote.attestation_key + quote.qe_auth_data).digest()
     carried = quote.qe_report.report_data
