@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="private key for ocicrypt JWE recipients: kbs:///REPO/TYPE/TAG (fetched after attesting) or file:PATH",
     )
+    common.add_argument(
+        "--initdata",
+        "--init-data",
+        dest="init_data",
+        metavar="FILE",
+        help="CoCo init-data TOML sent with the attestation (checked against the TEE's binding first)",
+    )
     common.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     common.add_argument(
         "--policy",
@@ -81,8 +88,9 @@ def _parser() -> argparse.ArgumentParser:
 class _LazyKbs:
     """Attests (through the agent's KbsClient) only when a key is first needed, then caches what it fetched."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, init_data: str | None = None) -> None:
         self.url = url
+        self.init_data = init_data
         self._client: KbsClient | None = None
         self._cache: dict[str, bytes] = {}
 
@@ -92,7 +100,7 @@ class _LazyKbs:
                 # Imported here: httpx and pydantic cost ~80 ms of start-up that only KBS users should pay.
                 from attestation_agent.kbs_client import KbsClient  # noqa: PLC0415
 
-                self._client = KbsClient(self.url)
+                self._client = KbsClient(self.url, init_data=self.init_data)
             self._cache[uri] = self._client.get_resource(uri)
         return self._cache[uri]
 
@@ -108,7 +116,12 @@ def _is_kbs_error(exc: Exception) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    kbs = _LazyKbs(args.kbs) if args.kbs else None
+    try:
+        init_data = Path(args.init_data).read_text() if args.init_data else None
+    except OSError as exc:
+        print(f"guest: --initdata: {exc.strerror or exc}: {args.init_data}", file=sys.stderr)
+        return EXIT_USAGE
+    kbs = _LazyKbs(args.kbs, init_data) if args.kbs else None
     try:
         options = PullOptions(
             policy=args.policy,

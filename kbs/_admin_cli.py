@@ -108,7 +108,10 @@ def _policy_dry_run(args: argparse.Namespace) -> int:
     if args.resource:
         data = {**data, "plugin": "resource", "resource-path": args.resource.split("/"), "query": {}}
     try:
-        values = Policy.compile(source).evaluate("data.policy", document, data)
+        references = data.get("reference")
+        values = Policy.compile(source).evaluate(
+            "data.policy", document, data, references if isinstance(references, dict) else None
+        )
     except PolicyError as exc:
         print(f"policy failed: {exc}", file=sys.stderr)
         return 1

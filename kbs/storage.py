@@ -21,7 +21,7 @@ moves by conditional UPDATEs, so two replicas can never both accept one nonce.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -369,6 +369,16 @@ class Store:
             db.exec(delete(ReferenceValue).where(col(ReferenceValue.name) == name))
             for value in dict.fromkeys(values):
                 db.add(ReferenceValue(name=name, value=value, expires_at=expires_at, updated_at=now))
+
+    def put_reference_value_sets(
+        self, values: Mapping[str, Sequence[str]], expires_at: float | None, now: float
+    ) -> None:
+        """Replace the accepted values of several names in one transaction: all of them or none."""
+        with self._tx() as db:
+            for name, accepted in values.items():
+                db.exec(delete(ReferenceValue).where(col(ReferenceValue.name) == name))
+                for value in dict.fromkeys(accepted):
+                    db.add(ReferenceValue(name=name, value=value, expires_at=expires_at, updated_at=now))
 
     def reference_values(self, now: float | None = None) -> Sequence[ReferenceValue]:
         """All reference values; with `now`, only those not expired at that time."""

@@ -30,7 +30,7 @@ kbs_protocol._errors.ProtocolError: runtime-data.nonce: is missing
 ('default', 'key', '1')
 """
 
-from ._binding import INIT_DATA_ALGORITHMS, init_data_digest, runtime_digest
+from ._binding import INIT_DATA_ALGORITHMS, device_runtime_digest, init_data_digest, runtime_digest
 from ._errors import ProtocolError
 from ._hash import (
     HASH_ALGORITHMS,
@@ -97,6 +97,7 @@ __all__ = [
     "TpmEnrollRequest",
     "TpmEnrolled",
     "challenge_extra_params",
+    "device_runtime_digest",
     "init_data_digest",
     "parse_attestation",
     "parse_challenge",

@@ -20,7 +20,7 @@ import rfc8785
 from ._errors import ProtocolError
 from ._hash import hash_runtime_data
 
-__all__ = ["INIT_DATA_ALGORITHMS", "init_data_digest", "runtime_digest"]
+__all__ = ["INIT_DATA_ALGORITHMS", "device_runtime_digest", "init_data_digest", "runtime_digest"]
 
 INIT_DATA_ALGORITHMS = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
 DEFAULT_INIT_DATA_ALGORITHM = "sha384"
@@ -36,6 +36,13 @@ def runtime_digest(
         "tee-pubkey": dict(tee_pubkey),
     }
     return hash_runtime_data(algorithm, rfc8785.dumps(document))
+
+
+def device_runtime_digest(nonce: str, tee_pubkey: Mapping[str, object]) -> bytes:
+    """SHA-384 of the JCS-canonical runtime data without `additional-evidence`: what each device in
+    `additional_evidence` is bound to (trustee's attestation service; the primary evidence binds the whole string)."""
+    document: dict[str, Any] = {"nonce": nonce, "tee-pubkey": dict(tee_pubkey)}
+    return hashlib.sha384(rfc8785.dumps(document)).digest()
 
 
 def init_data_digest(body: str) -> bytes:

@@ -2,7 +2,9 @@
 
 - `resource.rego`: the default resource policy: release only when every submod of the EAR is affirming and the
   TEE is not the sample TEE. It also yields `reasons`, the rules that failed, for `kbs admin policy explain`.
-- `<tee>.rego`: the default attestation policy of each TEE (fail closed), with `<tee>_test.rego` unit tests.
+- `<tee>.rego`: the default attestation policy of each TEE and device TEE (`sampledevice`), in trustee's model
+  (`trust_claims`, `query_reference_value`; docs/tokens-and-policies.md), fail closed, with `<tee>_test.rego` unit
+  tests.
 - `demo_resource_allow_sample.rego`: the README demo's resource policy, which admits the sample TEE. Never a default.
 """
 

@@ -5,7 +5,7 @@
 # VMPL 0 (the paravisor) and binds the HCL runtime data; that the vTPM quote is signed by the AK of that runtime
 # data, its PCRs match pcrDigest, extraData is the nonce binding and PCR8 the init-data.
 #
-# Reference values (data.reference, lists of strings):
+# Reference values (query_reference_value(name), lists of strings):
 #   az_snp_measurement       accepted MEASUREMENT values (the paravisor's launch digest; required)
 #   snp_min_tcb_bootloader, snp_min_tcb_tee, snp_min_tcb_snp, snp_min_tcb_microcode (and snp_min_tcb_fmc on
 #                            Turin): the same TCB floor as snp.rego, every one required
@@ -26,17 +26,26 @@ default hardware := 97
 
 default configuration := 36
 
+default instance_identity := 0
+
 cvm := object.get(input, "az-snp-vtpm", {})
 
 snp := object.get(cvm, "snp", {})
 
-references(name) := object.get(data.reference, name, [])
+# Reference values through trustee's built-in: the stored list of accepted values, or [] when none is stored
+# (query_reference_value answers null then), so a missing reference value never matches.
+references(name) := values if {
+	values := query_reference_value(name)
+	is_array(values)
+} else := []
 
 pcr_prefix := "az_pcr"
 
 pcr_references := {name: values |
-	some name, values in data.reference
-	startswith(name, pcr_prefix)
+	some i in numbers.range(0, 23)
+	name := sprintf("%s%d", [pcr_prefix, i])
+	values := references(name)
+	count(values) > 0
 }
 
 pcrs_approved if {
@@ -77,4 +86,12 @@ configuration := 2 if {
 	snp.debug == false
 	snp.migrate_ma == false
 	cvm.hcl.vm_configuration["secure-boot"] == true
+}
+
+# The AR4SI vector, as trustee's EAR broker reads it.
+trust_claims := {
+	"executables": executables,
+	"hardware": hardware,
+	"configuration": configuration,
+	"instance-identity": instance_identity,
 }

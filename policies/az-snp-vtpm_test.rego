@@ -73,3 +73,11 @@ test_other_tee_input_fails_closed if {
 	data.policy.hardware == 97 with input as other with data.reference as reference
 	data.policy.configuration == 36 with input as other with data.reference as reference
 }
+
+# trustee's model: the EAR broker reads the AR4SI vector from trust_claims; no evidence and no reference values
+# (query_reference_value answers null) must fail closed.
+test_trust_claims_fail_closed_without_evidence_or_reference_values if {
+	data.policy.trust_claims == {"executables": 33, "hardware": 97, "configuration": 36, "instance-identity": 0}
+		with input as {}
+		with data.reference as {}
+}

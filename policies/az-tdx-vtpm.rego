@@ -5,7 +5,7 @@
 # runtime data and signs the TDREPORT of the HCL report; that the vTPM quote is signed by the AK of that runtime
 # data, its PCRs match pcrDigest, extraData is the nonce binding and PCR8 the init-data.
 #
-# Reference values (data.reference, lists of lowercase hex):
+# Reference values (query_reference_value(name), lists of lowercase hex):
 #   az_tdx_mr_td                 accepted MRTD values (the paravisor's; required)
 #   az_tdx_rtmr0..az_tdx_rtmr3   accepted RTMR[i] values; an RTMR without reference values is not compared
 #   az_tdx_mr_seam               accepted TDX module measurements (optional)
@@ -25,11 +25,18 @@ default hardware := 97
 
 default configuration := 36
 
+default instance_identity := 0
+
 cvm := object.get(input, "az-tdx-vtpm", {})
 
 tdx := object.get(cvm, "tdx", {})
 
-references(name) := object.get(data.reference, name, [])
+# Reference values through trustee's built-in: the stored list of accepted values, or [] when none is stored
+# (query_reference_value answers null then), so a missing reference value never matches.
+references(name) := values if {
+	values := query_reference_value(name)
+	is_array(values)
+} else := []
 
 optional_match(name, value) if count(references(name)) == 0
 
@@ -38,8 +45,10 @@ optional_match(name, value) if value in references(name)
 pcr_prefix := "az_pcr"
 
 pcr_references := {name: values |
-	some name, values in data.reference
-	startswith(name, pcr_prefix)
+	some i in numbers.range(0, 23)
+	name := sprintf("%s%d", [pcr_prefix, i])
+	values := references(name)
+	count(values) > 0
 }
 
 pcrs_approved if {
@@ -73,4 +82,12 @@ hardware := 32 if {
 configuration := 2 if {
 	tdx.debug == false
 	cvm.hcl.vm_configuration["secure-boot"] == true
+}
+
+# The AR4SI vector, as trustee's EAR broker reads it.
+trust_claims := {
+	"executables": executables,
+	"hardware": hardware,
+	"configuration": configuration,
+	"instance-identity": instance_identity,
 }

@@ -66,3 +66,11 @@ test_secure_boot_off_refused if {
 	off := json.patch(good, [{"op": "replace", "path": "/az-tdx-vtpm/hcl/vm_configuration/secure-boot", "value": false}])
 	data.policy.configuration == 36 with input as off with data.reference as reference
 }
+
+# trustee's model: the EAR broker reads the AR4SI vector from trust_claims; no evidence and no reference values
+# (query_reference_value answers null) must fail closed.
+test_trust_claims_fail_closed_without_evidence_or_reference_values if {
+	data.policy.trust_claims == {"executables": 33, "hardware": 97, "configuration": 36, "instance-identity": 0}
+		with input as {}
+		with data.reference as {}
+}

@@ -28,3 +28,8 @@ reasons contains sprintf("submod %s comes from the sample TEE", [name]) if {
 	some name, submod in submods
 	object.get(submod, ["ear.veraison.annotated-evidence", "sample"], null) != null
 }
+
+reasons contains sprintf("submod %s comes from the sample device", [name]) if {
+	some name, submod in submods
+	object.get(submod, ["ear.veraison.annotated-evidence", "sampledevice"], null) != null
+}

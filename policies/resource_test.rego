@@ -37,3 +37,20 @@ test_reasons_name_the_failure if {
 	}}}
 	reasons == {"submod cpu0 is warning, not affirming"}
 }
+
+affirming_gpu(evidence) := {"ear.status": "affirming", "ear.veraison.annotated-evidence": evidence}
+
+test_affirming_tdx_with_affirming_device_allowed if data.policy.allow with input as {"submods": {
+	"cpu0": affirming_tdx.submods.cpu0,
+	"gpu0": affirming_gpu({"nvgpu": {}}),
+}}
+
+test_sample_device_denied_even_if_affirming if not data.policy.allow with input as {"submods": {
+	"cpu0": affirming_tdx.submods.cpu0,
+	"gpu0": affirming_gpu({"sampledevice": {"svn": "2"}}),
+}}
+
+test_contraindicated_device_denies if not data.policy.allow with input as {"submods": {
+	"cpu0": affirming_tdx.submods.cpu0,
+	"gpu0": {"ear.status": "contraindicated", "ear.veraison.annotated-evidence": {"sampledevice": {}}},
+}}

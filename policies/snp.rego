@@ -2,7 +2,7 @@
 # The verifier has already proved the report is signed by a VCEK/VLEK chaining to AMD's ARK, that the
 # certificate's TCB equals REPORTED_TCB, and the REPORT_DATA / HOST_DATA (init-data) bindings.
 #
-# Reference values (data.reference, lists of strings):
+# Reference values (query_reference_value(name), lists of strings):
 #   snp_measurement          accepted MEASUREMENT values (lowercase hex, 96 digits)
 #   snp_min_tcb_bootloader   minimum REPORTED_TCB.BOOT_LOADER (decimal); all four snp_min_tcb_* are required
 #   snp_min_tcb_tee          minimum REPORTED_TCB.TEE
@@ -24,12 +24,21 @@ default hardware := 97
 
 default configuration := 36
 
+default instance_identity := 0
+
+# Reference values through trustee's built-in: the stored list of accepted values, or [] when none is stored
+# (query_reference_value answers null then), so a missing reference value never matches.
+references(name) := values if {
+	values := query_reference_value(name)
+	is_array(values)
+} else := []
+
 tcb_components := ["bootloader", "tee", "snp", "microcode"]
 
-executables := 3 if input.snp.measurement in object.get(data.reference, "snp_measurement", [])
+executables := 3 if input.snp.measurement in references("snp_measurement")
 
 meets_minimum(component) if {
-	minimums := object.get(data.reference, sprintf("snp_min_tcb_%s", [component]), [])
+	minimums := references(sprintf("snp_min_tcb_%s", [component]))
 	count(minimums) > 0
 	every minimum in minimums {
 		input.snp.reported_tcb[component] >= to_number(minimum)
@@ -54,4 +63,12 @@ configuration := 2 if {
 	input.snp.debug == false
 	input.snp.migrate_ma == false
 	input.snp.vmpl == 0
+}
+
+# The AR4SI vector, as trustee's EAR broker reads it.
+trust_claims := {
+	"executables": executables,
+	"hardware": hardware,
+	"configuration": configuration,
+	"instance-identity": instance_identity,
 }

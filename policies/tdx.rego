@@ -2,7 +2,7 @@
 # (and every RTMR that has reference values) is a provisioned reference value, its TCB is UpToDate on fresh
 # collateral, and it is not a debug TD.
 #   input.tdx: the claims of docs/evidence.md (mr_td, rtmr[0..3], tcb_status, debug, collateral_expired, ...)
-#   reference values (data.reference, lists of lowercase hex):
+#   reference values (query_reference_value(name), lists of lowercase hex):
 #     tdx_mr_td              accepted MRTD values (required: no value, no affirmation)
 #     tdx_rtmr0..tdx_rtmr3   accepted RTMR[i] values; an RTMR without reference values is not compared
 #     tdx_mr_seam            accepted TDX module measurements (optional)
@@ -17,9 +17,16 @@ default hardware := 97
 
 default configuration := 36
 
+default instance_identity := 0
+
 tdx := object.get(input, "tdx", {})
 
-references(name) := object.get(data.reference, name, [])
+# Reference values through trustee's built-in: the stored list of accepted values, or [] when none is stored
+# (query_reference_value answers null then), so a missing reference value never matches.
+references(name) := values if {
+	values := query_reference_value(name)
+	is_array(values)
+} else := []
 
 # An optional reference: satisfied when no value is provisioned, else the claim must be one of them.
 optional_match(name, value) if count(references(name)) == 0
@@ -57,3 +64,11 @@ approved_configuration if {
 }
 
 configuration := 2 if approved_configuration
+
+# The AR4SI vector, as trustee's EAR broker reads it.
+trust_claims := {
+	"executables": executables,
+	"hardware": hardware,
+	"configuration": configuration,
+	"instance-identity": instance_identity,
+}

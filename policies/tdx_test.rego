@@ -69,3 +69,11 @@ test_mr_config_id_reference if {
 	data.policy.configuration == 36 with input as good with data.reference as {"tdx_mr_config_id": [mrtd]}
 	data.policy.configuration == 2 with input as good with data.reference as {"tdx_mr_config_id": [zero]}
 }
+
+# trustee's model: the EAR broker reads the AR4SI vector from trust_claims; no evidence and no reference values
+# (query_reference_value answers null) must fail closed.
+test_trust_claims_fail_closed_without_evidence_or_reference_values if {
+	data.policy.trust_claims == {"executables": 33, "hardware": 97, "configuration": 36, "instance-identity": 0}
+		with input as {}
+		with data.reference as {}
+}

@@ -1,6 +1,6 @@
 # Default attestation policy of the TPM (input.tpm: the claims of docs/evidence.md). Fails closed.
 #
-# Reference values (data.reference, name -> list of accepted values):
+# Reference values (query_reference_value(name) -> list of accepted values):
 #   tpm_pcr0 .. tpm_pcr23   accepted lowercase hex values of that PCR in the SHA-256 bank. Every PCR named here
 #                           must be quoted and match; at least one must be named, or nothing is approved.
 #   tpm_ak_sha256           fingerprints (SHA-256 of the DER SubjectPublicKeyInfo) of AKs trusted by allowlist,
@@ -25,15 +25,24 @@ default configuration := 36
 
 default instance_identity := 0
 
+# Reference values through trustee's built-in: the stored list of accepted values, or [] when none is stored
+# (query_reference_value answers null then), so a missing reference value never matches.
+references(name) := values if {
+	values := query_reference_value(name)
+	is_array(values)
+} else := []
+
 pcr_prefix := "tpm_pcr"
 
 trusted_ak if input.tpm.ak_trust in {"certificate", "enrolled"}
 
-trusted_ak if input.tpm.ak_sha256 in object.get(data.reference, "tpm_ak_sha256", [])
+trusted_ak if input.tpm.ak_sha256 in references("tpm_ak_sha256")
 
 pcr_references := {name: values |
-	some name, values in data.reference
-	startswith(name, pcr_prefix)
+	some i in numbers.range(0, 23)
+	name := sprintf("%s%d", [pcr_prefix, i])
+	values := references(name)
+	count(values) > 0
 }
 
 pcrs_approved if {
@@ -62,4 +71,12 @@ configuration := 2 if {
 	trusted_ak
 	pcrs_approved
 	eventlog_ok
+}
+
+# The AR4SI vector, as trustee's EAR broker reads it.
+trust_claims := {
+	"executables": executables,
+	"hardware": hardware,
+	"configuration": configuration,
+	"instance-identity": instance_identity,
 }

@@ -69,3 +69,11 @@ test_event_log_that_replayed_is_approved if {
 	c := {"tpm": object.union(claims("certificate").tpm, {"eventlog": [{}], "pcr_replay_ok": true})}
 	data.policy.executables == 3 with input as c with data.reference as refs
 }
+
+# trustee's model: the EAR broker reads the AR4SI vector from trust_claims; no evidence and no reference values
+# (query_reference_value answers null) must fail closed.
+test_trust_claims_fail_closed_without_evidence_or_reference_values if {
+	data.policy.trust_claims == {"executables": 33, "hardware": 97, "configuration": 36, "instance-identity": 0}
+		with input as {}
+		with data.reference as {}
+}

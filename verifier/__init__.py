@@ -37,10 +37,11 @@ from ._attest import Binding, attest, verify
 from .appraisal import Appraisal, Status
 from .errors import Error, FormatError, Reason, SourceError, VerificationError, VerifierError
 from .options import Options
-from .registry import TEES, Tee, expected_init_data, expected_report_data, lookup
+from .registry import DEVICE_TEES, TEES, Tee, expected_init_data, expected_report_data, lookup
 from .result import Verified
 
 __all__ = [
+    "DEVICE_TEES",
     "TEES",
     "Appraisal",
     "Binding",

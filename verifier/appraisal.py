@@ -1,10 +1,14 @@
 """Appraisal: an attestation policy (Rego) turns verified claims into an AR4SI trustworthiness vector.
 
-The policy is `package policy`; its input is the annotated evidence (docs/tokens-and-policies.md); `data.reference` the
-reference values. It defines the AR4SI claims as top-level integer rules named with underscores
-(`executables`, `hardware`, `instance_identity`, ...), as trustee's policies do. A claim the policy leaves
-undefined is 0 ("no claim"). The EAR status is the worst tier of the vector (draft-ietf-rats-ar4si, "Trustworthiness
-Tiers"): contraindicated 96..127, warning 32..95, affirming 2..31, otherwise none.
+Trustee's model, the one Veritee runs (trustee's attestation-service/src/token/ear_broker.rs): the policy is
+`package policy`, selected as `<policy_id>_<class>` (`default_cpu`, `default_gpu`) by the broker; its input is the
+annotated evidence keyed by TEE name (`input.sample.svn`, `input.snp.measurement`; docs/tokens-and-policies.md);
+reference values come from the built-in `query_reference_value(name)` (verifier.rego). It yields `trust_claims`, an
+object from AR4SI claim names (`executables`, `file-system`, ...) to integers in -128..127. A claim it leaves out is 0
+("no claim"); `trust_claims` undefined, empty, naming another claim or holding another value is a policy error
+(trustee: "At least one policy claim must be set"), never a pass. The EAR status is the worst tier of the vector
+(draft-ietf-rats-ar4si, "Trustworthiness Tiers", as the ear crate's `update_status_from_trust_vector`):
+contraindicated 96..127, warning 32..95, affirming 2..31, otherwise none.
 """
 
 from __future__ import annotations
@@ -19,7 +23,16 @@ from .errors import PolicyError
 if TYPE_CHECKING:  # the Rego engine is the caller's to load: the verifier imports without it
     from .rego import Policy
 
-__all__ = ["ANNOTATIONS", "AR4SI_CLAIMS", "Appraisal", "Status", "annotated_evidence", "appraise", "status_of"]
+__all__ = [
+    "ANNOTATIONS",
+    "AR4SI_CLAIMS",
+    "Appraisal",
+    "Status",
+    "annotated_evidence",
+    "appraise",
+    "status_of",
+    "trust_vector",
+]
 
 AR4SI_CLAIMS = (
     "instance-identity",
@@ -109,12 +122,28 @@ def appraise(
     evidence: Mapping[str, object],
     reference: Mapping[str, object],
 ) -> Appraisal:
-    """Evaluate an attestation policy. A policy error is not a pass: it propagates as PolicyError."""
-    values = policy.evaluate("data.policy", evidence, {"reference": dict(reference)})
+    """Evaluate an attestation policy with `reference` as what `query_reference_value` answers.
+
+    A policy error is not a pass: it propagates as PolicyError."""
+    values = policy.evaluate("data.policy", evidence, None, reference)
+    vector = trust_vector(policy_id, values.get("trust_claims"))
+    return Appraisal(policy_id=policy_id, vector=vector, status=status_of(vector), annotated_evidence=evidence)
+
+
+def trust_vector(policy_id: str, trust_claims: object) -> dict[str, int]:
+    """The AR4SI vector of a policy's `trust_claims`, every claim present (0 for those it leaves out)."""
+    if not isinstance(trust_claims, dict) or not trust_claims:
+        raise PolicyError(
+            f"policy {policy_id}: trust_claims is {'undefined' if trust_claims is None else repr(trust_claims)}, "
+            f"expected an object of AR4SI claims ({', '.join(AR4SI_CLAIMS)}) to integers in -128..127"
+        )
+    unknown = sorted(set(trust_claims) - set(AR4SI_CLAIMS))
+    if unknown:
+        raise PolicyError(f"policy {policy_id}: trust_claims names {unknown}, expected only {list(AR4SI_CLAIMS)}")
     vector: dict[str, int] = {}
     for claim in AR4SI_CLAIMS:
-        value = values.get(claim.replace("-", "_"), 0)
+        value = trust_claims.get(claim, 0)
         if isinstance(value, bool) or not isinstance(value, int) or not -128 <= value <= 127:
             raise PolicyError(f"policy {policy_id}: {claim} is {value!r}, expected an integer in -128..127")
         vector[claim] = value
-    return Appraisal(policy_id=policy_id, vector=vector, status=status_of(vector), annotated_evidence=evidence)
+    return vector

@@ -21,6 +21,7 @@ from .errors import TokenError, UnknownKeyError
 
 __all__ = [
     "EAR_PROFILE",
+    "DeviceAppraisal",
     "Ear",
     "EarSubmod",
     "Signer",
@@ -52,6 +53,25 @@ def jwk_of(kid: str, public_key: ec.EllipticCurvePublicKey) -> dict[str, str]:
     return jwk
 
 
+@dataclass(frozen=True)
+class DeviceAppraisal:
+    """A device's appraisal in the EAR, beside the primary evidence's `cpu0`: trustee names them `<class><n>`
+    (`gpu0`, `gpu1`, ...). A device whose evidence was refused keeps its submod, contraindicated, with `error`."""
+
+    appraisal: Appraisal
+    # {"reason": <verifier reason code>, "detail": ...} when the device's evidence did not verify.
+    error: Mapping[str, str] | None = None
+
+
+def _submod_claims(appraisal: Appraisal) -> dict[str, object]:
+    return {
+        "ear.status": appraisal.status.value,
+        "ear.trustworthiness-vector": dict(appraisal.vector),
+        "ear.appraisal-policy-id": appraisal.policy_id,
+        "ear.veraison.annotated-evidence": dict(appraisal.annotated_evidence),
+    }
+
+
 def ear_claims(
     appraisal: Appraisal,
     *,
@@ -59,23 +79,25 @@ def ear_claims(
     verifier_id: Mapping[str, str],
     now: datetime,
     ttl_seconds: int,
+    devices: Mapping[str, DeviceAppraisal] | None = None,
 ) -> dict[str, object]:
-    """The claims-set of an EAR for one appraisal (one submodule, `cpu0`, carrying the appraisal's annotated
-    evidence), ready to `sign`."""
+    """The claims-set of an EAR, ready to `sign`: the submodule `cpu0` for the appraisal of the primary evidence
+    (carrying its annotated evidence), then one per device (`devices`, by submod name: `gpu0`, ...)."""
     iat = int(now.timestamp())
-    submod = {
-        "ear.status": appraisal.status.value,
-        "ear.trustworthiness-vector": dict(appraisal.vector),
-        "ear.appraisal-policy-id": appraisal.policy_id,
-        "ear.veraison.annotated-evidence": dict(appraisal.annotated_evidence),
-    }
+    submods: dict[str, dict[str, object]] = {SUBMOD: _submod_claims(appraisal)}
+    for name, device in (devices or {}).items():
+        if name in submods:
+            raise ValueError(f"submod {name!r} is given twice")
+        submods[name] = _submod_claims(device.appraisal)
+        if device.error is not None:
+            submods[name]["ear.veritee.error"] = dict(device.error)
     return {
         "eat_profile": EAR_PROFILE,
         "iat": iat,
         "exp": iat + ttl_seconds,
         "iss": issuer,
         "ear.verifier-id": dict(verifier_id),
-        "submods": {SUBMOD: submod},
+        "submods": submods,
     }
 
 
@@ -157,7 +179,7 @@ class Ear(Mapping[str, Any]):
 
     @property
     def submod(self) -> EarSubmod:
-        """The appraisal of the attester (`cpu0`: Veritee issues one submodule per token)."""
+        """The appraisal of the primary evidence (`cpu0`; devices have submods of their own, `gpu0`, ...)."""
         found = self.submods.get(SUBMOD)
         if found is None:
             raise TokenError(f"token has no {SUBMOD!r} submod")

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .options import Options
     from .result import Verified
 
-__all__ = ["TEES", "Tee", "expected_init_data", "expected_report_data", "lookup"]
+__all__ = ["DEVICE_TEES", "TEES", "Tee", "expected_init_data", "expected_report_data", "lookup"]
 
 # One line per TEE: its name on the wire (KBS protocol `tee`) -> the module whose `TEE` declares it.
 TEES: dict[str, str] = {
@@ -37,7 +37,12 @@ TEES: dict[str, str] = {
     "tdx": "verifier.tdx",
     "az-snp-vtpm": "verifier.az_snp_vtpm",
     "az-tdx-vtpm": "verifier.az_tdx_vtpm",
+    "sampledevice": "verifier.sampledevice",
 }
+
+# The device TEEs among them (class other than `cpu`): sent in `additional_evidence`, never as primary evidence.
+# Kept here beside TEES so that the broker can refuse a device at /auth without importing every TEE's module.
+DEVICE_TEES: dict[str, str] = {"sampledevice": "gpu"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,9 @@ class Tee:
         PCR8, ...); None when the TEE has no init-data binding.
     sources: the `Options` collateral fields it reads (the rest it ignores).
     default_policy: its shipped attestation policy (a file of the `policies` package, id `default_<name>`).
+    tee_class: `cpu` for a TEE that sends primary evidence; a device's class (`gpu`) otherwise, as trustee's EAR
+        broker names them: it selects the `default_<class>` attestation policy and names the EAR submods
+        `<class>0`, `<class>1`, ... (a device class must match DEVICE_TEES).
     """
 
     name: str
@@ -60,6 +68,7 @@ class Tee:
     init_data: Callable[[bytes], bytes] | None
     sources: tuple[str, ...]
     default_policy: str
+    tee_class: str = "cpu"
 
 
 # Name -> declaration, once its module is imported (a verification pays one dict look-up).
@@ -83,6 +92,8 @@ def lookup(name: str) -> Tee:
     declared = getattr(module, "TEE", None)
     if not isinstance(declared, Tee) or declared.name != name:
         raise TypeError(f"{module_name}.TEE is {declared!r}, expected the Tee declaration of {name!r}")
+    if declared.tee_class != DEVICE_TEES.get(name, "cpu"):
+        raise TypeError(f"{module_name}.TEE declares class {declared.tee_class!r}, DEVICE_TEES says otherwise")
     _LOADED[name] = declared
     return declared
 

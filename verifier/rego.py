@@ -3,6 +3,14 @@
 Swapping the engine build is a change to this file only. A `Policy` is compiled once and evaluated many times;
 each evaluation works on a clone, so a Policy is safe to share between threads.
 
+Reference values reach policies as trustee's do, through the built-in `query_reference_value(name)`: the value
+stored under `name` (Veritee: the list of accepted values that have not expired), or null when there is none. It is
+a regorus extension function (`Engine.add_extension`) registered on every engine; it reads the reference values of
+the evaluation under way from the calling thread (an engine is bound to its thread and evaluates synchronously, and
+an extension cannot be re-registered on a clone). Rego unit tests cannot replace an extension with `with` in
+regorus, so `run_rego_tests` compiles the policy with `REFERENCE_SHIM` instead: a Rego function of the same name
+and meaning over `data.reference`, which tests set with `with data.reference as {...}`.
+
 >>> p = Policy.compile("package policy\\nimport rego.v1\\ndefault allow := false\\nallow if input.x == 1\\n")
 >>> p.evaluate("data.policy", {"x": 1})["allow"]
 True
@@ -18,7 +26,13 @@ from typing import Any
 
 from .errors import PolicyError
 
-__all__ = ["Policy", "PolicyError", "run_rego_tests"]
+__all__ = ["REFERENCE_FUNCTION", "REFERENCE_SHIM", "Policy", "PolicyError", "run_rego_tests"]
+
+REFERENCE_FUNCTION = "query_reference_value"
+# The unit-test stand-in for the extension: same name, same result (the value, or null when there is none).
+REFERENCE_SHIM = (
+    f"package policy\n\n{REFERENCE_FUNCTION}(name) := value if value := object.get(data.reference, name, null)\n"
+)
 
 MAX_POLICY_BYTES = 256 * 1024
 _PACKAGE = re.compile(r"^package\s+([A-Za-z0-9_.]+)", re.MULTILINE)
@@ -46,9 +60,10 @@ class Policy:
     """A compiled policy. regorus engines are bound to the thread that made them, so each thread compiles its
     own copy on first use (once per thread and policy) and evaluates on a clone of it."""
 
-    def __init__(self, source: str, modules: tuple[tuple[str, str], ...]) -> None:
+    def __init__(self, source: str, modules: tuple[tuple[str, str], ...], *, extension: bool = True) -> None:
         self.source = source
         self._modules = modules
+        self._extension = extension
         self._local = threading.local()
         self._local.engine = self._build()  # compile now, in the caller's thread, so errors surface here
 
@@ -66,7 +81,15 @@ class Policy:
                 engine.add_policy(module_name, module_source)
             except RuntimeError as exc:
                 raise PolicyError(f"{module_name}: {_message(exc)}") from exc
+        if self._extension:
+            engine.add_extension(REFERENCE_FUNCTION, 1, self._query_reference_value)
         return engine
+
+    def _query_reference_value(self, name: object) -> object:
+        references: Mapping[str, object] = getattr(self._local, "references", None) or {}
+        if not isinstance(name, str):
+            raise PolicyError(f"{REFERENCE_FUNCTION}: the name is {type(name).__name__}, expected a string")
+        return references.get(name)
 
     def _engine(self) -> Any:
         engine = getattr(self._local, "engine", None)
@@ -75,13 +98,19 @@ class Policy:
         return engine
 
     def evaluate(
-        self, query: str, input: Mapping[str, object], data: Mapping[str, object] | None = None
+        self,
+        query: str,
+        input: Mapping[str, object],
+        data: Mapping[str, object] | None = None,
+        references: Mapping[str, object] | None = None,
     ) -> dict[str, Any]:
         """Evaluate `query` (a package path such as `data.policy`) and return its value as a dict.
 
+        `references` is what `query_reference_value(name)` answers during this evaluation (name -> value).
         An undefined result is an empty dict: callers treat a missing rule as its fail-closed default.
         """
         engine = self._engine().clone()
+        self._local.references = references
         try:
             if data:
                 engine.add_data(dict(data))
@@ -90,6 +119,8 @@ class Policy:
             result = json.loads(engine.eval_query_as_json(query))
         except RuntimeError as exc:
             raise PolicyError(_message(exc)) from exc
+        finally:
+            self._local.references = None
         rows = result.get("result") or []
         if not rows:
             return {}
@@ -101,7 +132,10 @@ class Policy:
 
 def run_rego_tests(policy: str, tests: str, data: Mapping[str, object] | None = None) -> dict[str, bool]:
     """Run the `test_*` rules of a Rego unit-test module against a policy; name -> passed."""
-    compiled = Policy.compile(policy, "policy.rego", ("policy_test.rego", tests))
+    if len(policy.encode()) > MAX_POLICY_BYTES:
+        raise PolicyError(f"policy is {len(policy.encode())} bytes, at most {MAX_POLICY_BYTES}")
+    modules = (("policy.rego", policy), ("reference_values.rego", REFERENCE_SHIM), ("policy_test.rego", tests))
+    compiled = Policy(policy, modules, extension=False)
     package = _PACKAGE.search(tests)
     if package is None:
         raise PolicyError("test module has no package declaration")

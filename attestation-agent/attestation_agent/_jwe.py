@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidKey, InvalidTag
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
@@ -95,6 +95,12 @@ class EphemeralKey:
             "y": _b64url(numbers.y.to_bytes(COORDINATE_SIZE, "big")),
             "kty": "EC",
         }
+
+    def private_pem(self) -> str:
+        """The private key as PKCS#8 PEM (what the REST API's /aa/token hands out as `tee_keypair`)."""
+        return self._private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
 
     def decrypt(self, body: Mapping[str, Any]) -> bytes:
         """The plaintext of the broker's flattened JWE (`protected`, `encrypted_key`, `iv`, `ciphertext`, `tag`)."""

@@ -29,7 +29,6 @@ from kbs_protocol import (
     Request,
     RuntimeData,
     TeeEvidence,
-    init_data_digest,
     parse_challenge,
     parse_resource_uri,
     parse_response,
@@ -44,7 +43,21 @@ from ._http import HttpClient, Response, TransportError
 from ._jwe import EphemeralKey, JweError
 from .attesters import Attester, detect
 
-__all__ = ["KbsClient", "KbsClientError"]
+__all__ = [
+    "BASE_PATH",
+    "PROTOCOL_VERSION",
+    "RETRY_STATUSES",
+    "KbsClient",
+    "KbsClientError",
+    "attestation_body",
+    "auth_body",
+    "check_response",
+    "decrypt_resource",
+    "parse_challenge_nonce",
+    "parse_resource_uri",
+    "parse_token",
+    "token_expiry",
+]
 
 TOKEN_SKEW_SECONDS = 10
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -57,7 +70,7 @@ class _Attested:
     expires_at: float
 
 
-def _token_exp(token: str) -> float:
+def token_expiry(token: str) -> float:
     """The token's `exp`, read without verification: the guest only uses it to decide when to re-attest."""
     try:
         payload = token.split(".")[1]
@@ -65,6 +78,70 @@ def _token_exp(token: str) -> float:
         return float(claims["exp"])
     except (IndexError, ValueError, KeyError, TypeError) as exc:
         raise KbsClientError("the broker returned a token that is not a JWT with exp") from exc
+
+
+def check_response(response: Response, step: str) -> dict[str, Any]:
+    """The JSON object of a 200 answer; KbsClientError with the broker's status, error type and detail otherwise."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    if response.status != 200:
+        detail = body.get("detail", response.text[:200])
+        raise KbsClientError(
+            f"{step} refused by the broker (HTTP {response.status}): {detail}", response.status, body.get("type")
+        )
+    return body
+
+
+def auth_body(tee: str) -> dict[str, Any]:
+    """The /auth request: the TEE and, in extra-params, every hash the agent can bind the runtime data with."""
+    return Request(tee=tee, version=PROTOCOL_VERSION, extra_params=request_extra_params()).to_dict()
+
+
+def parse_challenge_nonce(body: dict[str, Any]) -> tuple[str, str]:
+    """The challenge's nonce and the hash to bind with (trustee's KBS with Intel Trust Authority may select
+    another than SHA-384)."""
+    try:
+        challenge = parse_challenge(body)
+        return challenge.nonce, selected_hash_algorithm(challenge.extra_params)
+    except ProtocolError as exc:
+        raise KbsClientError(f"the broker's challenge is malformed: {exc}") from exc
+
+
+def parse_token(body: dict[str, Any]) -> str:
+    try:
+        return parse_response(body).token
+    except ProtocolError as exc:
+        raise KbsClientError(f"the broker's attestation response is malformed: {exc}") from exc
+
+
+def attestation_body(
+    attester: Attester, nonce: str, init_data: str | None, algorithm: str = "sha384"
+) -> tuple[dict[str, Any], EphemeralKey]:
+    """The /attest request for this challenge nonce: evidence bound (with the negotiated hash) to a fresh ephemeral
+    P-256 key (returned with it: the broker encrypts resources to that key), carrying the init-data the TEE is
+    already bound to."""
+    key = EphemeralKey.generate()
+    pubkey = key.public_jwk()
+    digest = runtime_digest(nonce, pubkey, algorithm=algorithm)
+    evidence = attester.evidence(expected_report_data(attester.tee, digest))
+    body = Attestation(
+        init_data=None if init_data is None else InitData(format="toml", body=init_data),
+        runtime_data=RuntimeData(nonce=nonce, tee_pubkey=pubkey),
+        tee_evidence=TeeEvidence(primary_evidence=evidence),
+    )
+    return body.to_dict(), key
+
+
+def decrypt_resource(body: dict[str, Any], key: EphemeralKey) -> bytes:
+    """The plaintext of the broker's flattened JWE resource response, encrypted to the ephemeral key."""
+    try:
+        return key.decrypt(body)
+    except JweError as exc:
+        raise KbsClientError(f"the broker's resource response is not a JWE for this key: {exc}") from exc
 
 
 class KbsClient:
@@ -84,6 +161,7 @@ class KbsClient:
         self._retries = max(1, retries)
         self._http = HttpClient(self.base, timeout=timeout, verify=verify)
         self._attested: _Attested | None = None
+        self._init_data_bound = False  # checked (and, on a TPM, extended) once, before the first attestation
 
     def close(self) -> None:
         self._http.close()
@@ -118,51 +196,22 @@ class KbsClient:
             delay *= 2
         raise AssertionError("unreachable")
 
-    @staticmethod
-    def _check(response: Response, step: str) -> dict[str, Any]:
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if not isinstance(body, dict):
-            body = {}
-        if response.status != 200:
-            detail = body.get("detail", response.text[:200])
-            raise KbsClientError(
-                f"{step} refused by the broker (HTTP {response.status}): {detail}", response.status, body.get("type")
-            )
-        return body
-
     def attest(self) -> str:
         """One full handshake (auth, attest); returns the EAR token and keeps it for resource requests."""
         attester = self.attester
         self._http.cookies.clear()
-        request = Request(tee=attester.tee, version=PROTOCOL_VERSION, extra_params=request_extra_params())
-        try:
-            challenge = parse_challenge(self._check(self._post("/auth", request.to_dict()), "auth"))
-            # trustee's KBS (with Intel Trust Authority) may select another hash than SHA-384
-            algorithm = selected_hash_algorithm(challenge.extra_params)
-        except ProtocolError as exc:
-            raise KbsClientError(f"the broker's challenge is malformed: {exc}") from exc
-        nonce = challenge.nonce
-        key = EphemeralKey.generate()
-        pubkey = key.public_jwk()
-        init_data = None
-        if self._init_data is not None:
-            attester.bind_init_data(init_data_digest(self._init_data))
-            init_data = InitData(format="toml", body=self._init_data)
-        digest = runtime_digest(nonce, pubkey, algorithm=algorithm)
-        evidence = attester.evidence(expected_report_data(attester.tee, digest))
-        body = Attestation(
-            init_data=init_data,
-            runtime_data=RuntimeData(nonce=nonce, tee_pubkey=pubkey),
-            tee_evidence=TeeEvidence(primary_evidence=evidence),
-        )
-        try:
-            token = parse_response(self._check(self._post("/attest", body.to_dict()), "attest")).token
-        except ProtocolError as exc:
-            raise KbsClientError(f"the broker's attestation response is malformed: {exc}") from exc
-        self._attested = _Attested(token=token, key=key, expires_at=_token_exp(token))
+        nonce, algorithm = parse_challenge_nonce(check_response(self._post("/auth", auth_body(attester.tee)), "auth"))
+        if self._init_data is not None and not self._init_data_bound:
+            from .initdata import InitDataError, bind, parse  # noqa: PLC0415
+
+            try:
+                bind(attester, parse(self._init_data))
+            except InitDataError as exc:
+                raise KbsClientError(f"init-data: {exc}") from exc
+            self._init_data_bound = True
+        body, key = attestation_body(attester, nonce, self._init_data, algorithm)
+        token = parse_token(check_response(self._post("/attest", body), "attest"))
+        self._attested = _Attested(token=token, key=key, expires_at=token_expiry(token))
         return token
 
     def get_resource(self, uri: str) -> bytes:
@@ -177,12 +226,9 @@ class KbsClient:
             if response.status == 401 and attempt == 0:
                 self._attested = None  # the broker no longer accepts the token (key rotation, restart): re-attest
                 continue
-            return self._decrypt(self._check(response, f"resource {path}"), attested.key)
+            return self._decrypt(check_response(response, f"resource {path}"), attested.key)
         raise AssertionError("unreachable")
 
     @staticmethod
     def _decrypt(body: dict[str, Any], key: EphemeralKey) -> bytes:
-        try:
-            return key.decrypt(body)
-        except JweError as exc:
-            raise KbsClientError(f"the broker's resource response is not a JWE for this key: {exc}") from exc
+        return decrypt_resource(body, key)

@@ -22,6 +22,7 @@ from .schemas import (
     PolicyInfo,
     ReferenceValueBody,
     ReferenceValueInfo,
+    ReferenceValuesStored,
     ReferenceValueStored,
     ResourceInfo,
     ResourcePolicyBody,
@@ -111,16 +112,44 @@ async def set_attestation_policy(
 
 @router.post(
     "/reference-value",
-    response_model=ReferenceValueStored,
+    response_model=ReferenceValueStored | ReferenceValuesStored,
     responses=error_responses(400, 401, 403, 413, 503),
-    summary="Replace the accepted values of a reference value name, with an optional expiry",
+    summary="Replace the accepted values of reference value names: Veritee's one name with an optional expiry, "
+    "or trustee's RVPS message (version 0.1.0, type sample, base64 payload of name -> value)",
 )
 async def put_reference_value(
     actor: ReferenceWriter,
     body: Annotated[ReferenceValueBody, Depends(JsonBody(ReferenceValueBody))],
     admin: Admin,
-) -> ReferenceValueStored:
-    return await run_in_threadpool(admin.put_reference_values, actor, body.name, body.values, body.expires, time.time())
+) -> ReferenceValueStored | ReferenceValuesStored:
+    now = time.time()
+    if body.payload is not None:
+        return await run_in_threadpool(
+            admin.register_reference_values, actor, str(body.version), str(body.type), body.payload, now
+        )
+    return await run_in_threadpool(
+        admin.put_reference_values, actor, str(body.name), body.values or [], body.expires, now
+    )
+
+
+@router.get(
+    "/reference-value/{name}",
+    response_model=list[str],
+    responses=error_responses(401, 403, 404, 503),
+    summary="The accepted values of a reference value name that have not expired (what query_reference_value sees)",
+)
+async def get_reference_value(_actor: ReferenceReader, name: str, admin: Admin) -> list[str]:
+    return await run_in_threadpool(admin.reference_value, name, time.time())
+
+
+@router.get(
+    "/resource-policy",
+    response_model=PolicyDocument,
+    responses=error_responses(401, 403, 503),
+    summary="The resource policy for every path (the stored one, else the shipped default), its source base64url",
+)
+async def get_resource_policy(_actor: PolicyReader, admin: Admin) -> PolicyDocument:
+    return await run_in_threadpool(admin.resource_policy)
 
 
 # -- Veritee's list/get/delete ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "AttestationPolicyBody",
@@ -168,11 +168,36 @@ class AttestationPolicyBody(_Body):
 
 
 class ReferenceValueBody(_Body):
-    """POST /kbs/v0/reference-value: the accepted values of one name (replacing the old ones)."""
+    """POST /kbs/v0/reference-value, in either of two shapes:
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
-    values: list[str] = Field(max_length=1000)
+    - Veritee's: `{name, values, expires?}`, the accepted values of one name (replacing the old ones);
+    - trustee's RVPS message: `{version: "0.1.0", type: "sample", payload}`, `payload` standard base64 of a JSON
+      object name -> value (a list of values, or one scalar); chosen when `payload` is present.
+    """
+
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
+    values: list[str] | None = Field(default=None, max_length=1000)
     expires: datetime | None = None
+    version: str | None = None
+    type: str | None = None
+    payload: str | None = None
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> ReferenceValueBody:
+        if self.payload is not None:
+            missing = [k for k in ("version", "type") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"a reference-value message with payload needs {' and '.join(missing)}")
+        elif self.name is None or self.values is None:
+            missing = [k for k in ("name", "values") if getattr(self, k) is None]
+            raise ValueError(f"{' and '.join(missing)}: Field required (or send trustee's version/type/payload)")
+        return self
+
+
+class ReferenceValuesStored(_Body):
+    """The names an RVPS message stored, each with its count of accepted values."""
+
+    stored: dict[str, int]
 
 
 class PolicyId(_Body):

@@ -10,6 +10,8 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
+from policies import load as load_shipped_policy
+from verifier.appraisal import appraise
 from verifier.rego import PolicyError
 
 from ..api.schemas import (
@@ -17,6 +19,7 @@ from ..api.schemas import (
     PolicyDocument,
     PolicyInfo,
     ReferenceValueInfo,
+    ReferenceValuesStored,
     ReferenceValueStored,
     ResourceInfo,
 )
@@ -28,6 +31,7 @@ from ..tables import Policy as PolicyRow
 from ..tables import Resource
 from ._paths import policy_scope_id
 from ._reference_values import check_reference_values
+from ._rvps import decode_message
 from .audit import AuditLog
 from .policies import compiled
 
@@ -87,15 +91,22 @@ class AdminService:
         if kind != "rego":
             raise KbsError.invalid_request(f"policy type is {kind!r}, expected 'rego'")
         stored_id = f"attestation:{policy_id}"
-        self._set_policy(actor, stored_id, encoded, now)
+        self._set_policy(actor, stored_id, encoded, now, attestation=True)
         return stored_id
 
-    def _set_policy(self, actor: str, policy_id: str, encoded: str, now: float) -> None:
+    def _set_policy(self, actor: str, policy_id: str, encoded: str, now: float, *, attestation: bool = False) -> None:
         source = _b64url_text(encoded, "policy")
         try:
-            compiled(source)
+            policy = compiled(source)
         except PolicyError as exc:
             raise KbsError.invalid_request(f"policy does not compile: {exc}") from exc
+        if attestation:
+            # trustee's model: the policy must yield trust_claims, fail-closed defaults included, so it is tried on
+            # no evidence and no reference values; one that yields none, or values out of -128..127, is refused.
+            try:
+                appraise(policy, policy_id, {}, {})
+            except PolicyError as exc:
+                raise KbsError.invalid_request(f"attestation policy refused: {exc}") from exc
         digest = hashlib.sha256(source.encode()).hexdigest()
         self._store.set_policy(PolicyRow(id=policy_id, source=source, sha256=digest, updated_at=now))
         self._audit.record(actor, "policy.set", policy_id, "ok", None, now)
@@ -123,6 +134,35 @@ class AdminService:
         self._store.put_reference_values(name, values, expires_at, now)
         self._audit.record(actor, "reference-value.put", name, "ok", None, now)
         return ReferenceValueStored(name=name, count=len(set(values)))
+
+    def register_reference_values(
+        self, actor: str, version: str, kind: str, payload: str, now: float
+    ) -> ReferenceValuesStored:
+        """Trustee's RVPS message: every name it carries replaced in one transaction, or nothing stored."""
+        values = decode_message(version, kind, payload)
+        for name, accepted in values.items():
+            check_reference_values(name, accepted)
+        self._store.put_reference_value_sets(values, None, now)
+        for name in values:
+            self._audit.record(actor, "reference-value.put", name, "ok", None, now)
+        return ReferenceValuesStored(stored={name: len(set(accepted)) for name, accepted in values.items()})
+
+    def reference_value(self, name: str, now: float) -> list[str]:
+        """The accepted values of `name` not expired at `now`: what `query_reference_value(name)` answers."""
+        values = [r.value for r in self._store.reference_values(now) if r.name == name]
+        if not values:
+            raise KbsError.not_found(f"reference value {name} does not exist (or every value of it has expired)")
+        return values
+
+    def resource_policy(self) -> PolicyDocument:
+        """The resource policy for every path: the stored one, else the shipped default."""
+        row = self._store.get_policy("resource")
+        if row is None:
+            source = load_shipped_policy("resource.rego")
+            return PolicyDocument(
+                id="default", policy=_b64url(source), sha256=hashlib.sha256(source.encode()).hexdigest(), updated_at=0.0
+            )
+        return PolicyDocument(id=row.id, policy=_b64url(row.source), sha256=row.sha256, updated_at=row.updated_at)
 
     def list_reference_values(self) -> list[ReferenceValueInfo]:
         """Every stored value, expired ones included (they are listed, but not offered to policies)."""

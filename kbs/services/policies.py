@@ -38,8 +38,9 @@ def _shipped_resource() -> str:
     return load_shipped_policy("resource.rego")
 
 
-def attestation_scopes(tee: str) -> list[str]:
-    return [f"attestation:{tee}", "attestation:default"]
+def attestation_scopes(tee: str, tee_class: str = "cpu") -> list[str]:
+    """The policy ids that may govern a TEE of a class, most specific first."""
+    return [f"attestation:{tee}", f"attestation:default_{tee_class}", "attestation:default"]
 
 
 def resource_scopes(path: str) -> list[str]:
@@ -49,9 +50,9 @@ def resource_scopes(path: str) -> list[str]:
 
 
 class PolicyBook:
-    def attestation_policy(self, reads: Reads, tee: str) -> tuple[str, str]:
-        """(policy id as the EAR names it, Rego source) for a TEE."""
-        row = reads.first_policy(attestation_scopes(tee))
+    def attestation_policy(self, reads: Reads, tee: str, tee_class: str = "cpu") -> tuple[str, str]:
+        """(policy id as the EAR names it, Rego source) for a TEE of a class (`cpu`, `gpu`)."""
+        row = reads.first_policy(attestation_scopes(tee, tee_class))
         if row is not None:
             return row.id.removeprefix("attestation:"), row.source
         try:
@@ -69,5 +70,6 @@ class PolicyBook:
 
     @staticmethod
     def reference_values(reads: Reads, now: float) -> dict[str, list[str]]:
+        # A name's accepted values as a list, for every name: trustee's scalar values arrive as one-value lists.
         """name -> accepted values, without those expired at `now` (what `query_reference_value` offers)."""
         return reads.reference_values(now)

@@ -28,6 +28,7 @@ from ..signing import KeyRing
 from ..storage import SessionRecord as SessionRow
 from ..storage import Store
 from ..verification import VerifierInputs
+from .composite import Device, appraise_devices, parse_additional_evidence
 from .policies import PolicyBook, compiled
 from .tpm import EnrolledAkRegistry
 
@@ -64,8 +65,9 @@ class RcarService:
             raise KbsError.protocol_version(
                 f"protocol version {request.version!r} is not supported; this broker speaks 0.4.x (0.4.0)"
             )
-        if request.tee not in verifier.TEES:
-            raise KbsError.invalid_request(f"tee {request.tee!r} is not one of {sorted(verifier.TEES)}")
+        if request.tee not in verifier.TEES or request.tee in verifier.DEVICE_TEES:
+            primary = sorted(set(verifier.TEES) - set(verifier.DEVICE_TEES))
+            raise KbsError.invalid_request(f"tee {request.tee!r} is not one of {primary}")
         if request.tee == "sample" and not self.inputs.allow_sample:
             raise KbsError.invalid_request("tee 'sample' is refused by this broker (verifier.allow_sample is off)")
         try:  # the answer is "" (SHA-384), Challenge's default, as trustee's built-in attestation service answers
@@ -113,6 +115,7 @@ class RcarService:
                 init_claims = tomllib.loads(init.body).get("data", {})
             except ValueError as exc:
                 raise KbsError.invalid_request(str(exc)) from exc
+        devices = parse_additional_evidence(attestation.tee_evidence.additional_evidence)
         if not session_id:
             raise KbsError.unauthorized("no kbs-session-id cookie: call /auth first")
         with self.store.read() as reads:
@@ -121,7 +124,9 @@ class RcarService:
             reference_values = self.policies.reference_values(reads, now)
         token: str | None = None
         try:
-            token = self._appraise(session.tee, attestation, init_digest, init_claims, policy, reference_values, now)
+            token = self._appraise(
+                session.tee, attestation, devices, init_digest, init_claims, policy, reference_values, now
+            )
         finally:
             if token is None:  # refused (or failed): the nonce is spent all the same
                 with self.store.write() as writes:
@@ -135,6 +140,7 @@ class RcarService:
         self,
         tee: str,
         attestation: AttestationRequest,
+        devices: list[Device],
         init_digest: bytes | None,
         init_claims: dict[str, Any],
         policy: tuple[str, str],
@@ -145,9 +151,10 @@ class RcarService:
         runtime = attestation.runtime_data
         digest = runtime_digest(runtime.nonce, runtime.tee_pubkey, attestation.tee_evidence.additional_evidence)
         at = datetime.fromtimestamp(now, UTC)
+        runtime_data = {"nonce": runtime.nonce, "tee-pubkey": runtime.tee_pubkey}
         binding = verifier.Binding(
             runtime_digest=digest,
-            runtime_data={"nonce": runtime.nonce, "tee-pubkey": runtime.tee_pubkey},
+            runtime_data=runtime_data,
             init_data_digest=init_digest,
             init_data_claims=init_claims,
         )
@@ -170,14 +177,37 @@ class RcarService:
             raise KbsError.attestation_failed(f"attestation policy {policy_id} failed: {exc}").labelled(
                 tee=tee, reason="policy_error"
             ) from exc
+        device_appraisals = appraise_devices(
+            devices,
+            runtime_data=runtime_data,
+            inputs=self.inputs,
+            policies=_DevicePolicies(self.store, self.policies),
+            references=reference_values,
+            at=at,
+        )
         claims = ear_claims(
             appraisal,
             issuer=self.settings.tokens.issuer,
             verifier_id={"developer": "veritee", "build": f"veritee-{__version__}"},
             now=at,
             ttl_seconds=self.settings.tokens.ttl_seconds,
+            devices=device_appraisals,
         )
         return sign(self.keys.signer(), claims)
+
+
+class _DevicePolicies:
+    """The attestation policies of additional devices (GPUs), looked up only when evidence carries some: a read
+    transaction of its own, made outside the step's read so a handshake without devices pays nothing for them."""
+
+    def __init__(self, store: Store, book: PolicyBook) -> None:
+        self._store = store
+        self._book = book
+
+    def attestation_policy(self, tee: str, tee_class: str = "cpu") -> tuple[str, str]:
+        with self._store.read() as reads:
+            policy: tuple[str, str] = self._book.attestation_policy(reads, tee, tee_class)
+        return policy
 
 
 def _nonce_spent() -> KbsError:

@@ -77,7 +77,8 @@ class ReleaseService:
             reasons = result.get("reasons")
             why = f": {'; '.join(sorted(map(str, reasons)))}" if isinstance(reasons, list) and reasons else ""
             self._audit.record("token", "resource.deny", path, "denied", ear.digest, now)
-            raise KbsError.policy_deny(f"resource policy {policy_id} denies {path}{why}")
+            # "Access denied by policy" is trustee's wording, which trustee's clients and tests look for.
+            raise KbsError.policy_deny(f"Access denied by policy: resource policy {policy_id} denies {path}{why}")
         if row is None:
             raise KbsError.not_found(f"resource {path} does not exist")
         if ear.tee_pubkey is None:

@@ -35,6 +35,8 @@ SERVED = {
     ("post", "/kbs/v0/resource-policy"),
     ("post", "/kbs/v0/attestation-policy"),
     ("post", "/kbs/v0/reference-value"),
+    ("get", "/kbs/v0/reference-value/{name}"),
+    ("get", "/kbs/v0/resource-policy"),
     ("get", "/kbs/v0/admin/resources"),
     ("get", "/kbs/v0/admin/resource/{path}"),
     ("get", "/kbs/v0/admin/policies"),
@@ -119,7 +121,7 @@ def test_admin_operations_require_the_bearer_scheme(spec: dict[str, Any]) -> Non
     scheme = spec["components"]["securitySchemes"]["admin-jwt"]
     assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
     admin = [(m, p, o) for m, p, o in operations(spec) if "admin" in o["tags"]]
-    assert len(admin) == 14
+    assert len(admin) == 16
     for method, path, operation in admin:
         assert operation.get("security") == [{"admin-jwt": []}], (method, path)
     for method, path, operation in operations(spec):

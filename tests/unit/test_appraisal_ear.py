@@ -56,7 +56,7 @@ def test_sample_policy_affirms_with_reference() -> None:
 
 
 def test_non_integer_claim_is_a_policy_error() -> None:
-    policy = Policy.compile('package policy\nimport rego.v1\nexecutables := "three"\n')
+    policy = Policy.compile('package policy\nimport rego.v1\ntrust_claims := {"executables": "three"}\n')
     with pytest.raises(PolicyError, match="executables"):
         appraise(policy, "p", sample_evidence(), {})
 

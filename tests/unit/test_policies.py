@@ -29,7 +29,7 @@ def test_every_tee_policy_has_tests() -> None:
 
 
 def policies_tees() -> set[str]:
-    return {"sample", "tpm", "snp", "tdx"}
+    return {"sample", "tpm", "snp", "tdx", "az-snp-vtpm", "az-tdx-vtpm", "sampledevice"}
 
 
 def test_rego_errors_are_policy_errors() -> None:

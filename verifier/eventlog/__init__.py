@@ -22,6 +22,7 @@ before and while parsing.
 
 from __future__ import annotations
 
+from ._aael import AAEL_TAG, aael_claims
 from ._model import Event, EventLog, Kind, SpecId
 from ._parse import parse
 from ._replay import check_replay
@@ -37,6 +38,7 @@ from ._tables import (
 )
 
 __all__ = [
+    "AAEL_TAG",
     "ALGORITHMS",
     "CCEL_REGISTERS",
     "EVENT_TYPE_NAMES",
@@ -48,6 +50,7 @@ __all__ = [
     "EventLog",
     "Kind",
     "SpecId",
+    "aael_claims",
     "check_replay",
     "event_type_name",
     "parse",

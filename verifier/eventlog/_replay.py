@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import Reason, VerificationError
+from ._aael import check_aael_digests
 from ._tables import CCEL_REGISTERS, EV_NO_ACTION, Algorithm
 
 if TYPE_CHECKING:
@@ -50,10 +51,17 @@ def replay_events(
     return {bank: values for bank, values in out.items() if values}
 
 
+# PC Client Platform TPM Profile (PTP) 1.05, table "PCR Initial Values": PCRs 17..22 (the DRTM PCRs) are all
+# ones after TPM2_Startup until a dynamic launch resets them; runtime logs (AAEL in PCR 17) start from there.
+_DRTM_PCRS = frozenset(str(index) for index in range(17, 23))
+
+
 def _initial(size: int, register: str, kind: str, startup_locality: int | None) -> bytes:
     # PFP 10.4.5.3: a StartupLocality event means PCR0 was reset with the locality in its last byte.
     if kind == "tcg2" and register == "0" and startup_locality is not None:
         return bytes(size - 1) + bytes([startup_locality])
+    if kind == "tcg2" and register in _DRTM_PCRS:
+        return b"\xff" * size
     return bytes(size)
 
 
@@ -85,6 +93,7 @@ def check_replay(log: EventLog, quoted: Mapping[str, Mapping[str, bytes]]) -> No
                 )
     if mismatches:
         raise VerificationError(Reason.EVENTLOG_MISMATCH, "; ".join(mismatches))
+    check_aael_digests(log.events)
     if compared == 0:
         extended = {bank: sorted(values) for bank, values in replayed.items()}
         carried = {str(bank): sorted(str(r) for r in regs) for bank, regs in quoted.items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..eventlog import aael_claims
 from ._pck import PckExtensions
 from ._quote import Quote
 from ._tcb import TcbVerdict
@@ -68,6 +69,8 @@ class TdxClaims:
         if self.eventlog is not None:
             out["eventlog"] = self.eventlog
             out["rtmr_replay_ok"] = self.rtmr_replay_ok
+            events = self.eventlog.get("events")
+            out["aael"] = aael_claims(events) if isinstance(events, list) else []  # runtime events (CoCo AAEL)
         if self.aa_eventlog is not None:
             out["aa_eventlog"] = self.aa_eventlog
         return out

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import NamedTuple
 
+from ..eventlog import aael_claims
 from ._evidence import PcrBank
 from ._structures import Attest, Signature
 
@@ -55,4 +56,5 @@ class TpmClaims(NamedTuple):
         if self.eventlog is not None:
             document["eventlog"] = [dict(event) for event in self.eventlog]
             document["pcr_replay_ok"] = True  # verification raises eventlog_mismatch before claims exist
+            document["aael"] = aael_claims(self.eventlog)  # runtime events (CoCo AAEL) of the replayed log
         return document

@@ -19,9 +19,12 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["Attester", "AttesterError", "detect", "get"]
+if TYPE_CHECKING:
+    from ..aael import RuntimeLog
+
+__all__ = ["Attester", "AttesterError", "detect", "get", "runtime_log"]
 
 DETECTION_ORDER = ("tdx", "snp", "az-snp-vtpm", "az-tdx-vtpm", "tpm")
 SYSROOT_ENV = "VERITEE_SYSROOT"
@@ -51,6 +54,15 @@ class Attester(Protocol):
         """Bind the init-data digest where the guest itself must do it (the TPM extends PCR8); TEEs whose
         field is set at launch (TDX MRCONFIGID, SNP HOST_DATA) do nothing."""
         ...
+
+
+def runtime_log(attester: Attester) -> RuntimeLog:
+    """The TEE's runtime-measurement log (CoCo AAEL); AttesterError when the TEE has no runtime register."""
+    make = getattr(attester, "runtime_log", None)
+    if make is None:
+        raise AttesterError(f"the {attester.tee} TEE has no runtime measurement register (TDX RTMR3, TPM PCR 23)")
+    log: RuntimeLog = make()
+    return log
 
 
 def sysroot() -> Path:

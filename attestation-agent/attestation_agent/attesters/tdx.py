@@ -10,6 +10,8 @@ CC event log (ACPI 6.5 5.2.34 "CC Event Log ACPI Table", CCEL): the table at
 RTMR extension (runtime events, RTMR2/RTMR3 only): <sysroot>/sys/class/misc/tdx_guest/measurements/rtmrN:sha384
     on kernels that have it (write the 48-byte digest), else configfs-tsm <sysroot>/sys/kernel/config/tsm/rtmrs.
 Init data is bound by the host at launch through MRCONFIGID: bind_init_data does nothing.
+Runtime events (CoCo AAEL, attestation_agent.aael) extend RTMR3; their records follow the firmware's in the CCEL
+the evidence carries.
 
 Reads of configfs attributes retry briefly while empty: the kernel fills them synchronously, and a test
 device emulator asynchronously.
@@ -28,6 +30,7 @@ import secrets
 import time
 from pathlib import Path
 
+from ..aael import LOG_PATH, Bank, RuntimeLog, spec_id_header
 from . import AttesterError
 
 __all__ = ["TdxAttester", "probe"]
@@ -49,6 +52,9 @@ CCEL_LAML_OFFSET = 40
 CCEL_TABLE_SIZE = 56
 ATTRIBUTE_WAIT_S = 5.0
 _POLL_S = 0.005
+AAEL_RTMR = 3
+AAEL_CC_MR_INDEX = AAEL_RTMR + 1  # UEFI 2.10 38.4.1: CC MR index 1..4 = RTMR[0..3]
+SHA384 = Bank("sha384")
 
 
 def probe(sysroot: Path) -> TdxAttester | None:
@@ -146,9 +152,36 @@ class TdxAttester:
         except OSError as exc:
             raise AttesterError(f"extending RTMR{index} failed: {exc}") from exc
 
-    def evidence(self, report_data: bytes) -> dict[str, object]:
-        """TDX evidence JSON (docs/evidence.md)."""
+    def runtime_log(self) -> RuntimeLog:
+        """The AAEL: SHA-384 records for RTMR3 (CC MR index 4), extended through sysfs or configfs-tsm."""
+        return RuntimeLog(
+            self.sysroot / LOG_PATH,
+            AAEL_RTMR,
+            AAEL_CC_MR_INDEX,
+            (SHA384,),
+            lambda index, digests: self.extend_rtmr(index, digests[SHA384.name]),
+        )
+
+    def _event_log_with_runtime_events(self) -> bytes | None:
+        """The firmware's CCEL records then the AAEL records (after a SHA-384 header when there is no CCEL)."""
         ccel = self.event_log()
+        runtime = self.runtime_log().records()
+        if not runtime:
+            return ccel
+        if ccel is None:
+            return spec_id_header((SHA384,)) + runtime
+        from verifier.errors import FormatError  # noqa: PLC0415 (only when runtime events exist)
+        from verifier.eventlog import parse  # noqa: PLC0415
+
+        try:
+            end = parse(ccel, "ccel").size  # the log area is padded after its last record
+        except FormatError as exc:
+            raise AttesterError(f"the firmware's CCEL does not parse; runtime events cannot follow it: {exc}") from exc
+        return ccel[:end] + runtime
+
+    def evidence(self, report_data: bytes) -> dict[str, object]:
+        """TDX evidence JSON (docs/evidence.md): the quote and the CC event log with any runtime events."""
+        ccel = self._event_log_with_runtime_events()
         return {
             "quote": base64.b64encode(self.quote(report_data)).decode(),
             "cc_eventlog": None if ccel is None else base64.b64encode(ccel).decode(),

@@ -21,6 +21,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from ..aael import LOG_PATH, Bank, RuntimeLog, spec_id_header
 from . import AttesterError
 
 __all__ = [
@@ -47,6 +48,13 @@ EK_TEMPLATES = {"rsa": ("EK-RSA2048", 0x01C00002), "ecc": ("EK-ECC256", 0x01C000
 # TPM2_PCR_Read returns at most 8 digests per call (Part 3 §22.4: TPML_DIGEST holds 8).
 PCR_READ_BATCH = 8
 AK_TYPES = {"rsa": "rsa2048:rsassa-sha256:null", "ecc": "ecc256:ecdsa-sha256:null"}
+# Runtime events (CoCo AAEL). guest-components' default register is "PCR 17", which it maps to RTMR3 on TDX; on
+# a TPM, PCR 17 (a DRTM PCR) can be extended only from localities 2-4 (PC Client PTP, PCR attributes), and Linux
+# gives userspace locality 0. So the TPM default is PCR 23, the application PCR extendable at locality 0 (the
+# register guest-components uses on Azure's vTPM); VERITEE_TPM_AAEL_PCR chooses another.
+AAEL_PCR_ENV = "VERITEE_TPM_AAEL_PCR"
+DEFAULT_AAEL_PCR = 23
+_SPEC_ID_BANKS = {0x0004: "sha1", 0x000B: "sha256", 0x000C: "sha384", 0x000D: "sha512"}
 
 
 def _tss() -> Any:
@@ -86,6 +94,7 @@ class TpmAttester:
         self.ak_handle = ak_handle
         self.ak_type = ak_type
         self.pcrs = tuple(pcrs)
+        self.aael_pcr = int(os.environ.get(AAEL_PCR_ENV, DEFAULT_AAEL_PCR))
 
     # ---- plumbing ----
 
@@ -167,35 +176,76 @@ class TpmAttester:
             with self._transient(esapi, loaded):
                 return esapi.evict_control(tss.ESYS_TR.OWNER, loaded, self.ak_handle)
 
-    def _pcr_values(self, esapi: Any) -> dict[str, str]:
+    def _pcr_values(self, esapi: Any, pcrs: Sequence[int]) -> dict[str, str]:
         values: dict[str, str] = {}
-        for start in range(0, len(self.pcrs), PCR_READ_BATCH):
-            batch = self.pcrs[start : start + PCR_READ_BATCH]
+        for start in range(0, len(pcrs), PCR_READ_BATCH):
+            batch = pcrs[start : start + PCR_READ_BATCH]
             _, selection, digests = esapi.pcr_read(f"sha256:{','.join(map(str, batch))}")
             read = [i for s in selection for i in _selected(s)]
             for index, digest in zip(read, digests, strict=True):
                 values[str(index)] = bytes(digest).hex()
-        missing = [i for i in self.pcrs if str(i) not in values]
+        missing = [i for i in pcrs if str(i) not in values]
         if missing:
             raise AttesterError(f"TPM did not return SHA-256 PCRs {missing}: is the SHA-256 bank active?")
         return values
 
     # ---- the Attester protocol ----
 
+    def pcr(self, index: int) -> bytes:
+        """The SHA-256 bank's PCR `index`."""
+        with self._esapi() as esapi:
+            return bytes.fromhex(self._pcr_values(esapi, (index,))[str(index)])
+
+    # ---- runtime events (CoCo AAEL) ----
+
+    def _log_banks(self, firmware_log: bytes | None) -> tuple[Bank, ...]:
+        """The banks of the firmware log's Spec ID event (each appended record must carry all of them), else
+        SHA-256 alone. PFP 10.4.5.1: the table starts at offset 32 + 24 of the first event's data."""
+        if not firmware_log:
+            return (Bank("sha256"),)
+        data = firmware_log[32:]  # pcrIndex, eventType, SHA-1 digest, eventSize
+        count = int.from_bytes(data[24:28], "little")
+        ids = [int.from_bytes(data[28 + 4 * i : 30 + 4 * i], "little") for i in range(count)]
+        banks = tuple(Bank(_SPEC_ID_BANKS[i]) for i in ids if i in _SPEC_ID_BANKS)
+        if not banks or len(banks) != count:
+            raise AttesterError(f"the firmware event log's Spec ID lists algorithms {ids}: cannot add runtime events")
+        return banks
+
+    def runtime_log(self) -> RuntimeLog:
+        """The AAEL: records for PCR `aael_pcr` in the banks of the firmware log (SHA-256 without one)."""
+        return RuntimeLog(
+            self.sysroot / LOG_PATH, self.aael_pcr, self.aael_pcr, self._log_banks(self._event_log()), self._extend
+        )
+
+    def _extend(self, pcr: int, digests: dict[str, bytes]) -> None:
+        tss = _tss()
+        values = [
+            tss.TPMT_HA(hashAlg=getattr(tss.TPM2_ALG, bank.upper()), digest=tss.TPMU_HA(**{bank: digest}))
+            for bank, digest in digests.items()
+        ]
+        with self._esapi() as esapi:
+            esapi.pcr_extend(
+                getattr(tss.ESYS_TR, f"PCR{pcr}"), tss.TPML_DIGEST_VALUES(values), session1=tss.ESYS_TR.PASSWORD
+            )
+
     def evidence(self, report_data: bytes) -> dict[str, object]:
-        """TPM evidence (docs/evidence.md); extraData is the first 32 bytes of report_data (docs/protocol.md)."""
+        """TPM evidence (docs/evidence.md); extraData is the first 32 bytes of report_data (docs/protocol.md).
+        With runtime events, their PCR is quoted too and their records follow the firmware log's."""
         tss = _tss()
         extra_data = report_data[:EXTRA_DATA_SIZE]
+        firmware_log = self._event_log()
+        runtime = self.runtime_log().records()
+        quoted = self.pcrs if not runtime or self.aael_pcr in self.pcrs else (*self.pcrs, self.aael_pcr)
         with self._esapi() as esapi:
             ak = self._ak(esapi)
             ak_public, _, _ = esapi.read_public(ak)
             attest, signature = esapi.quote(
                 ak,
-                f"sha256:{','.join(map(str, self.pcrs))}",
+                f"sha256:{','.join(map(str, quoted))}",
                 extra_data,
                 tss.TPMT_SIG_SCHEME(scheme=tss.TPM2_ALG.NULL),
             )
-            pcrs = self._pcr_values(esapi)
+            pcrs = self._pcr_values(esapi, quoted)
             ek_certificate = self._ek_certificate(esapi)
         document: dict[str, object] = {
             "tpm_quote": {
@@ -207,7 +257,9 @@ class TpmAttester:
         }
         if ek_certificate:
             document["ek_certificate"] = _b64(ek_certificate)
-        event_log = self._event_log()
+        event_log = firmware_log
+        if runtime:
+            event_log = (firmware_log or spec_id_header(self._log_banks(None))) + runtime
         if event_log:
             document["event_log"] = _b64(event_log)
         return document

@@ -1,0 +1,10 @@
+
+package policy
+import rego.v1
+
+default allow = false
+
+allow if {
+    input["submods"]["cpu0"]["ear.status"] != "contraindicated"
+    input["submods"]["gpu0"]["ear.status"] != "contraindicated"
+}
