@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from verifier.rego import Policy, PolicyError, run_rego_tests
+from verifier.rego import REFERENCE_SHIM, Policy, PolicyError, run_rego_tests
 
 from ._harness import TALLY, Worker
 
@@ -33,7 +33,8 @@ def _opa_case(modules: list[tuple[str, str]], path: str, input: object, data: ob
 
 def _regorus(source: str, input: dict[str, Any], data: dict[str, Any]) -> tuple[bool, object]:
     try:
-        return True, Policy.compile(source).evaluate("data.policy", input, data)
+        # query_reference_value answers from the generated reference values, as the OPA side's shim does.
+        return True, Policy.compile(source).evaluate("data.policy", input, data, references=data.get("reference"))
     except PolicyError as exc:
         return False, str(exc)
 
@@ -51,7 +52,16 @@ def test_unit_tests_agree(worker: Worker, name: str) -> None:
     policy = (POLICIES / f"{name}.rego").read_text()
     tests = (POLICIES / f"{name}_test.rego").read_text()
     ours = run_rego_tests(policy, tests)
-    (theirs,) = worker.run([_opa_case([("policy.rego", policy), ("policy_test.rego", tests)], "policy_test", {}, {})])
+    (theirs,) = worker.run(
+        [
+            _opa_case(
+                [("policy.rego", policy), ("policy_test.rego", tests), ("shim.rego", REFERENCE_SHIM)],
+                "policy_test",
+                {},
+                {},
+            )
+        ]
+    )
     assert theirs.accept, theirs.detail
     opa = {test: (theirs.value or {}).get(test) is True for test in ours}
     assert ours, f"{name}_test.rego has no test_ rules"
@@ -153,6 +163,19 @@ def gen_sample(rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"sample": {"svn": _maybe(rng, svn)}}, {"reference": reference}
 
 
+def gen_sampledevice(rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]:
+    svn = rng.randrange(0, 5)
+    reference = {"sampledevice_svn": rng.choice([[svn], [], [svn + 1], [str(svn)]])}
+    device: dict[str, Any] = {}
+    _put(device, "svn", _maybe(rng, svn))
+    return {"sampledevice": device}, {"reference": reference}
+
+
+def _shim(source: str) -> list[tuple[str, str]]:
+    """OPA has no query_reference_value built-in: attestation policies get the same stand-in the unit tests use."""
+    return [("shim.rego", REFERENCE_SHIM)] if "query_reference_value" in source else []
+
+
 def gen_submods(rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]:
     submods: dict[str, Any] = {}
     for name in rng.sample(["tdx", "snp", "tpm", "sample", "azure"], rng.randrange(0, 4)):
@@ -210,6 +233,7 @@ GENERATORS: dict[str, Callable[[random.Random], tuple[dict[str, Any], dict[str, 
     "tdx.rego": gen_tdx,
     "tpm.rego": gen_tpm,
     "sample.rego": gen_sample,
+    "sampledevice.rego": gen_sampledevice,
     "resource.rego": gen_submods,
     "demo_resource_allow_sample.rego": gen_submods,
 }
@@ -226,7 +250,7 @@ def test_generated_inputs_agree(worker: Worker, policy: str) -> None:
     seed = int.from_bytes(hashlib.sha256(f"{SEED}/{policy}".encode()).digest()[:8], "big")
     rng = random.Random(seed)
     cases = [GENERATORS[policy](rng) for _ in range(GENERATED)]
-    answers = worker.run([_opa_case([("policy.rego", source)], "policy", i, d) for i, d in cases])
+    answers = worker.run([_opa_case([("policy.rego", source), *_shim(source)], "policy", i, d) for i, d in cases])
     problems = []
     for n, ((input, data), theirs) in enumerate(zip(cases, answers, strict=True)):
         ok, ours = _regorus(source, input, data)
