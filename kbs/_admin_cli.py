@@ -9,13 +9,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from verifier.rego import Policy, PolicyError, run_rego_tests
 
-from .admin_client import AdminClient
+from .admin_client import AUDIT_PAGE, AdminClient
 
 __all__ = ["ADMIN_COMMANDS", "register"]
 
@@ -174,10 +174,63 @@ def _reference_values(sub: Any) -> None:
     delete.set_defaults(handler=lambda a, c: c.delete_reference_value(a.name) or _ok(f"deleted {a.name}"))
 
 
+def _audit_verify(args: argparse.Namespace, client: AdminClient) -> int:
+    """Exit 0 when the chain is intact, 1 naming the first broken or missing entry."""
+    result = client.audit_verify(args.anchor)
+    _out(result)
+    if result["intact"]:
+        return _ok(f"audit log intact: {result['entries']} entries, head {result['head_digest']}")
+    print(f"audit log broken at entry {result['broken_at']}: {result['problem']}", file=sys.stderr)
+    return 1
+
+
+def _audit_export(args: argparse.Namespace, client: AdminClient) -> int:
+    """Every entry after --after-id (and since --since) as JSON lines on stdout, oldest first, page by page."""
+    after = args.after_id
+    while True:
+        lines = client.audit_export(after, args.since)
+        for line in lines:
+            sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        if len(lines) < AUDIT_PAGE:
+            return 0
+        after = int(json.loads(lines[-1])["id"])
+
+
+def _anchor(text: str) -> tuple[int, str]:
+    seq, _, digest = text.partition(":")
+    if not seq.isdigit() or len(digest) != 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not ID:DIGEST (an entry id and its 64-hex digest)")
+    return int(seq), digest
+
+
+def _since(text: str) -> float:
+    """UNIX seconds or an ISO 8601 time (with its offset; UTC when it has none)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither UNIX seconds nor an ISO 8601 time") from exc
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 @register
 def _operations(sub: Any) -> None:
-    audit = sub.add_parser("audit", help="print the newest audit records")
+    audit = sub.add_parser("audit", help="print the newest audit entries; verify the chain; export it")
     audit.add_argument("--limit", type=int, default=100)
     audit.set_defaults(handler=lambda a, c: _out(c.audit(a.limit)))
+    actions = audit.add_subparsers(dest="audit_action")
+    verify = actions.add_parser("verify", help="check the hash chain: exit 1 naming the first broken entry")
+    verify.add_argument(
+        "--anchor", type=_anchor, metavar="ID:DIGEST", help="an entry id and digest an earlier export recorded"
+    )
+    verify.set_defaults(handler=_audit_verify)
+    export = actions.add_parser("export", help="entries as JSON lines (oldest first) for a log pipeline")
+    export.add_argument("--after-id", type=int, default=0, help="only entries after this id (incremental export)")
+    export.add_argument("--since", type=_since, help="only entries at or after this time (UNIX seconds or ISO 8601)")
+    export.set_defaults(handler=_audit_export)
     rotate = sub.add_parser("rotate-signing-key", help="make a new token signing key (the old one overlaps)")
     rotate.set_defaults(handler=lambda _a, c: _out({"kid": c.rotate_signing_key()}))

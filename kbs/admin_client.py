@@ -15,7 +15,9 @@ import httpx
 
 from .protocol import BASE_PATH, parse_resource_uri
 
-__all__ = ["AdminClient", "AdminError", "tls_verify"]
+__all__ = ["AUDIT_PAGE", "AdminClient", "AdminError", "tls_verify"]
+
+AUDIT_PAGE = 1000  # the broker's most entries a page (kbs.services.audit.MAX_ENTRIES)
 
 
 def tls_verify(verify: bool | str) -> bool | ssl.SSLContext:
@@ -116,6 +118,18 @@ class AdminClient:
     def audit(self, limit: int = 100) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._call("GET", "/admin/audit", params={"limit": limit}).json()
         return result
+
+    def audit_verify(self, anchor: tuple[int, str] | None = None) -> dict[str, Any]:
+        params = {} if anchor is None else {"anchor_id": anchor[0], "anchor_digest": anchor[1]}
+        result: dict[str, Any] = self._call("GET", "/admin/audit/verify", params=params).json()
+        return result
+
+    def audit_export(self, after_id: int = 0, since: float | None = None) -> list[str]:
+        """One page (up to AUDIT_PAGE entries after `after_id`), as the JSON lines the broker sent."""
+        params: dict[str, Any] = {"after_id": after_id, "limit": AUDIT_PAGE}
+        if since is not None:
+            params["since"] = since
+        return self._call("GET", "/admin/audit/export", params=params).text.splitlines()
 
     def rotate_signing_key(self) -> str:
         return str(self._call("POST", "/admin/signing-key/rotate").json()["kid"])

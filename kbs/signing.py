@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from verifier.ear import Signer, jwk_of
 
+from ._audit_chain import AuditRecord
 from .sealing import Sealer
 from .storage import Store
 from .tables import SigningKey
@@ -57,10 +58,11 @@ class KeyRing:
             self._store.add_first_signing_key(row)
         self._refresh(force=True)
 
-    def rotate(self) -> str:
+    def rotate(self, actor: str) -> str:
+        """A new signing key, the others retired, audited under `actor` in the same transaction; its kid."""
         now = time.time()
         row, _ = _new_key(now, self._sealer)
-        self._store.add_signing_key(row, retire_others_at=now)
+        self._store.add_signing_key(row, now, AuditRecord(actor, "signing-key.rotate", row.kid, "ok", now))
         self._refresh(force=True)
         return row.kid
 

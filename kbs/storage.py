@@ -15,7 +15,11 @@ moves by conditional UPDATEs, so two replicas can never both accept one nonce.
     with store.write() as writes:
         if not writes.attest_session(session_id, nonce, token, now):
             ...  # another request spent the nonce first
-        writes.add_audit(...)
+        writes.add_audit(AuditRecord(...))
+
+Audit entries are chained (kbs._audit_chain): a transaction's entries are appended when its block ends, last, under
+the lock of the chain's one-row head, so the lock is held only from there to the commit. If appending fails, the
+whole transaction rolls back: the operation fails with its audit.
 """
 
 from __future__ import annotations
@@ -35,13 +39,14 @@ from sqlalchemy import insert as core_insert
 from sqlalchemy import select as core_select
 from sqlalchemy import update as core_update
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, InternalError, OperationalError, ProgrammingError
 from sqlalchemy.sql.expression import BindParameter, ClauseElement
 from sqlmodel import Session as DbSession
 from sqlmodel import col, delete, select, update
 
+from ._audit_chain import AuditRecord, Entry
 from ._engine import WRITE, Prepared, TransactionCounter, TransactionCounts, make_engine
-from .tables import Audit, Policy, ReferenceValue, Resource, Session, SigningKey, TpmAk, TpmEnrollment
+from .tables import Audit, AuditHead, Policy, ReferenceValue, Resource, Session, SigningKey, TpmAk, TpmEnrollment
 
 __all__ = [
     "DEFAULT_THREADS",
@@ -112,6 +117,7 @@ _POLICY = _table(Policy)
 _REFERENCE = _table(ReferenceValue)
 _RESOURCE = _table(Resource)
 _AUDIT = _table(Audit)
+_AUDIT_HEAD = _table(AuditHead)
 
 _SELECT_SESSION = core_select(
     _SESSION.c.id, _SESSION.c.nonce, _SESSION.c.tee, _SESSION.c.state, _SESSION.c.expires_at, _SESSION.c.token
@@ -149,8 +155,30 @@ _SPEND_NONCE = (
 )
 _SWEEP_SESSIONS = core_delete(_SESSION).where(_SESSION.c.expires_at <= bindparam("now"))
 _COUNT_SESSIONS = core_select(text("count(*)")).select_from(_SESSION)
-_AUDIT_COLUMNS = ("at", "actor", "action", "target", "outcome", "claims_digest")  # the id is the database's
+_AUDIT_COLUMNS = (  # the id is the database's
+    "seq",
+    "at",
+    "actor",
+    "action",
+    "target",
+    "outcome",
+    "reason",
+    "claims_digest",
+    "prev_digest",
+    "digest",
+)
 _INSERT_AUDIT = core_insert(_AUDIT).values({name: bindparam(name) for name in _AUDIT_COLUMNS})
+_HEAD_ID = 1
+# FOR UPDATE on PostgreSQL; SQLite's write transaction (BEGIN IMMEDIATE) already holds the database's one write lock.
+_LOCK_AUDIT_HEAD = (
+    core_select(_AUDIT_HEAD.c.seq, _AUDIT_HEAD.c.digest).where(_AUDIT_HEAD.c.id == _HEAD_ID).with_for_update()
+)
+_MOVE_AUDIT_HEAD = (
+    core_update(_AUDIT_HEAD)
+    .where(_AUDIT_HEAD.c.id == _HEAD_ID)
+    .values(seq=bindparam("head_seq"), digest=bindparam("head_digest"))
+)
+_AUDIT_PAGE = 1000
 
 
 def _select_policies(count: int) -> ClauseElement:
@@ -173,6 +201,8 @@ class _Statements:
         self.sweep_sessions = Prepared(_SWEEP_SESSIONS, dialect)
         self.count_sessions = Prepared(_COUNT_SESSIONS, dialect)
         self.insert_audit = Prepared(_INSERT_AUDIT, dialect)
+        self.lock_audit_head = Prepared(_LOCK_AUDIT_HEAD, dialect)
+        self.move_audit_head = Prepared(_MOVE_AUDIT_HEAD, dialect)
         self._select_policies: dict[int, Prepared] = {}
         self._lock = threading.Lock()
 
@@ -223,6 +253,7 @@ class Writes:
     def __init__(self, connection: Connection, statements: _Statements) -> None:
         self.connection = connection
         self._sql = statements
+        self.audit: list[AuditRecord] = []
 
     def add_session(self, session_id: str, nonce: str, tee: str, now: float, expires_at: float) -> None:
         values = (session_id, nonce, tee, "challenged", now, expires_at, None)
@@ -240,11 +271,39 @@ class Writes:
     def sweep_sessions(self, now: float) -> int:
         return int(self._sql.sweep_sessions(self.connection, {"now": now}).rowcount)
 
-    def add_audit(
-        self, actor: str, action: str, target: str, outcome: str, claims_digest: str | None, at: float
-    ) -> None:
-        values = (at, actor, action, target, outcome, claims_digest)
-        self._sql.insert_audit(self.connection, dict(zip(_AUDIT_COLUMNS, values, strict=True)))
+    def add_audit(self, record: AuditRecord) -> None:
+        """Audit `record` with this transaction's changes (appended to the chain when the block ends)."""
+        self.audit.append(record)
+
+
+def _append_audit(connection: Connection, sql: _Statements, records: Sequence[AuditRecord]) -> None:
+    """Chain `records` after the head and move the head: the last statements of their transaction, so the head's
+    row lock (PostgreSQL) is held only until the commit that follows."""
+    if not records:
+        return
+    head = sql.lock_audit_head(connection, {}).first()
+    if head is None:
+        raise StorageError("the audit chain's head row is missing: run the migrations (kbs serve does)")
+    seq, prev = int(head[0]), str(head[1])
+    for record in records:
+        seq += 1
+        entry = Entry.make(seq, record, prev)
+        fitted = entry.record
+        values = (
+            seq,
+            fitted.at,
+            fitted.actor,
+            fitted.action,
+            fitted.target,
+            fitted.outcome,
+            fitted.reason,
+            fitted.claims_digest,
+            prev,
+            entry.digest,
+        )
+        sql.insert_audit(connection, dict(zip(_AUDIT_COLUMNS, values, strict=True)))
+        prev = entry.digest
+    sql.move_audit_head(connection, {"head_seq": seq, "head_digest": prev})
 
 
 class Store:
@@ -275,6 +334,9 @@ class Store:
                     yield connection
         except OperationalError as exc:
             raise StorageError(f"database unavailable: {exc.orig}") from exc
+        except (InternalError, ProgrammingError) as exc:
+            # A trigger or a revoked privilege refusing a write (the audit's, say): the operation fails, closed.
+            raise StorageError(f"database refused the operation: {exc.orig}") from exc
 
     @contextmanager
     def read(self) -> Iterator[Reads]:
@@ -286,13 +348,20 @@ class Store:
     def write(self) -> Iterator[Writes]:
         """One write transaction, committed when the block ends without an exception (and rolled back if not)."""
         with self._connection(write=True) as connection:
-            yield Writes(connection, self._sql)
+            writes = Writes(connection, self._sql)
+            yield writes
+            _append_audit(connection, self._sql, writes.audit)
 
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[DbSession]:
         with self._connection(write) as connection, DbSession(bind=connection, expire_on_commit=False) as db:
             yield db
             db.flush()
+
+    def _audited(self, db: DbSession, *records: AuditRecord) -> None:
+        """The last step of an admin write's transaction: its changes flushed, then its audit entries chained."""
+        db.flush()
+        _append_audit(db.connection(), self._sql, records)
 
     # -- schema -----------------------------------------------------------------------------------------------
     def migrate(self) -> None:
@@ -327,27 +396,31 @@ class Store:
             return writes.sweep_sessions(now)
 
     # -- resources --------------------------------------------------------------------------------------------
-    def put_resource(self, row: Resource) -> None:
+    def put_resource(self, row: Resource, audit: AuditRecord) -> None:
         with self._tx() as db:
             db.merge(row)
+            self._audited(db, audit)
 
     def get_resource(self, path: str) -> Resource | None:
         with self._tx(write=False) as db:
             return db.get(Resource, path)
 
-    def delete_resource(self, path: str) -> bool:
+    def delete_resource(self, path: str, audit: AuditRecord) -> bool:
         with self._tx() as db:
-            result = db.exec(delete(Resource).where(col(Resource.path) == path))
-            return bool(result.rowcount)
+            if not db.exec(delete(Resource).where(col(Resource.path) == path)).rowcount:
+                return False
+            self._audited(db, audit)
+            return True
 
     def list_resources(self) -> Sequence[Resource]:
         with self._tx(write=False) as db:
             return db.exec(select(Resource).order_by(col(Resource.path))).all()
 
     # -- policies ---------------------------------------------------------------------------------------------
-    def set_policy(self, row: Policy) -> None:
+    def set_policy(self, row: Policy, audit: AuditRecord) -> None:
         with self._tx() as db:
             db.merge(row)
+            self._audited(db, audit)
 
     def get_policy(self, policy_id: str) -> Policy | None:
         with self._tx(write=False) as db:
@@ -357,28 +430,24 @@ class Store:
         with self._tx(write=False) as db:
             return db.exec(select(Policy).order_by(col(Policy.id))).all()
 
-    def delete_policy(self, policy_id: str) -> bool:
+    def delete_policy(self, policy_id: str, audit: AuditRecord) -> bool:
         with self._tx() as db:
-            result = db.exec(delete(Policy).where(col(Policy.id) == policy_id))
-            return bool(result.rowcount)
+            if not db.exec(delete(Policy).where(col(Policy.id) == policy_id)).rowcount:
+                return False
+            self._audited(db, audit)
+            return True
 
     # -- reference values -------------------------------------------------------------------------------------
-    def put_reference_values(self, name: str, values: Sequence[str], expires_at: float | None, now: float) -> None:
-        """Replace the accepted values of `name`."""
-        with self._tx(write=False) as db:
-            db.exec(delete(ReferenceValue).where(col(ReferenceValue.name) == name))
-            for value in dict.fromkeys(values):
-                db.add(ReferenceValue(name=name, value=value, expires_at=expires_at, updated_at=now))
-
     def put_reference_value_sets(
-        self, values: Mapping[str, Sequence[str]], expires_at: float | None, now: float
+        self, values: Mapping[str, Sequence[str]], expires_at: float | None, now: float, audit: Sequence[AuditRecord]
     ) -> None:
-        """Replace the accepted values of several names in one transaction: all of them or none."""
+        """Replace the accepted values of one or several names in one transaction: all of them or none."""
         with self._tx() as db:
             for name, accepted in values.items():
                 db.exec(delete(ReferenceValue).where(col(ReferenceValue.name) == name))
                 for value in dict.fromkeys(accepted):
                     db.add(ReferenceValue(name=name, value=value, expires_at=expires_at, updated_at=now))
+            self._audited(db, *audit)
 
     def reference_values(self, now: float | None = None) -> Sequence[ReferenceValue]:
         """All reference values; with `now`, only those not expired at that time."""
@@ -388,23 +457,23 @@ class Store:
                 query = query.where((col(ReferenceValue.expires_at).is_(None)) | (col(ReferenceValue.expires_at) > now))
             return db.exec(query).all()
 
-    def delete_reference_values(self, name: str) -> bool:
+    def delete_reference_values(self, name: str, audit: AuditRecord) -> bool:
         with self._tx() as db:
-            result = db.exec(delete(ReferenceValue).where(col(ReferenceValue.name) == name))
-            return bool(result.rowcount)
+            if not db.exec(delete(ReferenceValue).where(col(ReferenceValue.name) == name)).rowcount:
+                return False
+            self._audited(db, audit)
+            return True
 
     # -- token signing keys -----------------------------------------------------------------------------------
     def signing_keys(self) -> Sequence[SigningKey]:
         with self._tx(write=False) as db:
             return db.exec(select(SigningKey).order_by(col(SigningKey.created_at))).all()
 
-    def add_signing_key(self, row: SigningKey, retire_others_at: float | None = None) -> None:
+    def add_signing_key(self, row: SigningKey, retire_others_at: float, audit: AuditRecord) -> None:
         with self._tx() as db:
-            if retire_others_at is not None:
-                db.exec(
-                    update(SigningKey).where(col(SigningKey.retired_at).is_(None)).values(retired_at=retire_others_at)
-                )
+            db.exec(update(SigningKey).where(col(SigningKey.retired_at).is_(None)).values(retired_at=retire_others_at))
             db.add(row)
+            self._audited(db, audit)
 
     def add_first_signing_key(self, row: SigningKey) -> bool:
         """Insert the first key unless another replica got there first (then False)."""
@@ -418,13 +487,47 @@ class Store:
         return True
 
     # -- audit ------------------------------------------------------------------------------------------------
-    def audit(self, row: Audit) -> None:
+    def audit(self, record: AuditRecord) -> None:
+        """Audit an event that changes nothing else (a refused call, a secret read), in a write of its own."""
         with self.write() as writes:
-            writes.add_audit(row.actor, row.action, row.target, row.outcome, row.claims_digest, row.at)
+            writes.add_audit(record)
 
     def audit_log(self, limit: int = 100) -> Sequence[Audit]:
+        """The newest entries first."""
         with self._tx(write=False) as db:
-            return db.exec(select(Audit).order_by(col(Audit.id).desc()).limit(limit)).all()
+            return db.exec(select(Audit).order_by(col(Audit.seq).desc()).limit(limit)).all()
+
+    def audit_entries(self, after_seq: int, since: float | None, limit: int) -> Sequence[Audit]:
+        """Up to `limit` entries after entry `after_seq`, in chain order; with `since`, only those at or after it."""
+        with self._tx(write=False) as db:
+            query = select(Audit).where(col(Audit.seq) > after_seq)
+            if since is not None:
+                query = query.where(col(Audit.at) >= since)
+            return db.exec(query.order_by(col(Audit.seq)).limit(limit)).all()
+
+    def audit_chain(self) -> tuple[tuple[int, str] | None, Iterator[Entry]]:
+        """The chain's head (None when its row is gone) and every stored entry in `seq` order, read in pages."""
+        with self._tx(write=False) as db:
+            head_row = db.get(AuditHead, _HEAD_ID)
+            head = None if head_row is None else (head_row.seq, head_row.digest)
+        return head, self._audit_pages()
+
+    def _audit_pages(self) -> Iterator[Entry]:
+        after: int | None = None
+        while True:
+            with self._tx(write=False) as db:
+                query = select(Audit).order_by(col(Audit.seq)).limit(_AUDIT_PAGE)
+                if after is not None:
+                    query = query.where(col(Audit.seq) > after)
+                rows = db.exec(query).all()
+            for row in rows:
+                record = AuditRecord(
+                    row.actor, row.action, row.target, row.outcome, row.at, row.reason, row.claims_digest
+                )
+                yield Entry(row.seq, record, row.prev_digest, row.digest)
+            if len(rows) < _AUDIT_PAGE:
+                return
+            after = rows[-1].seq
 
     # -- TPM AK enrolment -------------------------------------------------------------------------------------
     def add_tpm_enrollment(self, row: TpmEnrollment) -> None:
@@ -441,9 +544,10 @@ class Store:
             db.delete(row)
             return row if row.expires_at > now else None
 
-    def enroll_tpm_ak(self, row: TpmAk) -> None:
+    def enroll_tpm_ak(self, row: TpmAk, audit: AuditRecord) -> None:
         with self._tx() as db:
             db.merge(row)
+            self._audited(db, audit)
 
     def tpm_ak_enrolled(self, ak_sha256: str) -> bool:
         with self._tx(write=False) as db:

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from sqlmodel import Field, SQLModel
 
-__all__ = ["Audit", "Policy", "ReferenceValue", "Resource", "Session", "SigningKey", "TpmAk", "TpmEnrollment"]
+__all__ = [
+    "Audit",
+    "AuditHead",
+    "Policy",
+    "ReferenceValue",
+    "Resource",
+    "Session",
+    "SigningKey",
+    "TpmAk",
+    "TpmEnrollment",
+]
 
 
 class Session(SQLModel, table=True):
@@ -62,15 +72,34 @@ class SigningKey(SQLModel, table=True):
 
 
 class Audit(SQLModel, table=True):
+    """One entry of the hash-chained audit log (kbs._audit_chain): `seq` is its place in the chain, 1, 2, ...;
+    unique, so two writers can never both append entry n."""
+
     __tablename__ = "kbs_audit"
 
     id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(unique=True, index=True)
     at: float = Field(index=True)
     actor: str = Field(max_length=200)
     action: str = Field(max_length=64)
     target: str = Field(max_length=400)
     outcome: str = Field(max_length=32)
+    reason: str | None = Field(default=None, max_length=200)
     claims_digest: str | None = Field(default=None, max_length=64)
+    prev_digest: str = Field(max_length=64)
+    digest: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The chain's head, one row (id 1): the newest entry's seq and digest. Appending locks it (SELECT ... FOR
+    UPDATE) at the end of the appending transaction, which keeps the chain linear across writers and replicas; and
+    it is the anchor that shows entries removed at the tail."""
+
+    __tablename__ = "kbs_audit_head"
+
+    id: int = Field(primary_key=True)
+    seq: int
+    digest: str = Field(max_length=64)
 
 
 class TpmEnrollment(SQLModel, table=True):

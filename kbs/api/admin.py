@@ -7,16 +7,18 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..admin_auth import Permission
+from ..errors import KbsError
 from ..protocol import BASE_PATH
 from .deps import Admin, AdminCaller, JsonBody, RawBody, ResourcePath
 from .errors import error_responses
 from .schemas import (
     AttestationPolicyBody,
     AuditEntry,
+    AuditVerification,
     PolicyDocument,
     PolicyId,
     PolicyInfo,
@@ -35,6 +37,7 @@ router = APIRouter(prefix=BASE_PATH, tags=["admin"])
 
 _BINARY: dict[str, Any] = {"type": "string", "format": "binary"}
 _EMPTY = "done; the body is empty"
+_NDJSON = "application/x-ndjson"
 
 
 def _caller(permission: Permission) -> Any:
@@ -241,6 +244,49 @@ async def audit(_actor: Auditor, admin: Admin, limit: int = 100) -> list[AuditEn
     return await run_in_threadpool(admin.audit_log, limit)
 
 
+@router.get(
+    "/admin/audit/verify",
+    response_model=AuditVerification,
+    responses=error_responses(400, 401, 403, 503),
+    summary="Walk the hash-chained audit log: intact, or the first broken or missing entry and why",
+)
+async def audit_verify(
+    _actor: Auditor,
+    admin: Admin,
+    anchor_id: Annotated[int | None, Query(ge=1, description="an entry id an earlier export recorded")] = None,
+    anchor_digest: Annotated[
+        str | None, Query(pattern="^[0-9a-f]{64}$", description="that entry's digest, as exported")
+    ] = None,
+) -> AuditVerification:
+    if (anchor_id is None) != (anchor_digest is None):
+        raise KbsError.invalid_request("anchor_id and anchor_digest go together")
+    anchor = None if anchor_id is None or anchor_digest is None else (anchor_id, anchor_digest)
+    return await run_in_threadpool(admin.audit_verify, anchor)
+
+
+@router.get(
+    "/admin/audit/export",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "JSON lines, one AuditEntry a line, oldest first; page on with after_id = the last id",
+            "content": {_NDJSON: {"schema": {"type": "string"}}},
+        },
+        **error_responses(400, 401, 403, 503),
+    },
+    summary="Audit entries after an id (and since a time), oldest first, as JSON lines for a log pipeline",
+)
+async def audit_export(
+    _actor: Auditor,
+    admin: Admin,
+    after_id: Annotated[int, Query(ge=0, description="entries after this id (0: from the first)")] = 0,
+    since: Annotated[float | None, Query(description="only entries at or after this time (UNIX seconds)")] = None,
+    limit: Annotated[int, Query(description="at most this many (1..1000)")] = 1000,
+) -> Response:
+    entries = await run_in_threadpool(admin.audit_export, after_id, since, limit)
+    return Response("".join(e.model_dump_json() + "\n" for e in entries), media_type=_NDJSON)
+
+
 @router.post(
     "/admin/signing-key/rotate",
     response_model=RotatedKey,
@@ -248,4 +294,4 @@ async def audit(_actor: Auditor, admin: Admin, limit: int = 100) -> list[AuditEn
     summary="A new token signing key; the old one stays in the JWKS for the overlap",
 )
 async def rotate_signing_key(actor: KeyRotator, admin: Admin) -> RotatedKey:
-    return RotatedKey(kid=await run_in_threadpool(admin.rotate_signing_key, actor, time.time()))
+    return RotatedKey(kid=await run_in_threadpool(admin.rotate_signing_key, actor))

@@ -8,6 +8,7 @@ and a malformed one is answered `malformed request body at <field>: <why>`. `kbs
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from ..errors import KbsError
 from ..protocol import SESSION_COOKIE
 from ..services import (
     AdminService,
+    AuditRecord,
     Operations,
     RcarService,
     ReleaseService,
@@ -183,13 +185,28 @@ GuestCredentials = Annotated[Credentials, Depends(_guest_credentials)]
 
 
 class AdminCaller:
-    """The admin caller as the audit log names it, `<subject> (<role>)`, once its token grants `permission`."""
+    """The admin caller as the audit log names it, `<subject> (<role>)`, once its token grants `permission`. A
+    refused call (no token, a bad one, a role without the permission) is audited with the client's address and
+    why; if that audit cannot be written the call is answered 503, not its refusal."""
 
     def __init__(self, permission: Permission) -> None:
         self.permission = permission
 
     async def __call__(self, request: Request, authorization: Annotated[str | None, Security(admin_bearer)]) -> str:
-        identity = _state(request).admin.authorise(authorization, self.permission)
+        context = _state(request)
+        try:
+            identity = context.admin.authorise(authorization, self.permission)
+        except KbsError as exc:
+            refused = AuditRecord(
+                f"client {context.client_address.of(request.scope)}",
+                "admin.refused",
+                f"{request.method} {request.url.path}",
+                exc.variant,
+                time.time(),
+                reason=exc.detail,
+            )
+            await context.run(context.services.admin.refused, refused)
+            raise
         return f"{identity.subject} ({identity.role})"
 
 

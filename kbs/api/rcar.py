@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from verifier.appraisal import ANNOTATIONS
 from verifier.ear import SUBMOD
@@ -74,9 +74,12 @@ async def attest(
     body: Annotated[AttestationRequest, Depends(JsonBody(AttestationRequest))],
     session_id: SessionId,
     context: Context,
+    request: Request,
 ) -> AttestationToken:
     try:
-        token = await context.run(context.services.rcar.attest, session_id, body, time.time())
+        token = await context.run(
+            context.services.rcar.attest, session_id, body, time.time(), context.client_address.of(request.scope)
+        )
     except KbsError as exc:
         context.metrics.inc("kbs_attest_total", outcome="rejected")
         context.metrics.inc(
@@ -114,10 +117,18 @@ async def get_resource(
     path: Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/resource/"))],
     credentials: GuestCredentials,
     context: Context,
+    request: Request,
 ) -> Jwe:
     release = context.services.release
     try:
-        jwe = await context.run(release.release, path, credentials.session_id, credentials.authorization, time.time())
+        jwe = await context.run(
+            release.release,
+            path,
+            credentials.session_id,
+            credentials.authorization,
+            time.time(),
+            context.client_address.of(request.scope),
+        )
     except KbsError as exc:
         context.metrics.inc("kbs_resource_total", outcome=exc.variant)
         raise

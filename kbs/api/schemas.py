@@ -22,6 +22,7 @@ __all__ = [
     "AttestationRequest",
     "AttestationToken",
     "AuditEntry",
+    "AuditVerification",
     "AuthRequest",
     "Challenge",
     "ErrorBody",
@@ -235,13 +236,24 @@ class ReferenceValueInfo(_Body):
 
 
 class AuditEntry(_Body):
-    id: int | None
-    at: float
-    actor: str
+    id: int = Field(description="the entry's place in the hash chain: 1, 2, ...")
+    at: float = Field(description="UNIX seconds")
+    actor: str = Field(description="`<subject> (<role>)` of an admin token, or `guest <address> [session <digest>]`")
     action: str
     target: str
     outcome: str
-    claims_digest: str | None
+    reason: str | None = Field(description="why a call or evidence was refused")
+    claims_digest: str | None = Field(description="SHA-256 of the attestation token's claims acted on")
+    prev_digest: str = Field(description="the digest of entry id-1 (64 zeros for entry 1)")
+    digest: str = Field(description="SHA-256 over this entry's canonical encoding and prev_digest")
+
+
+class AuditVerification(_Body):
+    intact: bool
+    entries: int | None = Field(description="entries the chain head records (null when the head row is gone)")
+    head_digest: str | None
+    broken_at: int | None = Field(default=None, description="the first broken or missing entry's id")
+    problem: str | None = Field(default=None, description="what is wrong at that entry")
 
 
 class RotatedKey(_Body):

@@ -23,7 +23,7 @@ from ..verification import VerifierInputs
 from ._ear import EarView
 from ._paths import policy_scope_id, resource_path, split_resource_path
 from .admin import AdminService
-from .audit import AuditLog
+from .audit import AuditLog, AuditRecord
 from .operations import Operations
 from .policies import PolicyBook
 from .rcar import RcarService
@@ -33,6 +33,7 @@ from .tpm import EnrolledAkRegistry, TpmEnrollmentService
 __all__ = [
     "AdminService",
     "AuditLog",
+    "AuditRecord",
     "EarView",
     "Operations",
     "RcarService",

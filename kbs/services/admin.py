@@ -1,6 +1,7 @@
 """The admin API's work: resources (sealed at rest), policies, reference values and token signing keys. Every write
-and every secret read is audited under the caller's name; a policy that does not compile is refused before it is
-stored, so the one in force stays."""
+is audited under the caller's name in the write's own transaction (both commit, or neither), every secret read
+before the secret is returned; a policy that does not compile is refused before it is stored, so the one in force
+stays."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from verifier.rego import PolicyError
 
 from ..api.schemas import (
     AuditEntry,
+    AuditVerification,
     PolicyDocument,
     PolicyInfo,
     ReferenceValueInfo,
@@ -32,7 +34,7 @@ from ..tables import Resource
 from ._paths import policy_scope_id
 from ._reference_values import check_reference_values
 from ._rvps import decode_message
-from .audit import AuditLog
+from .audit import AuditLog, AuditRecord
 from .policies import compiled
 
 __all__ = ["AdminService"]
@@ -61,21 +63,20 @@ class AdminService:
     # -- resources --------------------------------------------------------------------------------------------
     def put_resource(self, actor: str, path: str, value: bytes, now: float) -> None:
         self._store.put_resource(
-            Resource(path=path, sealed=self._sealer.seal(value, f"resource:{path}"), size=len(value), updated_at=now)
+            Resource(path=path, sealed=self._sealer.seal(value, f"resource:{path}"), size=len(value), updated_at=now),
+            AuditRecord(actor, "resource.put", path, "ok", now),
         )
-        self._audit.record(actor, "resource.put", path, "ok", None, now)
 
     def get_resource(self, actor: str, path: str, now: float) -> bytes:
         row = self._store.get_resource(path)
         if row is None:
             raise KbsError.not_found(f"resource {path} does not exist")
-        self._audit.record(actor, "resource.read", path, "ok", None, now)
+        self._audit.record(AuditRecord(actor, "resource.read", path, "ok", now))
         return self._sealer.open(row.sealed, f"resource:{path}")
 
     def delete_resource(self, actor: str, path: str, now: float) -> None:
-        if not self._store.delete_resource(path):
+        if not self._store.delete_resource(path, AuditRecord(actor, "resource.delete", path, "ok", now)):
             raise KbsError.not_found(f"resource {path} does not exist")
-        self._audit.record(actor, "resource.delete", path, "ok", None, now)
 
     def list_resources(self) -> list[ResourceInfo]:
         return [ResourceInfo(path=r.path, size=r.size, updated_at=r.updated_at) for r in self._store.list_resources()]
@@ -108,8 +109,10 @@ class AdminService:
             except PolicyError as exc:
                 raise KbsError.invalid_request(f"attestation policy refused: {exc}") from exc
         digest = hashlib.sha256(source.encode()).hexdigest()
-        self._store.set_policy(PolicyRow(id=policy_id, source=source, sha256=digest, updated_at=now))
-        self._audit.record(actor, "policy.set", policy_id, "ok", None, now)
+        self._store.set_policy(
+            PolicyRow(id=policy_id, source=source, sha256=digest, updated_at=now),
+            AuditRecord(actor, "policy.set", policy_id, "ok", now),
+        )
 
     def get_policy(self, policy_id: str) -> PolicyDocument:
         row = self._store.get_policy(policy_id)
@@ -121,9 +124,8 @@ class AdminService:
         return [PolicyInfo(id=r.id, sha256=r.sha256, updated_at=r.updated_at) for r in self._store.list_policies()]
 
     def delete_policy(self, actor: str, policy_id: str, now: float) -> None:
-        if not self._store.delete_policy(policy_id):
+        if not self._store.delete_policy(policy_id, AuditRecord(actor, "policy.delete", policy_id, "ok", now)):
             raise KbsError.not_found(f"policy {policy_id} does not exist")
-        self._audit.record(actor, "policy.delete", policy_id, "ok", None, now)
 
     # -- reference values -------------------------------------------------------------------------------------
     def put_reference_values(
@@ -131,8 +133,8 @@ class AdminService:
     ) -> ReferenceValueStored:
         check_reference_values(name, values)
         expires_at = None if expires is None else expires.timestamp()
-        self._store.put_reference_values(name, values, expires_at, now)
-        self._audit.record(actor, "reference-value.put", name, "ok", None, now)
+        audit = [AuditRecord(actor, "reference-value.put", name, "ok", now)]
+        self._store.put_reference_value_sets({name: values}, expires_at, now, audit)
         return ReferenceValueStored(name=name, count=len(set(values)))
 
     def register_reference_values(
@@ -142,9 +144,8 @@ class AdminService:
         values = decode_message(version, kind, payload)
         for name, accepted in values.items():
             check_reference_values(name, accepted)
-        self._store.put_reference_value_sets(values, None, now)
-        for name in values:
-            self._audit.record(actor, "reference-value.put", name, "ok", None, now)
+        audit = [AuditRecord(actor, "reference-value.put", name, "ok", now) for name in values]
+        self._store.put_reference_value_sets(values, None, now, audit)
         return ReferenceValuesStored(stored={name: len(set(accepted)) for name, accepted in values.items()})
 
     def reference_value(self, name: str, now: float) -> list[str]:
@@ -172,15 +173,23 @@ class AdminService:
         ]
 
     def delete_reference_values(self, actor: str, name: str, now: float) -> None:
-        if not self._store.delete_reference_values(name):
+        if not self._store.delete_reference_values(name, AuditRecord(actor, "reference-value.delete", name, "ok", now)):
             raise KbsError.not_found(f"reference value {name} does not exist")
-        self._audit.record(actor, "reference-value.delete", name, "ok", None, now)
 
     # -- token signing keys and audit ---------------------------------------------------------------------------
-    def rotate_signing_key(self, actor: str, now: float) -> str:
-        kid = self._keys.rotate()
-        self._audit.record(actor, "signing-key.rotate", kid, "ok", None, now)
-        return kid
+    def rotate_signing_key(self, actor: str) -> str:
+        return self._keys.rotate(actor)
 
     def audit_log(self, limit: int) -> list[AuditEntry]:
         return self._audit.newest(limit)
+
+    def audit_export(self, after_id: int, since: float | None, limit: int) -> list[AuditEntry]:
+        return self._audit.export(after_id, since, limit)
+
+    def audit_verify(self, anchor: tuple[int, str] | None) -> AuditVerification:
+        return self._audit.verify(anchor)
+
+    def refused(self, record: AuditRecord) -> None:
+        """Audit an admin call refused before it reached a service (no token, a bad one, a role without the
+        permission)."""
+        self._audit.record(record)

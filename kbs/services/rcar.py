@@ -17,7 +17,7 @@ from typing import Any
 import verifier
 from kbs import __version__
 from kbs_protocol import NegotiationError, challenge_extra_params
-from verifier.ear import ear_claims, sign
+from verifier.ear import claims_digest, ear_claims, sign
 from verifier.rego import PolicyError
 
 from ..api.schemas import AttestationRequest, AuthRequest, Challenge
@@ -28,6 +28,7 @@ from ..signing import KeyRing
 from ..storage import SessionRecord as SessionRow
 from ..storage import Store
 from ..verification import VerifierInputs
+from .audit import AuditRecord, guest
 from .composite import Device, appraise_devices, parse_additional_evidence
 from .policies import PolicyBook, compiled
 from .tpm import EnrolledAkRegistry
@@ -101,39 +102,53 @@ class RcarService:
             raise KbsError.attestation_failed("runtime-data nonce is not this session's challenge")
         return session
 
-    def attest(self, session_id: str | None, attestation: AttestationRequest, now: float) -> str:
-        """The EAR token for evidence bound to this session's nonce; the nonce is spent whatever the outcome."""
+    def attest(self, session_id: str | None, attestation: AttestationRequest, now: float, client: str) -> str:
+        """The EAR token for evidence bound to this session's nonce; the nonce is spent whatever the outcome. The
+        outcome is audited (the guest by `client` address and session digest, the TEE, the token's claims digest
+        or why it was refused) in the step's one write; a request refused before its session was read, in a write
+        of its own."""
+        actor = guest(client, session_id)
         runtime = attestation.runtime_data
         init = attestation.init_data
         init_digest: bytes | None = None
         init_claims: dict[str, Any] = {}
-        if init is not None:
-            if init.format != "toml":
-                raise KbsError.invalid_request(f"init-data format is {init.format!r}, expected 'toml'")
-            try:
-                init_digest = init_data_digest(init.body)
-                init_claims = tomllib.loads(init.body).get("data", {})
-            except ValueError as exc:
-                raise KbsError.invalid_request(str(exc)) from exc
-        devices = parse_additional_evidence(attestation.tee_evidence.additional_evidence)
-        if not session_id:
-            raise KbsError.unauthorized("no kbs-session-id cookie: call /auth first")
-        with self.store.read() as reads:
-            session = self._open_challenge(reads.session(session_id), runtime.nonce, now)
-            policy = self.policies.attestation_policy(reads, session.tee)
-            reference_values = self.policies.reference_values(reads, now)
-        token: str | None = None
         try:
-            token = self._appraise(
+            if init is not None:
+                if init.format != "toml":
+                    raise KbsError.invalid_request(f"init-data format is {init.format!r}, expected 'toml'")
+                try:
+                    init_digest = init_data_digest(init.body)
+                    init_claims = tomllib.loads(init.body).get("data", {})
+                except ValueError as exc:
+                    raise KbsError.invalid_request(str(exc)) from exc
+            devices = parse_additional_evidence(attestation.tee_evidence.additional_evidence)
+            if not session_id:
+                raise KbsError.unauthorized("no kbs-session-id cookie: call /auth first")
+            with self.store.read() as reads:
+                session = self._open_challenge(reads.session(session_id), runtime.nonce, now)
+                policy = self.policies.attestation_policy(reads, session.tee)
+                reference_values = self.policies.reference_values(reads, now)
+        except KbsError as exc:
+            self.store.audit(_refusal(actor, "unknown", exc, now))
+            raise
+        try:
+            token, digest = self._appraise(
                 session.tee, attestation, devices, init_digest, init_claims, policy, reference_values, now
             )
-        finally:
-            if token is None:  # refused (or failed): the nonce is spent all the same
-                with self.store.write() as writes:
-                    writes.spend_nonce(session.id, session.nonce)
+        except Exception as exc:
+            # Refused (or failed): the nonce is spent all the same, with the refusal's audit entry.
+            with self.store.write() as writes:
+                writes.spend_nonce(session.id, session.nonce)
+                writes.add_audit(_refusal(actor, session.tee, exc, now))
+            raise
         with self.store.write() as writes:
-            if not writes.attest_session(session.id, session.nonce, token, now):
-                raise _nonce_spent()
+            attested = writes.attest_session(session.id, session.nonce, token, now)
+            if attested:
+                writes.add_audit(AuditRecord(actor, "attest", session.tee, "token", now, claims_digest=digest))
+            else:
+                writes.add_audit(_refusal(actor, session.tee, _nonce_spent(), now))
+        if not attested:
+            raise _nonce_spent()
         return token
 
     def _appraise(
@@ -146,8 +161,9 @@ class RcarService:
         policy: tuple[str, str],
         reference_values: dict[str, list[str]],
         now: float,
-    ) -> str:
-        """Verify the evidence, appraise it under `policy` and sign the EAR: no database transaction is open."""
+    ) -> tuple[str, str]:
+        """Verify the evidence, appraise it under `policy` and sign the EAR: no database transaction is open. The
+        token and its claims digest."""
         runtime = attestation.runtime_data
         digest = runtime_digest(runtime.nonce, runtime.tee_pubkey, attestation.tee_evidence.additional_evidence)
         at = datetime.fromtimestamp(now, UTC)
@@ -193,7 +209,7 @@ class RcarService:
             ttl_seconds=self.settings.tokens.ttl_seconds,
             devices=device_appraisals,
         )
-        return sign(self.keys.signer(), claims)
+        return sign(self.keys.signer(), claims), claims_digest(claims)
 
 
 class _DevicePolicies:
@@ -208,6 +224,16 @@ class _DevicePolicies:
         with self._store.read() as reads:
             policy: tuple[str, str] = self._book.attestation_policy(reads, tee, tee_class)
         return policy
+
+
+def _refusal(actor: str, tee: str, exc: Exception, now: float) -> AuditRecord:
+    """The audit entry of a refused /attest: the verifier's reason code, never its detail (which may quote the
+    evidence); the broker's own refusals (session, nonce, request shape) with their message."""
+    if not isinstance(exc, KbsError):
+        reason = type(exc).__name__
+    else:
+        reason = exc.labels.get("reason") or f"{exc.variant}: {exc.detail}"
+    return AuditRecord(actor, "attest", tee, "rejected", now, reason=reason)
 
 
 def _nonce_spent() -> KbsError:

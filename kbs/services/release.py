@@ -1,5 +1,6 @@
 """Resource release (GET /kbs/v0/resource/...): the attestation token, the resource policy, then the secret as a
-JWE to the guest's ephemeral key. Every release and every denial is audited with the token's claims digest.
+JWE to the guest's ephemeral key. Every release, denial and refusal is audited (the guest's address and session
+digest, the token's claims digest once it verified), in the step's one write.
 
     token (Bearer EAR, or the session's)  ->  EarView  ->  resource policy (data.policy.allow)  ->  JWE
 """
@@ -18,12 +19,14 @@ from ..jwe import JweError, encrypt_for
 from ..sealing import Sealer
 from ..settings import Settings
 from ..signing import KeyRing
-from ..storage import SessionRecord, Store
+from ..storage import ResourceRecord, SessionRecord, Store
 from ._ear import EarView
-from .audit import AuditLog
+from .audit import AuditLog, AuditRecord, guest
 from .policies import PolicyBook, compiled
 
 __all__ = ["ReleaseService"]
+
+_POLICY_DENY = KbsError.policy_deny("").variant
 
 
 def _bearer(authorization: str | None) -> str | None:
@@ -61,22 +64,38 @@ class ReleaseService:
         self._policies = policies
         self._audit = audit
 
-    def release(self, path: str, session_id: str | None, authorization: str | None, now: float) -> Jwe:
+    def release(self, path: str, session_id: str | None, authorization: str | None, now: float, client: str) -> Jwe:
         """One read (the session's token, the resource policy, the sealed resource), the checks and cryptography
-        with no transaction open, then one write: the audit row of the release or the denial."""
-        token = _bearer(authorization)
-        if token is None and not session_id:
-            raise KbsError.unauthorized("no attestation: send the kbs-session-id cookie or a Bearer token")
-        with self._store.read() as reads:
-            session = reads.session(session_id) if token is None and session_id else None
-            policy_id, source = self._policies.resource_policy(reads, path)
-            row = reads.resource(path)
-        ear = self._verified(token if token is not None else _session_token(session, now), now)
+        with no transaction open, then one write: the audit entry of the release, the denial or the refusal. The
+        secret is returned only once that entry is committed."""
+        actor = guest(client, session_id)
+        ear: EarView | None = None
+        try:
+            token = _bearer(authorization)
+            if token is None and not session_id:
+                raise KbsError.unauthorized("no attestation: send the kbs-session-id cookie or a Bearer token")
+            with self._store.read() as reads:
+                session = reads.session(session_id) if token is None and session_id else None
+                policy_id, source = self._policies.resource_policy(reads, path)
+                row = reads.resource(path)
+            ear = self._verified(token if token is not None else _session_token(session, now), now)
+            response = self._released(path, policy_id, source, ear, row)
+        except KbsError as exc:
+            digest = None if ear is None else ear.digest
+            if exc.variant == _POLICY_DENY:
+                self._audit.record(AuditRecord(actor, "resource.deny", path, "denied", now, claims_digest=digest))
+            else:
+                refusal = AuditRecord(actor, "resource.refused", path, exc.variant, now, exc.detail, digest)
+                self._audit.record(refusal)
+            raise
+        self._audit.record(AuditRecord(actor, "resource.release", path, "released", now, claims_digest=ear.digest))
+        return response
+
+    def _released(self, path: str, policy_id: str, source: str, ear: EarView, row: ResourceRecord | None) -> Jwe:
         result = self.evaluate_resource_policy(source, ear, path)
         if result.get("allow") is not True:
             reasons = result.get("reasons")
             why = f": {'; '.join(sorted(map(str, reasons)))}" if isinstance(reasons, list) and reasons else ""
-            self._audit.record("token", "resource.deny", path, "denied", ear.digest, now)
             # "Access denied by policy" is trustee's wording, which trustee's clients and tests look for.
             raise KbsError.policy_deny(f"Access denied by policy: resource policy {policy_id} denies {path}{why}")
         if row is None:
@@ -91,7 +110,6 @@ class ReleaseService:
             )
         except JweError as exc:
             raise KbsError.invalid_request(str(exc)) from exc
-        self._audit.record("token", "resource.release", path, "released", ear.digest, now)
         return Jwe(**response)
 
     def _verified(self, token: str, now: float) -> EarView:

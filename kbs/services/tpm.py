@@ -32,7 +32,7 @@ from ..api.schemas import TpmActivateRequest, TpmCredentialChallenge, TpmEnrolle
 from ..errors import KbsError
 from ..storage import Store
 from ..tables import TpmAk, TpmEnrollment
-from .audit import AuditLog
+from .audit import AuditLog, AuditRecord
 
 __all__ = ["CHALLENGE_TTL_SECONDS", "EnrolledAkRegistry", "TpmEnrollmentService"]
 
@@ -106,22 +106,20 @@ class TpmEnrollmentService:
         )
 
     def activate(self, request: TpmActivateRequest, now: float) -> TpmEnrolled:
+        """The enrolled AK, audited in the enrolment's transaction; a refusal audited in a write of its own."""
         try:
-            enrolled = self._activate(request, now)
-        except KbsError:
-            self._audit.record("tpm-guest", "tpm.enroll", f"enrollment:{request.id[:16]}", "refused", None, now)
+            secret = _decode(request.secret, "secret")
+            row = self.store.take_tpm_enrollment(request.id, now)
+            if row is None:
+                raise KbsError.unauthorized("unknown, expired or already answered TPM enrolment: enroll again")
+            if not hmac.compare_digest(hashlib.sha256(secret).hexdigest(), row.secret_sha256):
+                raise KbsError.attestation_failed("TPM credential activation failed: the secret does not match")
+        except KbsError as exc:
+            target = f"enrollment:{request.id[:16]}"
+            self._audit.record(AuditRecord("tpm-guest", "tpm.enroll", target, "refused", now, reason=exc.variant))
             raise
-        self._audit.record("tpm-guest", "tpm.enroll", f"ak:{enrolled.ak_sha256}", "ok", None, now)
-        return enrolled
-
-    def _activate(self, request: TpmActivateRequest, now: float) -> TpmEnrolled:
-        secret = _decode(request.secret, "secret")
-        row = self.store.take_tpm_enrollment(request.id, now)
-        if row is None:
-            raise KbsError.unauthorized("unknown, expired or already answered TPM enrolment: enroll again")
-        if not hmac.compare_digest(hashlib.sha256(secret).hexdigest(), row.secret_sha256):
-            raise KbsError.attestation_failed("TPM credential activation failed: the secret does not match")
         self.store.enroll_tpm_ak(
-            TpmAk(ak_sha256=row.ak_sha256, ek_certificate_sha256=row.ek_certificate_sha256, enrolled_at=now)
+            TpmAk(ak_sha256=row.ak_sha256, ek_certificate_sha256=row.ek_certificate_sha256, enrolled_at=now),
+            AuditRecord("tpm-guest", "tpm.enroll", f"ak:{row.ak_sha256}", "ok", now),
         )
         return TpmEnrolled(ak_sha256=row.ak_sha256)

@@ -45,6 +45,8 @@ SERVED = {
     ("get", "/kbs/v0/admin/reference-values"),
     ("delete", "/kbs/v0/admin/reference-value/{name}"),
     ("get", "/kbs/v0/admin/audit"),
+    ("get", "/kbs/v0/admin/audit/verify"),
+    ("get", "/kbs/v0/admin/audit/export"),
     ("post", "/kbs/v0/admin/signing-key/rotate"),
     ("get", "/healthz"),
     ("get", "/readyz"),
@@ -121,7 +123,7 @@ def test_admin_operations_require_the_bearer_scheme(spec: dict[str, Any]) -> Non
     scheme = spec["components"]["securitySchemes"]["admin-jwt"]
     assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
     admin = [(m, p, o) for m, p, o in operations(spec) if "admin" in o["tags"]]
-    assert len(admin) == 16
+    assert len(admin) == 18
     for method, path, operation in admin:
         assert operation.get("security") == [{"admin-jwt": []}], (method, path)
     for method, path, operation in operations(spec):
