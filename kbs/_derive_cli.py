@@ -16,7 +16,7 @@ from typing import Any
 
 from verifier.eventlog import MAX_LOG_SIZE
 
-from ._derive import DeriveError, DeriveUsageError, SnpLaunch, derive_snp, derive_tdx, derive_tpm
+from ._derive import TPM_PCR_COUNT, DeriveError, DeriveUsageError, SnpLaunch, derive_snp, derive_tdx, derive_tpm
 from .admin_client import AdminClient
 
 __all__ = ["add_derive_parser"]
@@ -106,6 +106,13 @@ def _int(value: str) -> int:
     return int(value, 0)
 
 
+def _pcr(value: str) -> int:
+    index = int(value)
+    if not 0 <= index < TPM_PCR_COUNT:
+        raise argparse.ArgumentTypeError(f"{value} is not a PCR index (0..{TPM_PCR_COUNT - 1})")
+    return index
+
+
 def add_derive_parser(actions: Any) -> None:
     """Add `derive` to the `reference-value` sub-parsers."""
     derive = actions.add_parser("derive", help="compute reference values from a reference boot's artefacts")
@@ -133,5 +140,5 @@ def add_derive_parser(actions: Any) -> None:
 
     tpm = tees.add_parser("tpm", help="tpm_pcr<N> (SHA-256 bank) from a TCG2 event log")
     tpm.add_argument("--eventlog", required=True, help="binary_bios_measurements of the reference boot")
-    tpm.add_argument("--pcr", type=int, action="append", default=[], help="only this PCR (repeatable)")
+    tpm.add_argument("--pcr", type=_pcr, action="append", default=[], help="only this PCR (repeatable)")
     _common(tpm)
