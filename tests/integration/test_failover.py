@@ -21,7 +21,6 @@ from tests.integration._helpers import SECRET, provision
 from tests.integration._kbs_server import KbsServer, free_port
 from tests.integration.conftest import new_database_url
 
-
 # Every guest here is 127.0.0.1: the limits would meter the test's own load, not a client's abuse.
 UNLIMITED = {"rate_limit": {"auth_per_minute": 0, "attest_per_minute": 0}}
 
