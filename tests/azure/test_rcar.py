@@ -95,6 +95,7 @@ def test_auth_accepts_both_azure_tees(kbs: KbsServer) -> None:
 def test_snp_cvm_gets_the_secret(kbs: KbsServer, tpm: Swtpm, chain: Chain, vek: Vek) -> None:
     with FakeImds(_snp_vm(tpm, chain, vek)) as imds:
         code, out, err = _get(kbs, tpm, imds)
+        assert imds.requests == ["GET /metadata/THIM/amd/certification"]  # the VCEK, where guest-components gets it
     assert code == 0, err
     assert out == SECRET
 
