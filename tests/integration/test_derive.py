@@ -5,6 +5,7 @@ every bad artefact or flag gets its exit code and message."""
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 import uuid
@@ -108,6 +109,44 @@ def test_measured_direct_boot_needs_an_amdsev_build(ovmf: Path, tmp_path: Path) 
     assert done.returncode == 1
     assert "no SNP_KERNEL_HASHES section" in done.stderr.decode()
     assert "AmdSev build" in done.stderr.decode()
+
+
+def _with_kernel_hashes_section(ovmf: Path, tmp_path: Path) -> Path:
+    """SYNTHETIC firmware: Debian's OVMF with its second SEV metadata section (SNP_SEC_MEM at 0x80a000) turned into
+    a one-page SNP_KERNEL_HASHES section, the shape an AmdSev build has (OvmfSevMetadata.asm). No guest boots it;
+    it only lets the kernel/initrd/cmdline options be compared with sev-snp-measure's CLI, as Debian packages no
+    AmdSev build."""
+    data = bytearray(ovmf.read_bytes())
+    entry = data.rindex(SEV_METADATA_GUID)
+    # An OVMF table entry is {data, u16 size, GUID}: the metadata's offset from the end is the u32 before the size.
+    header = len(data) - int.from_bytes(data[entry - 6 : entry - 2], "little")
+    assert data[header : header + 4] == b"ASEV"
+    item = header + 16 + 12  # the 16-byte header, then 12-byte {gpa, size, type} items
+    assert data[item : item + 12] == struct.pack("<III", 0x80A000, 0x3000, 1)
+    data[item : item + 12] = struct.pack("<III", 0x80A000, 0x1000, 0x10)
+    path = tmp_path / "synthetic-amdsev.fd"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_kernel_initrd_and_cmdline_reach_sev_snp_measure(ovmf: Path, tmp_path: Path) -> None:
+    firmware = str(_with_kernel_hashes_section(ovmf, tmp_path))
+    kernel, initrd = tmp_path / "vmlinuz", tmp_path / "initrd.img"
+    kernel.write_bytes(b"kernel" * 1000)
+    initrd.write_bytes(b"initrd" * 1000)
+    boot = ["--kernel", str(kernel), "--initrd", str(initrd), "--append", "console=ttyS0 root=/dev/vda"]
+    launch = ["--ovmf", firmware, *LAUNCHES["four-vcpus-milan"]]
+    measured = derived("snp", *launch, *boot)
+    assert measured == {"snp_measurement": sev_snp_measure(*launch, *boot)}
+    other_cmdline = derived("snp", *launch, *boot[:-1], "console=ttyS0")
+    assert other_cmdline == {"snp_measurement": sev_snp_measure(*launch, *boot[:-1], "console=ttyS0")}
+    assert other_cmdline != measured
+    assert derived("snp", *launch, "--kernel", str(kernel)) == {
+        "snp_measurement": sev_snp_measure(*launch, "--kernel", str(kernel))
+    }
+    done = derive("snp", *launch, "--kernel", str(tmp_path / "missing"))
+    assert done.returncode == 1
+    assert "missing: no such file" in done.stderr.decode()
 
 
 USAGE_ERRORS = {
