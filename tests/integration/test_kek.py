@@ -14,11 +14,19 @@ from typing import Any
 
 import httpx
 import pytest
+from alembic import command
+from alembic.config import Config
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+import kbs.storage
 import policies
+from kbs._kek_sources import key_source, load_or_create_kek
 from kbs.admin_client import AdminError
-from kbs.settings import load
+from kbs.kek import rotate as kek_rotate
+from kbs.sealing import ROOT_KID, Sealer, kid_of
+from kbs.settings import StorageSettings, load
 from kbs.storage import SEALED_COLUMNS, Store
+from kbs.tables import Resource
 from tests.conftest import cli_env, run_cli
 from tests.integration._guest import Guest
 from tests.integration._helpers import SECRET, assert_error
@@ -256,3 +264,33 @@ def test_rotation_while_16_clients_fetch_secrets(tmp_path: Path, database_url: s
     assert during > 0
     assert result.ops > during
     assert len(sealed_by_kid(database_url)) == 1
+
+
+def test_values_sealed_before_the_keyring_open_and_rotate_away(tmp_path: Path, database_url: str) -> None:
+    """An upgrade: values the root key sealed itself (before revision 0003) are tagged `root`, open, and a rotation
+    re-seals them under a data key."""
+    kek = tmp_path / "kek.bin"
+    store = Store(database_url, threads=1)
+    try:
+        with store.write() as writes:
+            config = Config()
+            config.set_main_option("script_location", str(Path(kbs.storage.__file__).parent / "migrations"))
+            config.attributes["connection"] = writes.connection
+            command.upgrade(config, "0002")
+        root = AESGCM(load_or_create_kek(kek, create=True))
+        nonce = os.urandom(12)
+        legacy = nonce + root.encrypt(nonce, SECRET, b"resource:default/key/1")
+        store.put_resource(Resource(path="default/key/1", sealed=legacy, size=len(SECRET), updated_at=0.0))
+        store.migrate()
+        sealer = Sealer(key_source(StorageSettings(kek_file=kek)), store, keep_retired=True)
+        sealer.ensure()
+        (sealed,) = sealed_values(database_url).values()
+        assert kid_of(sealed) == ROOT_KID
+        assert sealer.open(sealed, "resource:default/key/1") == SECRET
+        report = kek_rotate(store, sealer, grace_seconds=0.0)
+        assert report.resealed == {"kbs_resource": 1}
+        (sealed,) = sealed_values(database_url).values()
+        assert kid_of(sealed) == report.active
+        assert sealer.open(sealed, "resource:default/key/1") == SECRET
+    finally:
+        store.engine.dispose()
