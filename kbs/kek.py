@@ -21,12 +21,16 @@ dropped: the rotation goes on and lists it, and `status` lists it too.
 
 from __future__ import annotations
 
+import getpass
+import os
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._audit_chain import AuditRecord
 from .sealing import Sealer, SealError, kid_of
 from .storage import SEALED_COLUMNS, Store
 
@@ -112,6 +116,15 @@ def _kid_or_unknown(sealed: bytes) -> str:
         return "?"
 
 
+def _operator() -> str:
+    """Who ran `kbs kek rotate`, as the audit log names them: a local command has no token, only its OS user."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no name for this uid (a container's): the uid itself
+        user = str(os.getuid())
+    return f"kbs kek rotate ({user}@{socket.gethostname()})"
+
+
 def rotate(
     store: Store,
     sealer: Sealer,
@@ -129,7 +142,7 @@ def rotate(
     else:
         previous = [r.kid for r in rows if r.state == "active"]
         row = sealer.new_key(time.time())
-        store.start_data_key(row)
+        store.start_data_key(row, AuditRecord(_operator(), "kek.rotate", row.kid, "started", row.created_at))
         progress(f"new data key {row.kid} active; {', '.join(previous)} previous")
     sealer.reload()
     report = RotationReport(active=sealer.active_kid, resumed=resumed)
@@ -140,7 +153,9 @@ def rotate(
             break
     else:
         raise RuntimeError(f"values kept appearing under previous keys for {_MAX_PASSES} passes: run again")
-    store.retire_data_keys(previous, time.time())
+    now = time.time()
+    retired = ",".join(previous) or "none"
+    store.retire_data_keys(previous, now, AuditRecord(_operator(), "kek.retire", retired, "ok", now))
     report.retired = previous
     progress(f"retired {', '.join(previous) or 'nothing'}")
     time.sleep(grace_seconds)

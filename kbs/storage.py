@@ -538,18 +538,20 @@ class Store:
             return False
         return True
 
-    def start_data_key(self, row: DataKey) -> None:
-        """`row` becomes the active key and the active one a previous key, in one transaction."""
+    def start_data_key(self, row: DataKey, audit: AuditRecord) -> None:
+        """`row` becomes the active key and the active one a previous key, in one audited transaction."""
         with self._tx() as db:
             db.exec(update(DataKey).where(col(DataKey.state) == "active").values(state="previous"))
             db.add(row)
+            self._audited(db, audit)
 
-    def retire_data_keys(self, kids: Sequence[str], now: float) -> None:
+    def retire_data_keys(self, kids: Sequence[str], now: float, audit: AuditRecord) -> None:
         """The keys are gone: their wrapped form is deleted, their id kept so what they sealed can be named."""
         with self._tx() as db:
             db.exec(
                 update(DataKey).where(col(DataKey.kid).in_(kids)).values(state="retired", wrapped=None, retired_at=now)
             )
+            self._audited(db, audit)
 
     def sealed_batch(
         self, column: SealedColumn, after: tuple[Any, ...] | None, limit: int

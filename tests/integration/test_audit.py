@@ -136,6 +136,16 @@ def test_export_is_incremental_json_lines(broker: KbsServer) -> None:
     assert [json.loads(line) for line in response.text.splitlines()] == everything[1:3]
 
 
+def test_a_kek_rotation_is_audited(broker: KbsServer) -> None:
+    broker.admin.put_resource("default/key/1", SECRET)
+    done = run_cli("kbs", "kek", "rotate", "--config", str(broker.config_file), "--grace-seconds", "1.2")
+    assert done.returncode == 0, done.stderr.decode()
+    entries = [e for e in export(broker) if e["action"].startswith("kek.")]
+    assert [(e["action"], e["outcome"]) for e in entries] == [("kek.rotate", "started"), ("kek.retire", "ok")]
+    assert all(e["actor"].startswith("kbs kek rotate (") for e in entries)
+    assert verify(broker)[0] == 0
+
+
 def _rows(engine: Engine) -> list[Any]:
     with engine.connect() as connection:
         return list(connection.execute(text(f"SELECT {AUDIT_COLUMNS} FROM kbs_audit ORDER BY seq")))
