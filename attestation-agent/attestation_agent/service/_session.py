@@ -26,6 +26,8 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from kbs_protocol import SESSION_COOKIE
+
 from .._http import HttpClient, Response, TransportError
 from .._jwe import EphemeralKey
 from ..attesters import Attester
@@ -39,6 +41,7 @@ from ..kbs_client import (
     decrypt_resource,
     parse_challenge_nonce,
     parse_token,
+    resource_headers,
     token_expiry,
 )
 
@@ -63,6 +66,7 @@ class Attested:
     token: str
     key: EphemeralKey  # the ephemeral key bound into the evidence; resources come encrypted to it
     expires_at: float
+    session: str | None = None  # the broker's session cookie (see kbs_client.resource_headers)
 
 
 class KbsSession:
@@ -189,16 +193,18 @@ class KbsSession:
                 raise KbsUnavailable(f"the KBS at {self.base} lost the session: {exc}") from exc
             raise
         self.attestations += 1
-        return Attested(token=token, key=key, expires_at=token_expiry(token))
+        session = client.cookies.get(SESSION_COOKIE)
+        return Attested(token=token, key=key, expires_at=token_expiry(token), session=session)
 
     async def resource(self, repo: str, kind: str, tag: str) -> bytes:
         """The plaintext of kbs:///repo/kind/tag (segments already checked by the caller)."""
         path = f"/resource/{repo}/{kind}/{tag}"
         for attempt in range(2):
             attested = await self.token()
+            headers = resource_headers(attested.token, attested.session)
             client = await self._resources.get()
             try:
-                response = await self._send(client, "GET", path, headers={"Authorization": f"Bearer {attested.token}"})
+                response = await self._send(client, "GET", path, headers=headers)
             finally:
                 self._resources.put_nowait(client)
             if response.status == 401 and attempt == 0:
