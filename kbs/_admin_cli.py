@@ -16,6 +16,7 @@ from typing import Any
 
 from verifier.rego import Policy, PolicyError, run_rego_tests
 
+from ._derive_cli import add_derive_parser
 from .admin_client import AdminClient
 
 __all__ = ["ADMIN_COMMANDS", "register"]
@@ -313,6 +314,7 @@ def _reference_values(sub: Any) -> None:
     restore.add_argument("name")
     restore.add_argument("--version", type=_version, help="the version to restore (default: the deleted one)")
     restore.set_defaults(handler=lambda a, c: _restored(a.name, c.restore_reference_value(a.name, a.version)))
+    add_derive_parser(rs)
 
 
 @register

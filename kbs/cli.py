@@ -222,7 +222,8 @@ def _cmd_token(args: argparse.Namespace) -> int:
 
 def _cmd_admin(args: argparse.Namespace) -> int:
     local = getattr(args, "local", None)
-    if local is not None:
+    # A command with both (reference-value derive) runs locally unless asked to use the broker (--put).
+    if local is not None and not getattr(args, "use_broker", False):
         code: int = local(args)
         return code
     if not args.url:
