@@ -15,6 +15,7 @@ from ..protocol import BASE_PATH
 from .deps import Admin, AdminCaller, JsonBody, RawBody, ResourcePath
 from .errors import error_responses
 from .schemas import (
+    MAX_VERSION,
     AttestationPolicyBody,
     AuditEntry,
     PolicyDocument,
@@ -59,7 +60,9 @@ TrusteePath = Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/resource/"))]
 AdminPath = Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/admin/resource/"))]
 VersionsPath = Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/admin/resource-versions/"))]
 RestorePath = Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/admin/resource-restore/"))]
-Version = Annotated[int | None, Query(ge=1, description="a kept version (numbered from 1); absent: the current one")]
+Version = Annotated[
+    int | None, Query(ge=1, le=MAX_VERSION, description="a kept version (numbered from 1); absent: the current one")
+]
 
 
 # -- trustee's endpoints -------------------------------------------------------------------------------------------
@@ -232,7 +235,7 @@ async def list_policies(_actor: PolicyReader, admin: Admin) -> list[PolicyInfo]:
 @router.get(
     "/admin/policy/{policy_id:path}",
     response_model=PolicyDocument,
-    responses=error_responses(401, 403, 404, 503),
+    responses=error_responses(400, 401, 403, 404, 503),
     summary="A stored policy, the one in force or a kept `version`, its source base64url",
 )
 async def get_policy(_actor: PolicyReader, policy_id: str, admin: Admin, version: Version = None) -> PolicyDocument:

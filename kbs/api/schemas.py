@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "MAX_VERSION",
     "AttestationPolicyBody",
     "AttestationRequest",
     "AttestationToken",
@@ -290,14 +291,18 @@ class ReferenceValueVersionInfo(_Version):
     expires_at: float | None
 
 
+# Version numbers are SQL INTEGERs (32-bit on PostgreSQL): a larger one is a malformed request, not a query.
+MAX_VERSION = 2**31 - 1
+
+
 class RestoreBody(_Body):
     """Which version to make current again (as a new version); none: the newest one of a deleted key."""
 
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
 
 
 class RollbackBody(_Body):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
 
 
 class RotatedKey(_Body):
