@@ -292,7 +292,8 @@ def _write_current(connection: Connection, kind: Kind, key: str, data: dict[str,
             {"name": key, "value": value, "expires_at": data["expires_at"], "updated_at": now}
             for value in json.loads(data["values_json"])
         ]
-        connection.execute(core_insert(current), rows)
+        if rows:  # an empty set of values is stored as no row (and a version recording [])
+            connection.execute(core_insert(current), rows)
         return
     connection.execute(core_insert(current).values({kind.current_key: key, **data, "updated_at": now}))
 

@@ -243,6 +243,9 @@ def test_trustee_admin_messages_make_versions(server: KbsServer) -> None:
     assert sorted(v["value"] for v in server.admin.list_reference_values() if v["name"] == "hist_svn") == ["1", "2"]
     assert server.cli("reference-value", "restore", "hist_svn", "--version", "8").returncode == 1
 
+    server.admin.put_reference_value("hist_empty", [])  # an empty set is a version too (found by schemathesis)
+    assert [v["values"] for v in server.admin.reference_value_versions("hist_empty")] == [[]]
+
 
 def test_broker_requiring_tests_refuses_a_policy_without(tmp_path: Path) -> None:
     with KbsServer(tmp_path / "conf", config={"policies": {"require_tests": True}}) as server:
