@@ -259,13 +259,13 @@ def test_broker_requiring_tests_refuses_a_policy_without(tmp_path: Path) -> None
 
 
 def test_migration_makes_stored_state_version_1(database_url: str) -> None:
-    """A database written before history existed: what it holds becomes version 1, by `migration 0003`."""
+    """A database written before history existed: what it holds becomes version 1, by `migration 0004`."""
     store = Store(database_url)
     config = Config()
     config.set_main_option("script_location", str(ROOT / "kbs" / "migrations"))
     with store.engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "0002")
+        command.upgrade(config, "0003")
         connection.exec_driver_sql(
             "INSERT INTO kbs_policy (id, source, sha256, updated_at) VALUES ('resource', 'package policy', 'ab', 1)"
         )
@@ -276,7 +276,7 @@ def test_migration_makes_stored_state_version_1(database_url: str) -> None:
     store.migrate()
     now = time.time()
     [policy] = store.history(POLICIES, "resource", now)
-    assert (policy.version, policy.created_by, policy.data["source"]) == (1, "migration 0003", "package policy")
+    assert (policy.version, policy.created_by, policy.data["source"]) == (1, "migration 0004", "package policy")
     [values] = store.history(REFERENCE_VALUES, "svn", now)
     assert json.loads(values.data["values_json"]) == ["1", "2"]
     store.engine.dispose()

@@ -1,7 +1,7 @@
 """History: versions of resources, policies and reference-value sets; what is stored now becomes version 1
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import time
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
 # Who the history names as the writer of what was stored before versions were kept.
-MIGRATED_BY = "migration 0003"
+MIGRATED_BY = "migration 0004"
 
 
 def _history_columns() -> list[sa.Column[object]]:
