@@ -1,5 +1,6 @@
-"""Broker configuration: a TOML file (written by `kbs init`); without one, VERITEE_KBS_* environment variables
-(e.g. VERITEE_KBS_DATABASE__URL). `kbs serve` flags override the host, port and database URL.
+"""Broker configuration: a TOML file (written by `kbs init`) and VERITEE_KBS_* environment variables (e.g.
+VERITEE_KBS_DATABASE__URL), which fill in what the file leaves unset (docker-compose.yml sets the Redis URL and the
+trusted proxy so). `kbs serve` flags override the host, port and database URL.
 
 Secure defaults: loopback HTTP only, no admin API unless an admin key is configured, the sample TEE refused,
 RSA1_5 refused, request bodies capped at 2 MiB.
