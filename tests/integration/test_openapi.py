@@ -194,3 +194,23 @@ def test_framework_refusals_answer_in_trustee_error_shape(broker: KbsServer) -> 
     refused = httpx.put(broker.url + "/kbs/v0/resource/default/key/1", content=b"x")
     assert_error(refused, 405, "InvalidRequest", "PUT is not a method")
     assert {m.strip() for m in refused.headers["Allow"].split(",")} >= {"GET", "POST", "DELETE"}
+
+
+def test_resource_paths_are_documented_with_their_pattern(spec: dict[str, Any], broker: KbsServer) -> None:
+    """What the broker accepts as repo/type/tag is in the document (schemathesis generates from it)."""
+    documented = [
+        parameter["schema"]["pattern"]
+        for _method, _path, operation in operations(spec)
+        for parameter in operation.get("parameters", [])
+        if parameter["name"] == "path"
+    ]
+    assert len(documented) == 4
+    pattern = re.compile(documented[0])
+    assert set(documented) == {pattern.pattern}
+    assert pattern.fullmatch("default/key/1")
+    assert not pattern.fullmatch("default/key")
+    assert not pattern.fullmatch("default/../1")
+    # the broker's own check, not the framework's, still refuses a path, naming the segment at fault
+    admin = {"Authorization": f"Bearer {broker.token}"}
+    refused = httpx.get(broker.url + "/kbs/v0/admin/resource/default/.key/1", headers=admin)
+    assert_error(refused, 400, "InvalidRequest", "resource type '.key' does not match")
