@@ -45,6 +45,12 @@ SERVED = {
     ("delete", "/kbs/v0/admin/policy/{policy_id}"),
     ("get", "/kbs/v0/admin/reference-values"),
     ("delete", "/kbs/v0/admin/reference-value/{name}"),
+    ("get", "/kbs/v0/admin/resource-versions/{path}"),
+    ("post", "/kbs/v0/admin/resource-restore/{path}"),
+    ("get", "/kbs/v0/admin/policy-versions/{policy_id}"),
+    ("post", "/kbs/v0/admin/policy-rollback/{policy_id}"),
+    ("get", "/kbs/v0/admin/reference-value-versions/{name}"),
+    ("post", "/kbs/v0/admin/reference-value-restore/{name}"),
     ("get", "/kbs/v0/admin/audit"),
     ("post", "/kbs/v0/admin/signing-key/rotate"),
     ("get", "/healthz"),
@@ -122,7 +128,7 @@ def test_admin_operations_require_the_bearer_scheme(spec: dict[str, Any]) -> Non
     scheme = spec["components"]["securitySchemes"]["admin-jwt"]
     assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
     admin = [(m, p, o) for m, p, o in operations(spec) if "admin" in o["tags"]]
-    assert len(admin) == 16
+    assert len(admin) == 22
     for method, path, operation in admin:
         assert operation.get("security") == [{"admin-jwt": []}], (method, path)
     for method, path, operation in operations(spec):
@@ -198,7 +204,7 @@ def test_resource_paths_are_documented_with_their_pattern(spec: dict[str, Any], 
         for parameter in operation.get("parameters", [])
         if parameter["name"] == "path"
     ]
-    assert len(documented) == 4
+    assert len(documented) == 6  # trustee's GET, POST, DELETE; the admin read, versions, restore
     pattern = re.compile(documented[0])
     assert set(documented) == {pattern.pattern}
     assert pattern.fullmatch("default/key/1")
