@@ -101,8 +101,8 @@ class Sealer:
 
     def reload(self) -> None:
         """Read the keyring again; unwrap the keys this process has not loaded, forget those retired."""
-        rows = self._store.data_keys()
-        with self._lock:
+        with self._lock:  # one reload at a time, so a slower one never replaces a newer view with an older one
+            rows = self._store.data_keys()
             keys = dict(self._view.keys)
             if not self._keep_retired:
                 for row in rows:
