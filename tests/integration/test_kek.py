@@ -9,11 +9,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import tomli_w
 from alembic import command
 from alembic.config import Config
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -294,3 +296,33 @@ def test_values_sealed_before_the_keyring_open_and_rotate_away(tmp_path: Path, d
         assert sealer.open(sealed, "resource:default/key/1") == SECRET
     finally:
         store.engine.dispose()
+
+
+def test_changing_the_root_key(tmp_path: Path) -> None:
+    """A new root key (here a new key file) with the old one as [storage.previous]: the broker serves what the old
+    root's data keys sealed, a rotation moves every secret under a data key of the new root, then the old root goes."""
+    with KbsServer(tmp_path / "kbs") as server:
+        values = provision(server, 3)
+        server.stop()
+        document = tomllib.loads(server.config_file.read_text())
+        document["storage"] = {"kek_file": "kek-2.bin", "previous": {"kek_file": "kek.bin"}}
+        server.config_file.write_text(tomli_w.dumps(document))
+        done = run_cli("kbs", "kek", "init", "--config", str(server.config_file))
+        assert done.returncode == 0, done.stderr
+        server.start()
+        assert fetch(server.url) == SECRET
+        code, status, err = kek_cli("status", "--config", str(server.config_file))
+        assert code == 0, err
+        assert [k["wrapped_by"] for k in status["keys"]] == ["previous root"]
+        code, _, err = rotate(server)
+        assert code == 0, err
+        code, status, err = kek_cli("status", "--config", str(server.config_file))
+        assert [(k["state"], k["wrapped_by"]) for k in status["keys"]] == [("retired", None), ("active", "root")]
+        server.stop()
+        del document["storage"]["previous"]
+        server.config_file.write_text(tomli_w.dumps(document))
+        (server.config_dir / "kek.bin").unlink()  # the old root key is gone
+        server.start()
+        assert fetch(server.url) == SECRET
+        for path, value in values.items():
+            assert server.admin.get_resource(path) == value
