@@ -1,5 +1,6 @@
-"""Broker configuration: a TOML file (written by `kbs init`); without one, VERITEE_KBS_* environment variables
-(e.g. VERITEE_KBS_DATABASE__URL). `kbs serve` flags override the host, port and database URL.
+"""Broker configuration: a TOML file (written by `kbs init`) and VERITEE_KBS_* environment variables (e.g.
+VERITEE_KBS_DATABASE__URL), which fill in what the file leaves unset (docker-compose.yml sets the Redis URL and the
+trusted proxy so). `kbs serve` flags override the host, port and database URL.
 
 Secure defaults: loopback HTTP only, no admin API unless an admin key is configured, the sample TEE refused,
 RSA1_5 refused, request bodies capped at 2 MiB.
@@ -99,6 +100,20 @@ class LimitsSettings(_Section):
     redis_url: str | None = None
 
 
+class HistorySettings(_Section):
+    # A deleted resource, policy or reference-value set can be restored this long after its deletion; then its
+    # history is swept (at the next admin write, or at start-up).
+    retention_seconds: float = Field(default=30 * 86400, ge=0)
+    # Versions kept per resource path, policy id or reference-value name, the newest first (0: every version).
+    max_versions: int = Field(default=50, ge=0)
+
+
+class PolicySettings(_Section):
+    # Refuse a policy set without Rego unit tests (`kbs admin policy set ... --tests DIR`); trustee's clients send
+    # none, so this is off by default.
+    require_tests: bool = False
+
+
 class VerifierSettings(_Section):
     allow_sample: bool = False
     trust: dict[str, list[Path]] = Field(default_factory=dict)
@@ -120,6 +135,8 @@ class Settings(BaseSettings):
     admin: AdminSettings = Field(default_factory=AdminSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
+    policies: PolicySettings = Field(default_factory=PolicySettings)
     verifier: VerifierSettings = Field(default_factory=VerifierSettings)
 
 
