@@ -2,7 +2,7 @@
 
     root key-encryption key (file | environment | PKCS#11 token, `kbs._kek_sources`)
       └─ wraps the data keys (table kbs_data_key: one active, previous ones while a rotation runs, retired ones gone)
-           └─ seal resources, token signing keys, ... (every value names its key)
+           └─ seal resources, their versions, token signing keys (every value names its key)
 
 A sealed value is `0x01 || len(kid) || kid || nonce(12) || ciphertext || tag`: the key id travels with the value, so
 values sealed under an old and a new key coexist while `kbs kek rotate` re-seals them (`kbs.kek`). The id "root"
