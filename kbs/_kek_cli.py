@@ -100,6 +100,7 @@ def _print_unreadable(unreadable: list[dict[str, str]]) -> None:
 
 def _cmd_rotate(args: argparse.Namespace) -> int:
     from .kek import DEFAULT_BATCH_SIZE, DEFAULT_GRACE_SECONDS, rotate  # noqa: PLC0415
+    from .storage import ConflictError  # noqa: PLC0415
 
     store, sealer = _open(args, rotating=True)
     try:
@@ -110,7 +111,7 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
             grace_seconds=args.grace_seconds or DEFAULT_GRACE_SECONDS,
             progress=lambda line: print(f"kbs kek rotate: {line}", file=sys.stderr, flush=True),
         )
-    except SealError as exc:
+    except (SealError, ConflictError) as exc:
         print(f"kbs kek rotate: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -129,7 +129,7 @@ def rotate(
     else:
         previous = [r.kid for r in rows if r.state == "active"]
         row = sealer.new_key(time.time())
-        store.start_data_key(row)
+        store.start_data_key(row, replacing=previous)
         progress(f"new data key {row.kid} active; {', '.join(previous)} previous")
     sealer.reload()
     report = RotationReport(active=sealer.active_kid, resumed=resumed)

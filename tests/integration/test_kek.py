@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,9 @@ import policies
 from kbs._kek_sources import key_source, load_or_create_kek
 from kbs.admin_client import AdminError
 from kbs.kek import rotate as kek_rotate
-from kbs.sealing import ROOT_KID, Sealer, kid_of
+from kbs.sealing import ROOT_KID, Sealer, kid_of, sealer_for
 from kbs.settings import StorageSettings, load
-from kbs.storage import SEALED_COLUMNS, Store
+from kbs.storage import SEALED_COLUMNS, ConflictError, Store
 from kbs.tables import Resource
 from tests.conftest import cli_env, run_cli
 from tests.integration._guest import Guest
@@ -334,3 +335,19 @@ def test_changing_the_root_key(tmp_path: Path) -> None:
         assert fetch(server.url) == SECRET
         for path, value in values.items():
             assert server.admin.get_resource(path) == value
+
+
+def test_a_rotation_started_meanwhile_is_refused(tmp_path: Path, database_url: str) -> None:
+    """Two rotations at once: the second one's switch of the active key finds it switched already, and refuses."""
+    store = Store(database_url, threads=1)
+    try:
+        store.migrate()
+        sealer = sealer_for(StorageSettings(kek_file=tmp_path / "kek.bin"), store, create=True)
+        sealer.ensure()
+        (first,) = [row.kid for row in store.data_keys()]
+        store.start_data_key(sealer.new_key(time.time()), replacing=[first])
+        with pytest.raises(ConflictError, match="another rotation made a new data key meanwhile"):
+            store.start_data_key(sealer.new_key(time.time()), replacing=[first])
+        assert [row.state for row in store.data_keys()] == ["previous", "active"]
+    finally:
+        store.engine.dispose()
