@@ -192,6 +192,7 @@ def test_environment_variable_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with server:
         provision(server, 2)
         assert fetch(server.url) == SECRET
+        assert httpx.get(server.url + "/readyz").status_code == 200
         code, _, err = rotate(server)
         assert code == 0, err
         assert fetch(server.url) == SECRET
@@ -214,7 +215,10 @@ def test_pkcs11_token_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.setenv(name, value)
     token = {"library": str(SOFTHSM_LIBRARY), "token_label": "veritee", "pin_file": str(tmp_path / "hsm" / "token.pin")}
     config = {"storage": {"kek_source": "pkcs11", "pkcs11": token}}
-    server = KbsServer(tmp_path / "kbs", config=config, database_url=f"sqlite:///{tmp_path / 'token.sqlite'}")
+    # Two worker processes, each with its own session on the token.
+    server = KbsServer(
+        tmp_path / "kbs", config=config, database_url=f"sqlite:///{tmp_path / 'token.sqlite'}", workers=2
+    )
     done = run_cli("kbs", "serve", "--config", str(server.config_file), "--port", str(free_port()))
     assert done.returncode == 1
     assert b"no such key" in done.stderr
