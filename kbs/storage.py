@@ -41,11 +41,13 @@ from sqlmodel import Session as DbSession
 from sqlmodel import col, delete, select, update
 
 from ._engine import WRITE, Prepared, TransactionCounter, TransactionCounts, make_engine
-from .tables import Audit, Policy, ReferenceValue, Resource, Session, SigningKey, TpmAk, TpmEnrollment
+from .tables import Audit, Decision, Policy, ReferenceValue, Resource, Session, SigningKey, TpmAk, TpmEnrollment
 
 __all__ = [
     "DEFAULT_THREADS",
     "ConflictError",
+    "DecisionFilter",
+    "DecisionRecord",
     "PolicyRecord",
     "Reads",
     "ResourceRecord",
@@ -103,6 +105,34 @@ class ResourceRecord:
     sealed: bytes
 
 
+@dataclass(frozen=True)
+class DecisionRecord:
+    """A decision to record (`kbs.tables.Decision` without its id); the JSON members are already serialised."""
+
+    at: float
+    kind: str
+    outcome: str
+    denied: bool
+    tee: str | None
+    path: str | None
+    policy_id: str
+    policy_sha256: str
+    policy_version: int | None
+    input: str | None
+    reference_values: str | None
+    trust_vector: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class DecisionFilter:
+    kind: str | None = None
+    denied: bool = False
+    since: float | None = None
+    path: str | None = None
+    limit: int = 100
+
+
 def _table(model: type[Any]) -> Table:
     return cast(Table, model.__table__)
 
@@ -112,6 +142,7 @@ _POLICY = _table(Policy)
 _REFERENCE = _table(ReferenceValue)
 _RESOURCE = _table(Resource)
 _AUDIT = _table(Audit)
+_DECISION = _table(Decision)
 
 _SELECT_SESSION = core_select(
     _SESSION.c.id, _SESSION.c.nonce, _SESSION.c.tee, _SESSION.c.state, _SESSION.c.expires_at, _SESSION.c.token
@@ -151,6 +182,8 @@ _SWEEP_SESSIONS = core_delete(_SESSION).where(_SESSION.c.expires_at <= bindparam
 _COUNT_SESSIONS = core_select(text("count(*)")).select_from(_SESSION)
 _AUDIT_COLUMNS = ("at", "actor", "action", "target", "outcome", "claims_digest")  # the id is the database's
 _INSERT_AUDIT = core_insert(_AUDIT).values({name: bindparam(name) for name in _AUDIT_COLUMNS})
+_DECISION_COLUMNS = tuple(DecisionRecord.__dataclass_fields__)  # the id is the database's
+_INSERT_DECISION = core_insert(_DECISION).values({name: bindparam(f"v_{name}") for name in _DECISION_COLUMNS})
 
 
 def _select_policies(count: int) -> ClauseElement:
@@ -173,6 +206,7 @@ class _Statements:
         self.sweep_sessions = Prepared(_SWEEP_SESSIONS, dialect)
         self.count_sessions = Prepared(_COUNT_SESSIONS, dialect)
         self.insert_audit = Prepared(_INSERT_AUDIT, dialect)
+        self.insert_decision = Prepared(_INSERT_DECISION, dialect)
         self._select_policies: dict[int, Prepared] = {}
         self._lock = threading.Lock()
 
@@ -245,6 +279,9 @@ class Writes:
     ) -> None:
         values = (at, actor, action, target, outcome, claims_digest)
         self._sql.insert_audit(self.connection, dict(zip(_AUDIT_COLUMNS, values, strict=True)))
+
+    def add_decision(self, decision: DecisionRecord) -> None:
+        self._sql.insert_decision(self.connection, {f"v_{name}": getattr(decision, name) for name in _DECISION_COLUMNS})
 
 
 class Store:
@@ -418,13 +455,44 @@ class Store:
         return True
 
     # -- audit ------------------------------------------------------------------------------------------------
-    def audit(self, row: Audit) -> None:
+    def audit(self, row: Audit, decision: DecisionRecord | None = None) -> None:
+        """Append an audit row, and the decision it records if any, in one write transaction."""
         with self.write() as writes:
             writes.add_audit(row.actor, row.action, row.target, row.outcome, row.claims_digest, row.at)
+            if decision is not None:
+                writes.add_decision(decision)
 
     def audit_log(self, limit: int = 100) -> Sequence[Audit]:
         with self._tx(write=False) as db:
             return db.exec(select(Audit).order_by(col(Audit.id).desc()).limit(limit)).all()
+
+    # -- decisions (recorded on the protocol's path by `Writes.add_decision`) -------------------------------------
+    def decisions(self, where: DecisionFilter) -> Sequence[Decision]:
+        """The newest decisions first that match `where`."""
+        with self._tx(write=False) as db:
+            query = select(Decision).order_by(col(Decision.id).desc()).limit(where.limit)
+            if where.kind is not None:
+                query = query.where(col(Decision.kind) == where.kind)
+            if where.denied:
+                query = query.where(col(Decision.denied).is_(True))
+            if where.since is not None:
+                query = query.where(col(Decision.at) >= where.since)
+            if where.path is not None:
+                query = query.where(col(Decision.path) == where.path)
+            return db.exec(query).all()
+
+    def decision(self, decision_id: int) -> Decision | None:
+        with self._tx(write=False) as db:
+            return db.get(Decision, decision_id)
+
+    def sweep_decisions(self, before: float, keep: int) -> int:
+        """Delete the decisions made before `before` and those beyond the newest `keep`."""
+        with self._tx() as db:
+            swept = db.exec(delete(Decision).where(col(Decision.at) < before)).rowcount
+            cutoff = db.exec(select(Decision.id).order_by(col(Decision.id).desc()).offset(keep).limit(1)).first()
+            if cutoff is not None:
+                swept += db.exec(delete(Decision).where(col(Decision.id) <= cutoff)).rowcount
+            return int(swept)
 
     # -- TPM AK enrolment -------------------------------------------------------------------------------------
     def add_tpm_enrollment(self, row: TpmEnrollment) -> None:

@@ -25,7 +25,9 @@ from ..errors import KbsError
 from ..protocol import SESSION_COOKIE
 from ..services import (
     AdminService,
+    DecisionLog,
     Operations,
+    PolicyAuthoring,
     RcarService,
     ReleaseService,
     Services,
@@ -38,9 +40,11 @@ __all__ = [
     "Admin",
     "AdminCaller",
     "ApiContext",
+    "Authoring",
     "Context",
     "Counters",
     "Credentials",
+    "Decisions",
     "GuestCredentials",
     "JsonBody",
     "Ops",
@@ -107,6 +111,14 @@ async def _admin(request: Request) -> AdminService:
     return _state(request).services.admin
 
 
+async def _decisions(request: Request) -> DecisionLog:
+    return _state(request).services.decisions
+
+
+async def _authoring(request: Request) -> PolicyAuthoring:
+    return _state(request).services.authoring
+
+
 async def _operations(request: Request) -> Operations:
     return _state(request).services.operations
 
@@ -121,6 +133,8 @@ Release = Annotated[ReleaseService, Depends(_release)]
 Tpm = Annotated[TpmEnrollmentService, Depends(_tpm)]
 Admin = Annotated[AdminService, Depends(_admin)]
 Ops = Annotated[Operations, Depends(_operations)]
+Decisions = Annotated[DecisionLog, Depends(_decisions)]
+Authoring = Annotated[PolicyAuthoring, Depends(_authoring)]
 Counters = Annotated[Metrics, Depends(_metrics)]
 
 

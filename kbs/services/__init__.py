@@ -4,6 +4,8 @@
     ReleaseService       GET /resource: the caller's EAR, the resource policy, the secret as a JWE
     TpmEnrollmentService POST /tpm/enroll, /tpm/activate: AK enrolment by credential activation
     AdminService         resources, policies, reference values, signing keys, the audit log
+    DecisionLog          the attestation and resource decisions recorded in those steps' writes, and their sweep
+    PolicyAuthoring      explain a recorded decision; replay recorded decisions under a candidate policy
     Operations           readiness and the token verification keys
 
 Services take the time as a parameter and answer every failure with a `KbsError` (trustee's error shape); they
@@ -24,6 +26,8 @@ from ._ear import EarView
 from ._paths import policy_scope_id, resource_path, split_resource_path
 from .admin import AdminService
 from .audit import AuditLog
+from .authoring import PolicyAuthoring
+from .decisions import DecisionLog
 from .operations import Operations
 from .policies import PolicyBook
 from .rcar import RcarService
@@ -33,8 +37,10 @@ from .tpm import EnrolledAkRegistry, TpmEnrollmentService
 __all__ = [
     "AdminService",
     "AuditLog",
+    "DecisionLog",
     "EarView",
     "Operations",
+    "PolicyAuthoring",
     "RcarService",
     "ReleaseService",
     "Services",
@@ -53,6 +59,8 @@ class Services:
     tpm: TpmEnrollmentService
     admin: AdminService
     operations: Operations
+    decisions: DecisionLog
+    authoring: PolicyAuthoring
 
 
 def build_services(settings: Settings, store: Store) -> Services:
@@ -62,12 +70,15 @@ def build_services(settings: Settings, store: Store) -> Services:
     inputs = VerifierInputs(settings.verifier)
     policies = PolicyBook()
     audit = AuditLog(store)
+    decisions = DecisionLog(settings.decisions, store)
     services = Services(
-        rcar=RcarService(settings, store, keys, inputs, policies, EnrolledAkRegistry(store)),
-        release=ReleaseService(settings, store, sealer, keys, policies, audit),
+        rcar=RcarService(settings, store, keys, inputs, policies, EnrolledAkRegistry(store), decisions),
+        release=ReleaseService(settings, store, sealer, keys, policies, audit, decisions),
         tpm=TpmEnrollmentService(store, inputs.trust.get("tpm", ()), audit),
         admin=AdminService(store, sealer, keys, audit),
         operations=Operations(store, keys, settings.storage.kek_file),
+        decisions=decisions,
+        authoring=PolicyAuthoring(store, decisions),
     )
     store.migrate()
     keys.ensure()

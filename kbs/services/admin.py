@@ -35,10 +35,10 @@ from ._rvps import decode_message
 from .audit import AuditLog
 from .policies import compiled
 
-__all__ = ["AdminService"]
+__all__ = ["AdminService", "b64url_text"]
 
 
-def _b64url_text(value: str, what: str) -> str:
+def b64url_text(value: str, what: str) -> str:
     try:
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
@@ -95,7 +95,7 @@ class AdminService:
         return stored_id
 
     def _set_policy(self, actor: str, policy_id: str, encoded: str, now: float, *, attestation: bool = False) -> None:
-        source = _b64url_text(encoded, "policy")
+        source = b64url_text(encoded, "policy")
         try:
             policy = compiled(source)
         except PolicyError as exc:

@@ -4,7 +4,7 @@ what, when and which token's claims digest; never a secret."""
 from __future__ import annotations
 
 from ..api.schemas import AuditEntry
-from ..storage import Store
+from ..storage import DecisionRecord, Store
 from ..tables import Audit
 
 __all__ = ["MAX_ENTRIES", "AuditLog"]
@@ -16,9 +16,19 @@ class AuditLog:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def record(self, actor: str, action: str, target: str, outcome: str, digest: str | None, now: float) -> None:
+    def record(
+        self,
+        actor: str,
+        action: str,
+        target: str,
+        outcome: str,
+        digest: str | None,
+        now: float,
+        decision: DecisionRecord | None = None,
+    ) -> None:
+        """Append an entry, and the decision it stands for (a resource release or denial), in one write."""
         self._store.audit(
-            Audit(at=now, actor=actor, action=action, target=target, outcome=outcome, claims_digest=digest)
+            Audit(at=now, actor=actor, action=action, target=target, outcome=outcome, claims_digest=digest), decision
         )
 
     def newest(self, limit: int) -> list[AuditEntry]:

@@ -17,6 +17,7 @@ from typing import Any
 import verifier
 from kbs import __version__
 from kbs_protocol import NegotiationError, challenge_extra_params
+from verifier.appraisal import Appraisal
 from verifier.ear import ear_claims, sign
 from verifier.rego import PolicyError
 
@@ -25,10 +26,11 @@ from ..errors import KbsError
 from ..protocol import init_data_digest, runtime_digest, version_supported
 from ..settings import Settings
 from ..signing import KeyRing
+from ..storage import DecisionRecord, Store
 from ..storage import SessionRecord as SessionRow
-from ..storage import Store
 from ..verification import VerifierInputs
 from .composite import Device, appraise_devices, parse_additional_evidence
+from .decisions import DecisionLog, RecordingReferences
 from .policies import PolicyBook, compiled
 from .tpm import EnrolledAkRegistry
 
@@ -51,6 +53,7 @@ class RcarService:
         inputs: VerifierInputs,
         policies: PolicyBook,
         enrolled_aks: EnrolledAkRegistry,
+        decisions: DecisionLog,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -58,6 +61,7 @@ class RcarService:
         self.inputs = inputs
         self.policies = policies
         self.enrolled_aks = enrolled_aks
+        self.decisions = decisions
 
     def auth(self, request: AuthRequest, now: float) -> tuple[Challenge, str]:
         """A challenge and the id of its new session (the caller sets it as the `kbs-session-id` cookie)."""
@@ -102,7 +106,8 @@ class RcarService:
         return session
 
     def attest(self, session_id: str | None, attestation: AttestationRequest, now: float) -> str:
-        """The EAR token for evidence bound to this session's nonce; the nonce is spent whatever the outcome."""
+        """The EAR token for evidence bound to this session's nonce; the nonce is spent whatever the outcome, and the
+        decision (the appraisal, or why the evidence was refused) is recorded in the same write."""
         runtime = attestation.runtime_data
         init = attestation.init_data
         init_digest: bytes | None = None
@@ -123,17 +128,28 @@ class RcarService:
             policy = self.policies.attestation_policy(reads, session.tee)
             reference_values = self.policies.reference_values(reads, now)
         token: str | None = None
+        refusal: DecisionRecord | None = None
+        references = RecordingReferences(reference_values)
         try:
-            token = self._appraise(
-                session.tee, attestation, devices, init_digest, init_claims, policy, reference_values, now
+            token, appraisal = self._appraise(
+                session.tee, attestation, devices, init_digest, init_claims, policy, references, now
             )
+        except KbsError as exc:
+            outcome = "error" if exc.labels.get("reason") == "policy_error" else "rejected"
+            refusal = self.decisions.attestation_refused(session.tee, policy, outcome, exc.detail, now)
+            raise
         finally:
             if token is None:  # refused (or failed): the nonce is spent all the same
                 with self.store.write() as writes:
                     writes.spend_nonce(session.id, session.nonce)
+                    if refusal is not None:
+                        writes.add_decision(refusal)
+        decision = self.decisions.attestation(appraisal, policy, references, now)
         with self.store.write() as writes:
             if not writes.attest_session(session.id, session.nonce, token, now):
                 raise _nonce_spent()
+            if decision is not None:
+                writes.add_decision(decision)
         return token
 
     def _appraise(
@@ -144,10 +160,11 @@ class RcarService:
         init_digest: bytes | None,
         init_claims: dict[str, Any],
         policy: tuple[str, str],
-        reference_values: dict[str, list[str]],
+        reference_values: RecordingReferences,
         now: float,
-    ) -> str:
-        """Verify the evidence, appraise it under `policy` and sign the EAR: no database transaction is open."""
+    ) -> tuple[str, Appraisal]:
+        """Verify the evidence, appraise it under `policy` and sign the EAR (the token and the appraisal it carries):
+        no database transaction is open."""
         runtime = attestation.runtime_data
         digest = runtime_digest(runtime.nonce, runtime.tee_pubkey, attestation.tee_evidence.additional_evidence)
         at = datetime.fromtimestamp(now, UTC)
@@ -193,7 +210,7 @@ class RcarService:
             ttl_seconds=self.settings.tokens.ttl_seconds,
             devices=device_appraisals,
         )
-        return sign(self.keys.signer(), claims)
+        return sign(self.keys.signer(), claims), appraisal
 
 
 class _DevicePolicies:

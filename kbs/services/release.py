@@ -21,6 +21,7 @@ from ..signing import KeyRing
 from ..storage import SessionRecord, Store
 from ._ear import EarView
 from .audit import AuditLog
+from .decisions import DecisionLog
 from .policies import PolicyBook, compiled
 
 __all__ = ["ReleaseService"]
@@ -53,6 +54,7 @@ class ReleaseService:
         keys: KeyRing,
         policies: PolicyBook,
         audit: AuditLog,
+        decisions: DecisionLog,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -60,6 +62,7 @@ class ReleaseService:
         self._keys = keys
         self._policies = policies
         self._audit = audit
+        self._decisions = decisions
 
     def release(self, path: str, session_id: str | None, authorization: str | None, now: float) -> Jwe:
         """One read (the session's token, the resource policy, the sealed resource), the checks and cryptography
@@ -69,14 +72,16 @@ class ReleaseService:
             raise KbsError.unauthorized("no attestation: send the kbs-session-id cookie or a Bearer token")
         with self._store.read() as reads:
             session = reads.session(session_id) if token is None and session_id else None
-            policy_id, source = self._policies.resource_policy(reads, path)
+            policy = self._policies.resource_policy(reads, path)
             row = reads.resource(path)
+        policy_id, source = policy
         ear = self._verified(token if token is not None else _session_token(session, now), now)
         result = self.evaluate_resource_policy(source, ear, path)
         if result.get("allow") is not True:
             reasons = result.get("reasons")
             why = f": {'; '.join(sorted(map(str, reasons)))}" if isinstance(reasons, list) and reasons else ""
-            self._audit.record("token", "resource.deny", path, "denied", ear.digest, now)
+            decision = self._decisions.resource(path, ear.claims, policy, False, why.removeprefix(": ") or None, now)
+            self._audit.record("token", "resource.deny", path, "denied", ear.digest, now, decision)
             # "Access denied by policy" is trustee's wording, which trustee's clients and tests look for.
             raise KbsError.policy_deny(f"Access denied by policy: resource policy {policy_id} denies {path}{why}")
         if row is None:
@@ -91,7 +96,8 @@ class ReleaseService:
             )
         except JweError as exc:
             raise KbsError.invalid_request(str(exc)) from exc
-        self._audit.record("token", "resource.release", path, "released", ear.digest, now)
+        decision = self._decisions.resource(path, ear.claims, policy, True, None, now)
+        self._audit.record("token", "resource.release", path, "released", ear.digest, now, decision)
         return Jwe(**response)
 
     def _verified(self, token: str, now: float) -> EarView:

@@ -79,6 +79,10 @@ class KbsServer:
         self.admin = AdminClient(self.url, self.token, verify=self.verify)
         self.log = folder / f"serve-{self.port}.log"
 
+    def cli(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        """`kbs admin --url <this broker> --token <its admin token> ARGS...`, as an admin runs it."""
+        return run_cli("kbs", "admin", "--url", self.url, "--token", str(self.config_dir / "admin.token"), *args)
+
     def start(self) -> KbsServer:
         code = "import sys; from kbs.cli import main; sys.exit(main())"
         with self.log.open("ab") as log:
