@@ -92,7 +92,7 @@ class DecisionSettings(_Section):
     # Record every attestation and resource decision (what the policy judged, for `kbs admin decisions` and
     # `policy explain|impact`). Off: nothing is recorded, and explain/impact have no history to work on.
     record: bool = True
-    # Decisions older than this, or beyond the newest max_count, are swept (every minute, off the protocol's path).
+    # Decisions older than this are expired, and swept with those beyond the newest max_count (off the protocol path).
     retention_seconds: float = Field(default=30 * 86400, gt=0)
     max_count: int = Field(default=100_000, ge=1)
     # Claims never recorded: JSON pointers into the annotated evidence (`/tdx/mr_config_id`,

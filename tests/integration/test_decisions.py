@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 import policies
+from kbs.storage import DecisionFilter, Store
 from tests.conftest import run_cli
 from tests.integration._guest import Guest
 from tests.integration._kbs_server import KbsServer
+from tests.integration.conftest import new_database_url
 
 # A resource policy with no `reasons` set: explain must find the failing condition by itself.
 TEAM_POLICY = """package policy
@@ -56,8 +59,8 @@ def write_policy(folder: Path, name: str, source: str) -> str:
     return str(path)
 
 
-def test_denied_resource_explained_to_the_failing_condition(tmp_path: Path) -> None:
-    with KbsServer(tmp_path / "kbs") as server:
+def test_denied_resource_explained_to_the_failing_condition(tmp_path: Path, database_url: str) -> None:
+    with KbsServer(tmp_path / "kbs", database_url=database_url) as server:
         server.admin.put_reference_value("sample_svn", ["1"])
         server.admin.put_resource("default/key/1", b"one")
         server.admin.put_resource("team-a/key/1", b"two")
@@ -127,8 +130,8 @@ def test_attestation_explained_with_vector_rules_and_status(tmp_path: Path) -> N
         assert 'references("sample_svn") = ["1"]' in text
 
 
-def test_attestation_policy_impact_lists_exactly_the_flips(tmp_path: Path) -> None:
-    with KbsServer(tmp_path / "kbs") as server:
+def test_attestation_policy_impact_lists_exactly_the_flips(tmp_path: Path, database_url: str) -> None:
+    with KbsServer(tmp_path / "kbs", database_url=database_url) as server:
         server.admin.put_reference_value("sample_svn", ["1", "2"])
         guest = Guest(server.url)
         for svn in ("1", "2", "3", "2"):
@@ -216,12 +219,13 @@ def test_redaction_and_opt_out(tmp_path: Path) -> None:
         assert "resource.deny" in audit  # the audit log does not depend on it
 
 
-def _stored_decisions(server: KbsServer) -> int:
-    database = sqlite3.connect(server.config_dir / "kbs.sqlite")
+def _stored_decisions(url: str) -> int:
+    """The decisions in the database, expired or not (the broker's list hides the expired ones)."""
+    store = Store(url)
     try:
-        return int(database.execute("SELECT count(*) FROM kbs_decision").fetchone()[0])
+        return len(store.decisions(DecisionFilter(limit=1000)))
     finally:
-        database.close()
+        store.engine.dispose()
 
 
 def _wait_for(predicate: Any, timeout: float = 30.0) -> bool:
@@ -233,25 +237,31 @@ def _wait_for(predicate: Any, timeout: float = 30.0) -> bool:
     return False
 
 
-def test_retention_by_time_and_count_is_swept(tmp_path: Path) -> None:
-    with KbsServer(tmp_path / "time", config={"decisions": {"retention_seconds": 3}}) as server:
+def test_retention_by_time_and_count_is_swept(
+    request: pytest.FixtureRequest, tmp_path: Path, database_url: str
+) -> None:
+    retention = {"decisions": {"retention_seconds": 3}}
+    with KbsServer(tmp_path / "time", config=retention, database_url=database_url) as server:
         server.admin.put_reference_value("sample_svn", ["1"])
         guest = Guest(server.url)
         assert attest(guest).status_code == 200
         (row,) = listed(server)
-        assert _wait_for(lambda: _stored_decisions(server) == 0)  # swept from the database, not only hidden
+        assert _wait_for(lambda: _stored_decisions(database_url) == 0)  # swept from the database, not only hidden
         assert listed(server) == []
         gone = server.cli("decisions", "show", str(row["id"]))
         assert gone.returncode == 1
         assert b"does not exist or has expired" in gone.stderr
         assert server.cli("policy", "explain", str(row["id"])).returncode == 1
 
-    with KbsServer(tmp_path / "count", config={"decisions": {"retention_seconds": 40, "max_count": 2}}) as server:
+    kind = "postgres" if database_url.startswith("postgres") else "sqlite"
+    url = new_database_url(request, kind, tmp_path / "count")
+    count = {"decisions": {"retention_seconds": 40, "max_count": 2}}
+    with KbsServer(tmp_path / "count", config=count, database_url=url) as server:
         server.admin.put_reference_value("sample_svn", ["1"])
         guest = Guest(server.url)
         for _ in range(4):
             assert attest(guest).status_code == 200
-        assert _wait_for(lambda: _stored_decisions(server) == 2)
+        assert _wait_for(lambda: _stored_decisions(url) == 2)
         assert len(listed(server)) == 2
 
 

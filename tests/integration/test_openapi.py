@@ -125,7 +125,7 @@ def test_admin_operations_require_the_bearer_scheme(spec: dict[str, Any]) -> Non
     scheme = spec["components"]["securitySchemes"]["admin-jwt"]
     assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
     admin = [(m, p, o) for m, p, o in operations(spec) if "admin" in o["tags"]]
-    assert len(admin) == 16
+    assert len(admin) == 20
     for method, path, operation in admin:
         assert operation.get("security") == [{"admin-jwt": []}], (method, path)
     for method, path, operation in operations(spec):
