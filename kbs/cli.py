@@ -16,7 +16,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from . import _admin_cli, _decisions_cli, _keyprovider_cli  # noqa: F401 (register `kbs admin decisions`, `keyprovider`)
+from . import _admin_cli, _keyprovider_cli  # noqa: F401 (registers `kbs admin keyprovider`)
 from .admin_auth import ROLES, mint_token
 from .admin_client import AdminClient, AdminError
 from .settings import Settings, load
@@ -222,8 +222,8 @@ def _cmd_token(args: argparse.Namespace) -> int:
 
 def _cmd_admin(args: argparse.Namespace) -> int:
     local = getattr(args, "local", None)
-    # A command may run locally or against the broker depending on its arguments (`policy explain --input`).
-    if local is not None and getattr(args, "runs_locally", lambda _args: True)(args):
+    # A command with both (reference-value derive) runs locally unless asked to use the broker (--put).
+    if local is not None and not getattr(args, "use_broker", False):
         code: int = local(args)
         return code
     if not args.url:

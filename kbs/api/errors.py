@@ -7,8 +7,11 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from .._limits import Metrics
 from ..errors import KbsError
@@ -30,6 +33,9 @@ _MEANING = {
 }
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for these error statuses, each with the error body."""
     return {code: {"model": ErrorBody, "description": _MEANING[code]} for code in codes}
@@ -46,6 +52,7 @@ class ErrorAnswers:
         app.add_exception_handler(KbsError, self._kbs_error)  # type: ignore[arg-type]
         app.add_exception_handler(StorageError, self._storage_error)  # type: ignore[arg-type]
         app.add_exception_handler(RequestValidationError, self._validation_error)  # type: ignore[arg-type]
+        app.add_exception_handler(HTTPException, self._http_error)  # type: ignore[arg-type]
 
     def respond(self, error: KbsError) -> JSONResponse:
         status = 401 if self._legacy_401 and error.status < 500 else error.status
@@ -63,3 +70,24 @@ class ErrorAnswers:
 
     async def _validation_error(self, _request: Request, exc: RequestValidationError) -> JSONResponse:
         return self.respond(KbsError.invalid_request(f"malformed request: {exc.errors()[:1]}"))
+
+    async def _http_error(self, request: Request, exc: HTTPException) -> Response:
+        """The framework's own refusals in trustee's error shape too: no route (404) and a method the path does not
+        take (405, its Allow naming every method of the path: each method is a route of its own, and the framework
+        names only those of the first route that matched). Not turned into 401 by legacy_401: no route is no KBS."""
+        if exc.status_code == 404:
+            error = KbsError.not_found("no such endpoint")
+            headers = None
+        elif exc.status_code == 405:
+            routes = request.app.router.routes
+            allowed = [
+                method
+                for method in _METHODS
+                if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+            ]
+            error = KbsError(405, "InvalidRequest", f"{request.method} is not a method of this endpoint")
+            headers = {"Allow": ", ".join(allowed)}
+        else:
+            return await http_exception_handler(request, exc)
+        self._metrics.inc("kbs_errors_total", variant=error.variant)
+        return JSONResponse(error.body(), status_code=error.status, headers=headers)

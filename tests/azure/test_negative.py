@@ -22,6 +22,7 @@ from tests.azure.conftest import (
     V2_REPORT_DATA,
     encode,
     flip_hcl,
+    flip_pcr,
     flip_quote,
     hcl_of,
     load,
@@ -40,14 +41,6 @@ SNP_V1 = "az-snp-vtpm/evidence-v1.json"
 TDX_V1 = "az-tdx-vtpm/evidence-v1.json"
 
 Document = dict[str, object]
-
-
-def _set_pcr(document: Document, index: int) -> Document:
-    quote = dict(document["tpm_quote"])  # type: ignore[call-overload]
-    pcrs = list(quote["pcrs"])
-    pcrs[index] = "ff" * 32  # not a reset value (PCR 23 is all zeros in the vectors)
-    quote["pcrs"] = pcrs
-    return {**document, "tpm_quote": quote}
 
 
 def _drop_pcr23(document: Document) -> Document:
@@ -87,8 +80,8 @@ SNP_CASES: dict[str, tuple[Callable[[Document], Document], Reason]] = {
     "quote message byte flipped": (lambda d: flip_quote(d, "message", 60), Reason.SIGNATURE_INVALID),
     "quote signature byte flipped": (lambda d: flip_quote(d, "signature", 7), Reason.SIGNATURE_INVALID),
     "quote signed by another AK": (_foreign_quote, Reason.SIGNATURE_INVALID),
-    "PCR 0 changed": (lambda d: _set_pcr(d, 0), Reason.PCR_DIGEST_MISMATCH),
-    "PCR 23 changed": (lambda d: _set_pcr(d, 23), Reason.PCR_DIGEST_MISMATCH),
+    "PCR 0 changed": (lambda d: flip_pcr(d, 0), Reason.PCR_DIGEST_MISMATCH),
+    "PCR 23 changed": (lambda d: flip_pcr(d, 23), Reason.PCR_DIGEST_MISMATCH),
     "runtime data byte flipped (AK modulus)": (lambda d: flip_hcl(d, RUNTIME_DATA + 100), Reason.REPORT_DATA_MISMATCH),
     "runtime data byte flipped (user-data)": (lambda d: flip_hcl(d, RUNTIME_DATA + 1050), Reason.REPORT_DATA_MISMATCH),
     "hardware report MEASUREMENT flipped": (
@@ -280,7 +273,7 @@ def test_tdx_wrong_nonce_and_changed_pcr(tdx_cvm: Synthetic) -> None:
     assert reason_of("az-tdx-vtpm", tdx_cvm.evidence(), report_data=bytes(48), **options) is (
         Reason.REPORT_DATA_MISMATCH
     )
-    assert reason_of("az-tdx-vtpm", _set_pcr(tdx_cvm.evidence(), 8), report_data=bytes(range(48)), **options) is (
+    assert reason_of("az-tdx-vtpm", flip_pcr(tdx_cvm.evidence(), 8), report_data=bytes(range(48)), **options) is (
         Reason.PCR_DIGEST_MISMATCH
     )
 

@@ -16,6 +16,7 @@ from tests.azure.conftest import (
     GENOA_REPORT_DATA,
     TODAY,
     V2_REPORT_DATA,
+    flip_pcr,
     flip_quote,
     hcl_of,
     load,
@@ -193,13 +194,6 @@ def _tdx_quote_reason(document: dict[str, object], report_data: bytes) -> Reason
     return caught.value.reason
 
 
-def _flip_pcr0(document: dict[str, object]) -> dict[str, object]:
-    quote = dict(document["tpm_quote"])  # type: ignore[call-overload]
-    pcrs = list(quote["pcrs"])
-    pcrs[0] = f"{int(pcrs[0][:2], 16) ^ 1:02x}" + pcrs[0][2:]
-    return {**document, "tpm_quote": {**quote, "pcrs": pcrs}}
-
-
 def test_trustee_tdx_changes_are_refused() -> None:
     """trustee's az-tdx-vtpm tests on this very vector (its HCL report and vTPM quote are theirs): a changed byte of
     the runtime data (0x880 += 1) unbinds it from the TD quote's REPORTDATA; a flipped signature byte, a reversed
@@ -212,4 +206,4 @@ def test_trustee_tdx_changes_are_refused() -> None:
     assert parse_quote(evidence.hardware).body.report_data != changed.runtime_data_report_data()
     assert _tdx_quote_reason(flip_quote(document, "signature", 0), CHALLENGE) is Reason.SIGNATURE_INVALID
     assert _tdx_quote_reason(document, CHALLENGE[::-1]) is Reason.REPORT_DATA_MISMATCH
-    assert _tdx_quote_reason(_flip_pcr0(document), CHALLENGE) is Reason.PCR_DIGEST_MISMATCH
+    assert _tdx_quote_reason(flip_pcr(document, 0), CHALLENGE) is Reason.PCR_DIGEST_MISMATCH
