@@ -233,6 +233,8 @@ def print_table(rows: list[dict[str, Any]], header: str) -> None:
 @contextmanager
 def brokers(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Target, Target | None]]:
     config: dict[str, Any] = {"rate_limit": {"auth_per_minute": 0, "attest_per_minute": 0}}
+    if args.no_decisions:
+        config["decisions"] = {"record": False}
     url, workers = args.database_url, args.workers
     servers = [KbsServer(folder, config=config, database_url=url, workers=workers).start()]
     for _ in range(args.replicas - 1):
@@ -269,6 +271,9 @@ def main() -> int:
     parser.add_argument("--server-cpus", type=cpus, help="pin the servers to these CPUs, e.g. 0")
     parser.add_argument("--client-cpus", type=cpus, help="pin the load generator to these CPUs, e.g. 1")
     parser.add_argument("--json", action="store_true", help="one JSON object per concurrency level on stdout")
+    parser.add_argument(
+        "--no-decisions", action="store_true", help="[decisions] record = false: the cost of recording them"
+    )
     args = parser.parse_args()
     if args.replicas > 1 and not args.database_url:
         parser.error("--replicas needs a shared --database-url (PostgreSQL)")

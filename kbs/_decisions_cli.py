@@ -144,17 +144,29 @@ def _impact(args: argparse.Namespace, client: AdminClient) -> int:
     return 0
 
 
+class _LocalInput(argparse.Action):
+    """`--input FILE` makes `policy explain` a local command (kbs.cli runs `local` unless `use_broker`)."""
+
+    def __call__(self, _parser: Any, namespace: argparse.Namespace, values: Any, _option: str | None = None) -> None:
+        namespace.input = values
+        namespace.use_broker = False
+
+
 def _policy_commands(ps: Any) -> None:
     ex = ps.add_parser(
         "explain",
         help="ID: why a recorded decision went as it did; --input FILE POLICY.rego: the same for a local policy",
     )
     ex.add_argument("target", help="a decision id, or (with --input) a policy file")
-    ex.add_argument("--input", help="input JSON: EAR claims (resource policy) or annotated evidence (attestation)")
+    ex.add_argument(
+        "--input",
+        action=_LocalInput,
+        help="input JSON: EAR claims (resource policy) or annotated evidence (attestation); explains locally",
+    )
     ex.add_argument("--data", help='data JSON; its "reference" member answers query_reference_value')
     ex.add_argument("--resource", help="REPO/TYPE/TAG: the path a resource policy is asked about")
     ex.add_argument("--json", action="store_true", help="the explanation as JSON")
-    ex.set_defaults(handler=_explain_remote, local=_explain_local, runs_locally=lambda a: a.input is not None)
+    ex.set_defaults(handler=_explain_remote, local=_explain_local, use_broker=True)
     im = ps.add_parser("impact", help="attestation|resource [ID] NEW.rego: recorded decisions NEW would flip")
     im.add_argument("kind", choices=["attestation", "resource"])
     im.add_argument("id_and_file", nargs="+", metavar="[ID] NEW.rego")
