@@ -15,6 +15,7 @@ from starlette.routing import Match
 
 from .._limits import Metrics
 from ..errors import KbsError
+from ..sealing import SealError
 from ..storage import StorageError
 from .schemas import ErrorBody
 
@@ -29,7 +30,7 @@ _MEANING = {
     404: "no such resource, policy or reference value (ResourceNotFound)",
     413: "request body over server.max_body_bytes (PayloadTooLarge)",
     429: "too many requests from this client (RateLimited)",
-    503: "the broker's database is unavailable (ServiceUnavailable)",
+    503: "the broker's database or key-encryption key is unavailable (ServiceUnavailable)",
 }
 
 
@@ -51,6 +52,7 @@ class ErrorAnswers:
     def install(self, app: FastAPI) -> None:
         app.add_exception_handler(KbsError, self._kbs_error)  # type: ignore[arg-type]
         app.add_exception_handler(StorageError, self._storage_error)  # type: ignore[arg-type]
+        app.add_exception_handler(SealError, self._seal_error)  # type: ignore[arg-type]
         app.add_exception_handler(RequestValidationError, self._validation_error)  # type: ignore[arg-type]
         app.add_exception_handler(HTTPException, self._http_error)  # type: ignore[arg-type]
 
@@ -67,6 +69,12 @@ class ErrorAnswers:
         log.error("storage failure: %s", exc)
         self._metrics.inc("kbs_database_errors_total")
         return self.respond(KbsError.unavailable("the broker's database is unavailable; retry later"))
+
+    async def _seal_error(self, _request: Request, exc: SealError) -> JSONResponse:
+        # A secret that does not open (its key retired and gone, the token away, tampered storage) is the operator's
+        # to fix: the message names the secret and the key, never a value.
+        log.error("sealed secret unavailable: %s", exc)
+        return self.respond(KbsError.unavailable(str(exc)))
 
     async def _validation_error(self, _request: Request, exc: RequestValidationError) -> JSONResponse:
         return self.respond(KbsError.invalid_request(f"malformed request: {exc.errors()[:1]}"))

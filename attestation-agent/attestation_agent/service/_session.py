@@ -7,6 +7,9 @@
   drops that token, if it is still the current one, and is retried once with a fresh attestation.
 - Transport failures and 429/502/503/504 are retried with a short backoff; after that the caller gets
   `KbsUnavailable` (the route answers 503) and the next request tries again: nothing is cached from a failure.
+  A handshake is retried whole, from /auth (new session, nonce and key), never by sending /attest again: a broker
+  (or a replica behind a load balancer) that failed mid-/attest may have consumed the nonce. A /attest answered 401
+  `UnAuthorized` (the session is gone) is retried the same way.
 
 HTTP is the agent's standard-library client (`attestation_agent._http`, one kept-alive connection each), run on a
 small thread pool: one client for handshakes (its session cookie is never sent with a resource request, which
@@ -23,18 +26,22 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from kbs_protocol import SESSION_COOKIE
+
 from .._http import HttpClient, Response, TransportError
 from .._jwe import EphemeralKey
 from ..attesters import Attester
 from ..kbs_client import (
     BASE_PATH,
     RETRY_STATUSES,
+    KbsClientError,
     attestation_body,
     auth_body,
     check_response,
     decrypt_resource,
     parse_challenge_nonce,
     parse_token,
+    resource_headers,
     token_expiry,
 )
 
@@ -59,6 +66,7 @@ class Attested:
     token: str
     key: EphemeralKey  # the ephemeral key bound into the evidence; resources come encrypted to it
     expires_at: float
+    session: str | None = None  # the broker's session cookie (see kbs_client.resource_headers)
 
 
 class KbsSession:
@@ -132,39 +140,71 @@ class KbsSession:
         json_body: object = None,
         headers: dict[str, str] | None = None,
     ) -> Response:
+        """A request retried as it is (for requests that may be sent twice: the resource GET)."""
         for delay in (*RETRY_DELAYS, None):
             try:
-                response = await self._run(self._network, _request, client, method, path, json_body, headers)
-            except TransportError as exc:
+                return await self._once(client, method, path, json_body=json_body, headers=headers)
+            except KbsUnavailable:
                 if delay is None:
-                    raise KbsUnavailable(f"the KBS at {self.base} is unreachable: {exc}") from exc
-            else:
-                if response.status not in RETRY_STATUSES:
-                    return response
-                if delay is None:
-                    raise KbsUnavailable(f"the KBS at {self.base} answered HTTP {response.status}; retry later")
+                    raise
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
+    async def _once(
+        self,
+        client: HttpClient,
+        method: str,
+        path: str,
+        *,
+        json_body: object = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        """One request; KbsUnavailable when the broker cannot be reached or asks for a retry."""
+        try:
+            response = await self._run(self._network, _request, client, method, path, json_body, headers)
+        except TransportError as exc:
+            raise KbsUnavailable(f"the KBS at {self.base} is unreachable: {exc}") from exc
+        if response.status in RETRY_STATUSES:
+            raise KbsUnavailable(f"the KBS at {self.base} answered HTTP {response.status}; retry later")
+        return response
+
     async def _attest(self) -> Attested:
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return await self._handshake()
+            except KbsUnavailable:
+                if delay is None:
+                    raise
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _handshake(self) -> Attested:
         client = self._handshakes
         client.cookies.clear()  # a fresh session: the cookie of this /auth goes with this /attest only
         auth = auth_body(self._attester.tee)
-        challenge = check_response(await self._send(client, "POST", "/auth", json_body=auth), "auth")
+        challenge = check_response(await self._once(client, "POST", "/auth", json_body=auth), "auth")
         nonce, algorithm = parse_challenge_nonce(challenge)
         body, key = await self._run(self._device, attestation_body, self._attester, nonce, self._init_data, algorithm)
-        token = parse_token(check_response(await self._send(client, "POST", "/attest", json_body=body), "attest"))
+        answer = await self._once(client, "POST", "/attest", json_body=body)
+        try:
+            token = parse_token(check_response(answer, "attest"))
+        except KbsClientError as exc:
+            if exc.status == 401 and (exc.error_type or "").endswith("/UnAuthorized"):
+                raise KbsUnavailable(f"the KBS at {self.base} lost the session: {exc}") from exc
+            raise
         self.attestations += 1
-        return Attested(token=token, key=key, expires_at=token_expiry(token))
+        session = client.cookies.get(SESSION_COOKIE)
+        return Attested(token=token, key=key, expires_at=token_expiry(token), session=session)
 
     async def resource(self, repo: str, kind: str, tag: str) -> bytes:
         """The plaintext of kbs:///repo/kind/tag (segments already checked by the caller)."""
         path = f"/resource/{repo}/{kind}/{tag}"
         for attempt in range(2):
             attested = await self.token()
+            headers = resource_headers(attested.token, attested.session)
             client = await self._resources.get()
             try:
-                response = await self._send(client, "GET", path, headers={"Authorization": f"Bearer {attested.token}"})
+                response = await self._send(client, "GET", path, headers=headers)
             finally:
                 self._resources.put_nowait(client)
             if response.status == 401 and attempt == 0:
