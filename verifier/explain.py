@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from .appraisal import AR4SI_CLAIMS, status_of, trust_vector
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 _PROBE = "veritee_explain"
+_MODULE = "veritee_explain.rego"
 _MAX_DEPTH = 3
 _MAX_BINDINGS = 5
 _SCALARS = frozenset({"String", "RawString", "Number", "Bool", "Null"})
@@ -246,6 +248,65 @@ def _referenced_rule(literal: Mapping[str, Any]) -> str | None:
 # -- probing ------------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Probes:
+    """A policy's probe rules (see the module's docstring), built once per compiled policy: the module that holds
+    every probe that compiles, and the names of those that do not (a prefix of a body that only compiles whole:
+    Rego orders a body's statements by the variables they bind)."""
+
+    source: _Source
+    query: str
+    rules: dict[str, _Rule]
+    index: dict[str, int]  # rule name -> its number in the probe names
+    module: str
+    policy: Policy
+    dropped: frozenset[str]
+
+
+def _probe_rules(source: _Source, rules: dict[str, _Rule], index: dict[str, int]) -> dict[str, str]:
+    probes: dict[str, str] = {}
+    for name, r in index.items():
+        bodies = [body for spec in rules[name].specs for body in spec["bodies"]]
+        for b, body in enumerate(bodies):
+            statements = [source.text(s) for s in body["query"]["stmts"]]
+            for k, statement in enumerate(body["query"]["stmts"]):
+                holds = f"{_PROBE}_h_{r}_{b}_{k}"
+                probes[holds] = f"{holds} if {{\n{chr(10).join(statements[: k + 1])}\n}}"
+                terms = [source.term(t) for t in _operands(statement["literal"])]
+                if terms:
+                    values = f"{_PROBE}_v_{r}_{b}_{k}"
+                    compared = ", ".join(f"[{_PROBE}_x | {_PROBE}_x := {t}]" for t in terms)
+                    prefix = "\n".join(statements[:k]) or "true"
+                    probes[values] = f"{values} contains [{compared}] if {{\n{prefix}\n}}"
+    return probes
+
+
+@lru_cache(maxsize=64)
+def _probes(policy: Policy) -> _Probes:
+    source = _Source(policy.source)
+    tree = policy.syntax_tree()
+    package = source.text(tree["package"]).split(None, 1)[1].strip()
+    imports = [source.text(node) for node in tree.get("imports", [])]
+    if "import rego.v1" not in imports:
+        imports.append("import rego.v1")
+    header = "\n".join([f"package {package}", *imports])
+    rules = _rules(tree, source)
+    index = {name: r for r, name in enumerate(n for n, rule in rules.items() if not rule.function)}
+    probes = _probe_rules(source, rules, index)
+    dropped: set[str] = set()
+    try:
+        probe_policy = policy.with_module(_MODULE, f"{header}\n\n{chr(10).join(probes.values())}\n")
+    except PolicyError:
+        for name, rule in probes.items():
+            try:
+                policy.with_module(_MODULE, f"{header}\n\n{rule}\n")
+            except PolicyError:
+                dropped.add(name)
+        kept = "\n".join(rule for name, rule in probes.items() if name not in dropped)
+        probe_policy = policy.with_module(_MODULE, f"{header}\n\n{kept}\n")
+    return _Probes(source, f"data.{package}", rules, index, header, probe_policy, frozenset(dropped))
+
+
 class _Explainer:
     def __init__(
         self,
@@ -254,43 +315,27 @@ class _Explainer:
         data: Mapping[str, object] | None,
         references: Mapping[str, object] | None,
     ) -> None:
-        self._policy = policy
-        self._input = input
-        self._data = data
-        self._references = references
-        self._source = _Source(policy.source)
-        tree = policy.syntax_tree()
-        package = self._source.text(tree["package"]).split(None, 1)[1].strip()
-        self._query = f"data.{package}"
-        imports = [self._source.text(node) for node in tree.get("imports", [])]
-        if "import rego.v1" not in imports:
-            imports.append("import rego.v1")
-        self._header = "\n".join([f"package {package}", *imports])
-        self._rules = _rules(tree, self._source)
-        self.values = policy.evaluate(self._query, input, data, references)
-
-    def _evaluate_probes(self, probes: dict[str, str]) -> tuple[dict[str, Any], set[str]]:
-        """Each probe rule's value (missing when undefined), and the probes that did not compile. Probes are
-        compiled together; when that fails (a prefix of a body that only compiles whole: Rego orders a body's
-        statements by the variables they bind), one by one."""
-        if not probes:
-            return {}, set()
+        probes = _probes(policy)
+        self._source = probes.source
+        self._rules = probes.rules
+        self._index = probes.index
+        self.dropped = set(probes.dropped)
+        # One evaluation answers the policy's rules and every probe.
         try:
-            return self._run("\n\n".join(probes.values())), set()
+            everything = probes.policy.evaluate(probes.query, input, data, references)
         except PolicyError:
-            values: dict[str, Any] = {}
-            dropped: set[str] = set()
-            for name, rule in probes.items():
+            # A probe that fails to evaluate on this input (the policy itself evaluates, below, or raises): the
+            # probes one by one, dropping those that fail.
+            everything = policy.evaluate(probes.query, input, data, references)
+            for name, rule in _probe_rules(self._source, self._rules, self._index).items():
                 try:
-                    values |= self._run(rule)
+                    one = policy.with_module(_MODULE, f"{probes.module}\n\n{rule}\n")
+                    answer = one.evaluate(probes.query, input, data, references)
+                    everything |= {name: answer[name]} if name in answer else {}
                 except PolicyError:
-                    dropped.add(name)
-            return values, dropped
-
-    def _run(self, rules: str) -> dict[str, Any]:
-        probe = self._policy.with_module("veritee_explain.rego", f"{self._header}\n\n{rules}\n")
-        values = probe.evaluate(self._query, self._input, self._data, self._references)
-        return {k: v for k, v in values.items() if k.startswith(_PROBE)}
+                    self.dropped.add(name)
+        self.values = {k: v for k, v in everything.items() if not k.startswith(_PROBE)}
+        self._results = {k: v for k, v in everything.items() if k.startswith(_PROBE)}
 
     def rule(self, name: str, depth: int = 0, seen: frozenset[str] = frozenset()) -> RuleExplanation:
         rule = self._rules.get(name)
@@ -298,20 +343,8 @@ class _Explainer:
         value = self.values.get(name)
         if rule is None or rule.function:
             return RuleExplanation(name, defined, value, [], [])
-        # Every body of every definition, numbered: a definition with no body (`t := {...}`) holds as it stands.
-        bodies = [(spec, body) for spec in rule.specs for body in spec["bodies"]]
-        probes: dict[str, str] = {}
-        for b, (_spec, body) in enumerate(bodies):
-            statements = [self._source.text(s) for s in body["query"]["stmts"]]
-            for k, statement in enumerate(body["query"]["stmts"]):
-                holds = f"{_PROBE}_h_{b}_{k}"
-                probes[holds] = f"{holds} if {{\n{chr(10).join(statements[: k + 1])}\n}}"
-                terms = [self._source.term(t) for t in _operands(statement["literal"])]
-                if terms:
-                    compared = ", ".join(f"[{_PROBE}_x | {_PROBE}_x := {t}]" for t in terms)
-                    prefix = "\n".join(statements[:k]) or "true"
-                    probes[f"{_PROBE}_v_{b}_{k}"] = f"{_PROBE}_v_{b}_{k} contains [{compared}] if {{\n{prefix}\n}}"
-        results, dropped = self._evaluate_probes(probes)
+        r = self._index[name]
+        results, dropped = self._results, self.dropped
         definitions = [
             Definition(line=_span(d)["line"], text=self._source.first_line(d), default=True, holds=True)
             for d in rule.defaults
@@ -319,26 +352,30 @@ class _Explainer:
         decided_by: list[int] = []
         b = 0
         for spec in rule.specs:
-            if not spec["bodies"]:
+            if not spec["bodies"]:  # a definition with no body (`t := {...}`) holds as it stands
                 line = _span(spec)["line"]
                 definitions.append(Definition(line=line, text=self._source.first_line(spec), default=False, holds=True))
                 decided_by.append(line)
             # In an else chain only the first body that holds counts; a partial rule collects from every definition.
             chain_decided = False
             for i, body in enumerate(spec["bodies"]):
+                statements = body["query"]["stmts"]
+                # The whole body is its last prefix, which compiles as the policy did.
+                holds = not statements or f"{_PROBE}_h_{r}_{b}_{len(statements) - 1}" in results
                 failed: Condition | None = None
-                for k, statement in enumerate(body["query"]["stmts"]):
+                for k, statement in enumerate(statements if not holds else []):
                     # A prefix that does not compile on its own says nothing: the next statement is tried.
-                    holds = f"{_PROBE}_h_{b}_{k}"
-                    if holds not in results and holds not in dropped:
-                        failed = self._condition(statement, results.get(f"{_PROBE}_v_{b}_{k}"), depth, seen | {name})
+                    prefix = f"{_PROBE}_h_{r}_{b}_{k}"
+                    if prefix not in results and prefix not in dropped:
+                        compared = results.get(f"{_PROBE}_v_{r}_{b}_{k}")
+                        failed = self._condition(statement, compared, depth, seen | {name})
                         break
                 b += 1
                 node = spec if i == 0 else body
                 line = _span(node)["line"]
                 text = self._source.first_line(node)
-                definitions.append(Definition(line, text, default=False, holds=failed is None, failed=failed))
-                if failed is None and not chain_decided:
+                definitions.append(Definition(line, text, default=False, holds=holds, failed=failed))
+                if holds and not chain_decided:
                     decided_by.append(line)
                     chain_decided = True
         if not decided_by and rule.defaults:

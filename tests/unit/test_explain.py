@@ -120,3 +120,14 @@ def test_every_shipped_policy_explains(name: str) -> None:
     }
     explanation = explain(policy, document, {"resource-path": ["a", "b", "c"]}, {})
     assert render(explanation)
+
+
+def test_a_probe_that_fails_to_evaluate_is_dropped_not_fatal() -> None:
+    """The policy never evaluates an `else` branch after one that held; its probe does, and here it fails (regorus
+    raises on `to_number("abc")`): the explanation goes on without that branch's conditions."""
+    source = "package policy\nimport rego.v1\nx := 1 if input.ok\nelse := 2 if to_number(input.s) > 1\n"
+    rule = explain_rule(Policy.compile(source), "x", {"ok": True, "s": "abc"})
+    assert (rule.value, rule.decided_by) == (1, [3])
+    taken, skipped = rule.definitions
+    assert taken.holds
+    assert (skipped.holds, skipped.failed) == (False, None)
