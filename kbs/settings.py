@@ -94,6 +94,20 @@ class LimitsSettings(_Section):
     redis_url: str | None = None
 
 
+class HistorySettings(_Section):
+    # A deleted resource, policy or reference-value set can be restored this long after its deletion; then its
+    # history is swept (at the next admin write, or at start-up).
+    retention_seconds: float = Field(default=30 * 86400, ge=0)
+    # Versions kept per resource path, policy id or reference-value name, the newest first (0: every version).
+    max_versions: int = Field(default=50, ge=0)
+
+
+class PolicySettings(_Section):
+    # Refuse a policy set without Rego unit tests (`kbs admin policy set ... --tests DIR`); trustee's clients send
+    # none, so this is off by default.
+    require_tests: bool = False
+
+
 class VerifierSettings(_Section):
     allow_sample: bool = False
     trust: dict[str, list[Path]] = Field(default_factory=dict)
@@ -128,6 +142,8 @@ class Settings(BaseSettings):
     admin: AdminSettings = Field(default_factory=AdminSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
+    policies: PolicySettings = Field(default_factory=PolicySettings)
     verifier: VerifierSettings = Field(default_factory=VerifierSettings)
     decisions: DecisionSettings = Field(default_factory=DecisionSettings)
 

@@ -6,6 +6,7 @@
     AdminService         resources, policies, reference values, signing keys, the audit log
     DecisionLog          the attestation and resource decisions recorded in those steps' writes, and their sweep
     PolicyAuthoring      explain a recorded decision; replay recorded decisions under a candidate policy
+    HistoryService       (AdminService.history) their versions: list, read one, restore, roll a policy back
     Operations           readiness and the token verification keys
 
 Services take the time as a parameter and answer every failure with a `KbsError` (trustee's error shape); they
@@ -15,6 +16,7 @@ cryptography: the routes run services in the app's thread pool (`kbs.api.deps.Ap
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from .._kek_sources import key_source
@@ -76,7 +78,7 @@ def build_services(settings: Settings, store: Store) -> Services:
         rcar=RcarService(settings, store, keys, inputs, policies, EnrolledAkRegistry(store), decisions),
         release=ReleaseService(settings, store, sealer, keys, policies, audit, decisions),
         tpm=TpmEnrollmentService(store, inputs.trust.get("tpm", ()), audit),
-        admin=AdminService(store, sealer, keys, audit),
+        admin=AdminService(store, sealer, keys, audit, require_tests=settings.policies.require_tests),
         operations=Operations(store, keys, sealer),
         decisions=decisions,
         authoring=PolicyAuthoring(store, decisions),
@@ -84,4 +86,6 @@ def build_services(settings: Settings, store: Store) -> Services:
     store.migrate()
     sealer.ensure()
     keys.ensure()
+    # History past its retention also goes at each admin write; at start-up for a broker that sees none for long.
+    store.sweep_history(time.time())
     return services

@@ -44,7 +44,11 @@ class PolicyAuthoring:
 
     # -- explain --------------------------------------------------------------------------------------------------
     def _source_of(self, row: Decision) -> str:
-        """The Rego that made a decision, found by its digest among the stored and the shipped policies."""
+        """The Rego that made a decision: its version in the policy's history, else a stored or shipped policy
+        with its digest."""
+        version = self._decisions.policy_version(row)
+        if version is not None:
+            return version[1]
         for stored in self._store.list_policies():
             if stored.sha256 == row.policy_sha256:
                 return stored.source
@@ -59,7 +63,7 @@ class PolicyAuthoring:
 
     def explain(self, decision_id: int, now: float) -> DecisionExplanation:
         row = self._decisions.row(decision_id, now)
-        info = decision_info(row)
+        info = decision_info(row, self._decisions.policy_version(row))
         if row.input is None:
             text = f"no policy judged claims: the evidence was refused ({row.outcome}): {row.detail}"
             return DecisionExplanation(decision=info, explanation=None, text=text)
@@ -96,12 +100,12 @@ class PolicyAuthoring:
             if outcome == row.outcome:
                 continue
             if error is not None:
-                info = decision_info(row)
+                info = decision_info(row, self._decisions.policy_version(row))
                 flip = PolicyFlip(decision=info, before=row.outcome, after=outcome, explanation=None, text=error)
             else:
                 explanation = _explained(policy, row, references)
                 flip = PolicyFlip(
-                    decision=decision_info(row),
+                    decision=decision_info(row, self._decisions.policy_version(row)),
                     before=row.outcome,
                     after=outcome,
                     explanation=explanation.to_json(),

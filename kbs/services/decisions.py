@@ -136,7 +136,6 @@ class DecisionLog:
             path=None,
             policy_id=policy_id,
             policy_sha256=sha256_text(source),
-            policy_version=None,
             input=_json(self._evidence_redacted(appraisal.annotated_evidence)),
             reference_values=_json(references.asked),
             trust_vector=_json(dict(appraisal.vector)),
@@ -159,7 +158,6 @@ class DecisionLog:
             path=None,
             policy_id=policy_id,
             policy_sha256=sha256_text(source),
-            policy_version=None,
             input=None,
             reference_values=None,
             trust_vector=None,
@@ -188,7 +186,6 @@ class DecisionLog:
             path=path,
             policy_id=policy_id,
             policy_sha256=sha256_text(source),
-            policy_version=None,
             input=_json(self._claims_redacted(claims)),
             reference_values=None,
             trust_vector=None,
@@ -205,7 +202,14 @@ class DecisionLog:
         since = oldest if where.since is None else max(where.since, oldest)
         limit = max(1, min(where.limit, MAX_LIST))
         rows = self._store.decisions(DecisionFilter(where.kind, where.denied, since, where.path, limit))
-        return [decision_info(row) for row in rows]
+        return [decision_info(row, self.policy_version(row)) for row in rows]
+
+    def policy_version(self, row: Decision) -> tuple[int, str] | None:
+        """(version, source) of the stored policy that made a decision (the version numbers of `policy history`);
+        None for a shipped policy. Found afterwards by the policy's id, digest and the decision's time, so the
+        protocol's path reads no version."""
+        stored_id = row.policy_id if row.kind == "resource" else f"attestation:{row.policy_id}"
+        return self._store.policy_version_at(stored_id, row.policy_sha256, row.at)
 
     def kept(self, row: Decision, now: float) -> bool:
         """Whether a decision is within its retention (an older one is expired, even before the sweep removes it)."""
@@ -223,7 +227,7 @@ class DecisionLog:
     def show(self, decision_id: int, now: float) -> DecisionDocument:
         row = self.row(decision_id, now)
         return DecisionDocument(
-            **decision_info(row).model_dump(),
+            **decision_info(row, self.policy_version(row)).model_dump(),
             input=None if row.input is None else json.loads(row.input),
             reference_values=None if row.reference_values is None else json.loads(row.reference_values),
             trust_vector=None if row.trust_vector is None else json.loads(row.trust_vector),
@@ -248,7 +252,8 @@ def _ear_tee(claims: Mapping[str, object]) -> str | None:
     return next((str(key) for key in evidence if key not in ANNOTATIONS), None)
 
 
-def decision_info(row: Decision) -> DecisionInfo:
+def decision_info(row: Decision, version: tuple[int, str] | None = None) -> DecisionInfo:
+    """The row's summary; `version` is `DecisionLog.policy_version`'s answer."""
     assert row.id is not None
     return DecisionInfo(
         id=row.id,
@@ -260,6 +265,6 @@ def decision_info(row: Decision) -> DecisionInfo:
         path=row.path,
         policy_id=row.policy_id,
         policy_sha256=row.policy_sha256,
-        policy_version=row.policy_version,
+        policy_version=None if version is None else version[0],
         detail=row.detail,
     )

@@ -81,10 +81,6 @@ class KbsServer:
         self.admin = AdminClient(self.url, self.token, verify=self.verify)
         self.log = folder / f"serve-{self.port}.log"
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[bytes]:
-        """`kbs admin --url <this broker> --token <its admin token> ARGS...`, as an admin runs it."""
-        return run_cli("kbs", "admin", "--url", self.url, "--token", str(self.config_dir / "admin.token"), *args)
-
     def start(self) -> KbsServer:
         code = "import sys; from kbs.cli import main; sys.exit(main())"
         with self.log.open("ab") as log:
@@ -116,6 +112,11 @@ class KbsServer:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"kbs serve did not become ready: {self.log.read_text()}")
+
+    def cli(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        """`kbs admin --url URL --token FILE ARGS...` against this broker, as an operator runs it."""
+        token = str(self.config_dir / "admin.token")
+        return run_cli("kbs", "admin", "--url", self.url, "--token", token, *args, input=input)
 
     @property
     def pid(self) -> int:

@@ -99,6 +99,11 @@ def test_denied_resource_explained_to_the_failing_condition(tmp_path: Path, data
         assert rule["failed"]["compared"] == [
             [{"expr": 'data["resource-path"][0]', "value": "default"}, {"expr": '"team-a"', "value": "team-a"}]
         ]
+        # The policy is replaced: the decision is still explained by the version that made it (policy history).
+        assert (rows[1]["policy_id"], rows[1]["policy_version"]) == ("resource", 1)
+        server.admin.set_resource_policy(policies.load("demo_resource_allow_sample.rego"))
+        again = server.cli("policy", "explain", str(denied[0]["id"]))
+        assert 'data["resource-path"][0] = "default"' in again.stdout.decode()
         released = server.cli("policy", "explain", str(rows[0]["id"]))
         assert "allow = true  (decided by line 6: allow if {)" in released.stdout.decode()
 

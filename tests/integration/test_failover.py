@@ -17,6 +17,7 @@ from attestation_agent.attesters.sample import SampleAttester
 from attestation_agent.kbs_client import KbsClient
 
 from tests.conftest import run_cli
+from tests.integration._agent_service import AgentService
 from tests.integration._helpers import SECRET, provision
 from tests.integration._kbs_server import KbsServer, free_port
 from tests.integration.conftest import new_database_url
@@ -73,6 +74,20 @@ def test_replica_killed_between_auth_and_attest(tmp_path: Path, request: pytest.
         )
         assert done.returncode == 0, done.stderr.decode()
         assert done.stdout == SECRET
+
+
+def test_agent_service_fails_over_between_replicas(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """`attestation-agent serve --kbs DEAD,A,B`: the handshake moves past the dead URL; when A is then killed, the
+    next fetch goes to B with the session attested at A (both hold it: one database)."""
+    first, second = _replicas(tmp_path, request)
+    dead = f"http://127.0.0.1:{free_port()}"
+    with first, second, AgentService(f"{dead},{first.url},{second.url}", tmp_path) as service:
+        provision(first)
+        assert service.get("/cdh/resource/default/key/1").content == SECRET
+        os.kill(first.pid, signal.SIGKILL)
+        again = service.get("/cdh/resource/default/key/1")
+        assert again.status_code == 200, again.text
+        assert again.content == SECRET
 
 
 @pytest.mark.parametrize("route", ["replica list", "nginx"])

@@ -17,6 +17,7 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import insert
 
 import kbs.storage
 import policies
@@ -83,8 +84,9 @@ def test_rotation_with_a_second_replica_serving(tmp_path: Path, database_url: st
             new = report["active"]
             assert new != old
             assert report["retired"] == [old]
-            assert report["resealed"] == {"kbs_resource": 41, "kbs_signing_key": 1}
-            assert sealed_by_kid(database_url) == {new: 42}
+            # Each resource has one kept version (the history), sealed like the current value and re-sealed with it.
+            assert report["resealed"] == {"kbs_resource": 41, "kbs_resource_version": 41, "kbs_signing_key": 1}
+            assert sealed_by_kid(database_url) == {new: 83}
             # Neither replica restarted: both open what is now sealed under the new key, handshakes included.
             for server in (first, second):
                 assert fetch(server.url) == SECRET
@@ -280,17 +282,23 @@ def test_values_sealed_before_the_keyring_open_and_rotate_away(tmp_path: Path, d
         root = AESGCM(load_or_create_kek(kek, create=True))
         nonce = os.urandom(12)
         legacy = nonce + root.encrypt(nonce, SECRET, b"resource:default/key/1")
-        store.put_resource(Resource(path="default/key/1", sealed=legacy, size=len(SECRET), updated_at=0.0))
+        with store.write() as writes:  # the row as revision 0002 stored it (there was no history then)
+            row = {"path": "default/key/1", "sealed": legacy, "size": len(SECRET), "updated_at": 0.0}
+            writes.connection.execute(insert(Resource), row)
         store.migrate()
         sealer = Sealer(key_source(StorageSettings(kek_file=kek)), store, keep_retired=True)
         sealer.ensure()
-        (sealed,) = sealed_values(database_url).values()
-        assert kid_of(sealed) == ROOT_KID
-        assert sealer.open(sealed, "resource:default/key/1") == SECRET
+        # The value, and its copy that revision 0004 made version 1 of the resource's history.
+        expected = {("kbs_resource", "default/key/1"), ("kbs_resource_version", "default/key/1/1")}
+        sealed = sealed_values(database_url)
+        assert set(sealed) == expected
+        for value in sealed.values():
+            assert kid_of(value) == ROOT_KID
+            assert sealer.open(value, "resource:default/key/1") == SECRET
         report = kek_rotate(store, sealer, grace_seconds=0.0)
-        assert report.resealed == {"kbs_resource": 1}
-        (sealed,) = sealed_values(database_url).values()
-        assert kid_of(sealed) == report.active
-        assert sealer.open(sealed, "resource:default/key/1") == SECRET
+        assert report.resealed == {"kbs_resource": 1, "kbs_resource_version": 1}
+        for value in sealed_values(database_url).values():
+            assert kid_of(value) == report.active
+            assert sealer.open(value, "resource:default/key/1") == SECRET
     finally:
         store.engine.dispose()

@@ -1,7 +1,7 @@
 """Recorded attestation and resource decisions
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
@@ -27,7 +27,6 @@ def upgrade() -> None:
         sa.Column("path", sa.String(length=400), nullable=True),
         sa.Column("policy_id", sa.String(length=300), nullable=False),
         sa.Column("policy_sha256", sa.String(length=64), nullable=False),
-        sa.Column("policy_version", sa.Integer(), nullable=True),
         sa.Column("input", sa.String(), nullable=True),
         sa.Column("reference_values", sa.String(), nullable=True),
         sa.Column("trust_vector", sa.String(), nullable=True),
