@@ -12,9 +12,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ..admin_auth import Permission
 from ..protocol import BASE_PATH
+from ..services import resource_path, split_resource_path
 from ..services.admin import b64url_text
 from ..storage import DecisionFilter
-from .deps import AdminCaller, Authoring, Decisions, JsonBody
+from .deps import RESOURCE_PATH_PATTERN, AdminCaller, Authoring, Decisions, JsonBody
 from .errors import error_responses
 from .schemas import DecisionDocument, DecisionExplanation, DecisionInfo, ImpactReport, ImpactRequest
 
@@ -42,9 +43,14 @@ async def list_decisions(
     kind: Literal["attestation", "resource"] | None = None,
     denied: bool = False,
     since: Annotated[float | None, Query(description="UNIX seconds")] = None,
-    path: Annotated[str | None, Query(description="a resource path, repo/type/tag")] = None,
+    path: Annotated[
+        str | None,
+        Query(description="a resource path, repo/type/tag", json_schema_extra={"pattern": RESOURCE_PATH_PATTERN}),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[DecisionInfo]:
+    if path is not None:  # the broker's check, naming the segment at fault (the pattern only documents it)
+        path = resource_path(*split_resource_path(path))
     where = DecisionFilter(kind=kind, denied=denied, since=since, path=path, limit=limit)
     return await run_in_threadpool(decisions.list, where, time.time())
 

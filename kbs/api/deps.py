@@ -37,6 +37,7 @@ from ..services import (
 )
 
 __all__ = [
+    "RESOURCE_PATH_PATTERN",
     "Admin",
     "AdminCaller",
     "ApiContext",
@@ -239,7 +240,8 @@ RawBody = Annotated[bytes, Depends(_raw_body)]
 # For the document only (json_schema_extra, not pattern): the check below answers a path that breaks it, with the
 # segment at fault named, rather than FastAPI's validation.
 _SEGMENT = RESOURCE_SEGMENT.pattern
-_RESOURCE_PATH = Path(description="repo/type/tag", json_schema_extra={"pattern": f"^{_SEGMENT}/{_SEGMENT}/{_SEGMENT}$"})
+RESOURCE_PATH_PATTERN = f"^{_SEGMENT}/{_SEGMENT}/{_SEGMENT}$"
+_RESOURCE_PATH = Path(description="repo/type/tag", json_schema_extra={"pattern": RESOURCE_PATH_PATTERN})
 
 
 class ResourcePath:

@@ -91,7 +91,7 @@ def _json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def sha256_text(text: str) -> str:
+def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -135,7 +135,7 @@ class DecisionLog:
             tee=appraisal.tee,
             path=None,
             policy_id=policy_id,
-            policy_sha256=sha256_text(source),
+            policy_sha256=_sha256(source),
             input=_json(self._evidence_redacted(appraisal.annotated_evidence)),
             reference_values=_json(references.asked),
             trust_vector=_json(dict(appraisal.vector)),
@@ -157,7 +157,7 @@ class DecisionLog:
             tee=tee,
             path=None,
             policy_id=policy_id,
-            policy_sha256=sha256_text(source),
+            policy_sha256=_sha256(source),
             input=None,
             reference_values=None,
             trust_vector=None,
@@ -185,7 +185,7 @@ class DecisionLog:
             tee=tee,
             path=path,
             policy_id=policy_id,
-            policy_sha256=sha256_text(source),
+            policy_sha256=_sha256(source),
             input=_json(self._claims_redacted(claims)),
             reference_values=None,
             trust_vector=None,

@@ -283,6 +283,9 @@ def test_bad_inputs_are_refused_and_store_nothing(tmp_path: Path) -> None:
         assert server.cli("policy", "explain", "not-a-number").returncode == 2
         assert server.cli("decisions", "show", "x").returncode == 2
         assert server.cli("decisions", "list", "--since", "yesterday").returncode == 2
+        bad_path = server.cli("decisions", "list", "--path", "default/../1")
+        assert bad_path.returncode == 1
+        assert b"HTTP 400" in bad_path.stderr
         assert server.cli("decisions", "list", "--since", "2026-01-01T00:00:00").returncode == 2  # no time zone
         good = write_policy(tmp_path, "good.rego", TEAM_POLICY)
         assert server.cli("policy", "impact", "resource", "a", "b", good).returncode == 2

@@ -208,7 +208,7 @@ def test_resource_paths_are_documented_with_their_pattern(spec: dict[str, Any], 
         for parameter in operation.get("parameters", [])
         if parameter["name"] == "path"
     ]
-    assert len(documented) == 6  # trustee's GET, POST, DELETE; the admin read, versions, restore
+    assert len(documented) == 7  # trustee's GET, POST, DELETE; the admin read, versions, restore; decisions' filter
     pattern = re.compile(documented[0])
     assert set(documented) == {pattern.pattern}
     assert pattern.fullmatch("default/key/1")
