@@ -57,13 +57,19 @@ class Pkcs11Settings(_Section):
     pin_env: str | None = None
 
 
-class StorageSettings(_Section):
+class RootKeySettings(_Section):
     # The root key-encryption key, which wraps the keyring's data keys (they seal resources and token signing keys):
     # "file" (32 bytes in kek_file), "env" (hex or base64 in the variable kek_env) or "pkcs11" (a key on a token).
     kek_source: Literal["file", "env", "pkcs11"] = "file"
     kek_file: Path = Path("kek.bin")
     kek_env: str = "VERITEE_KEK"
     pkcs11: Pkcs11Settings | None = None
+
+
+class StorageSettings(RootKeySettings):
+    # While the root key changes: the one before, which still unwraps the data keys it wrapped until `kbs kek rotate`
+    # has re-sealed every secret under a data key of the new one (then remove this section).
+    previous: RootKeySettings | None = None
 
 
 class TokenSettings(_Section):
@@ -161,9 +167,11 @@ def _anchor(settings: Settings, base: Path) -> Settings:
     def anchor(p: Path) -> Path:
         return p if p.is_absolute() else base / p
 
-    settings.storage.kek_file = anchor(settings.storage.kek_file)
-    if settings.storage.pkcs11 is not None and settings.storage.pkcs11.pin_file is not None:
-        settings.storage.pkcs11.pin_file = anchor(settings.storage.pkcs11.pin_file)
+    for root in (settings.storage, settings.storage.previous):
+        if root is not None:
+            root.kek_file = anchor(root.kek_file)
+            if root.pkcs11 is not None and root.pkcs11.pin_file is not None:
+                root.pkcs11.pin_file = anchor(root.pkcs11.pin_file)
     settings.admin.public_keys = [anchor(p) for p in settings.admin.public_keys]
     settings.verifier.collateral = [anchor(p) for p in settings.verifier.collateral]
     settings.verifier.trust = {k: [anchor(p) for p in v] for k, v in settings.verifier.trust.items()}

@@ -661,10 +661,17 @@ class Store:
             return False
         return True
 
-    def start_data_key(self, row: DataKey) -> None:
-        """`row` becomes the active key and the active one a previous key, in one transaction."""
+    def start_data_key(self, row: DataKey, replacing: Sequence[str]) -> None:
+        """`row` becomes the active key and the active ones (`replacing`) previous keys, in one transaction;
+        ConflictError when the active keys are no longer those (another rotation started meanwhile)."""
         with self._tx() as db:
-            db.exec(update(DataKey).where(col(DataKey.state) == "active").values(state="previous"))
+            moved = db.exec(
+                update(DataKey)
+                .where(col(DataKey.state) == "active", col(DataKey.kid).in_(replacing))
+                .values(state="previous")
+            )
+            if moved.rowcount != len(replacing):
+                raise ConflictError("another rotation made a new data key meanwhile: run kbs kek rotate again")
             db.add(row)
 
     def retire_data_keys(self, kids: Sequence[str], now: float) -> None:

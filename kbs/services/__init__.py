@@ -19,8 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .._kek_sources import key_source
-from ..sealing import Sealer
+from ..sealing import sealer_for
 from ..settings import Settings
 from ..signing import KeyRing
 from ..storage import Store
@@ -68,7 +67,7 @@ class Services:
 
 def build_services(settings: Settings, store: Store) -> Services:
     """Wire the services over one store, migrate the schema and make sure a data key and a token signing key exist."""
-    sealer = Sealer(key_source(settings.storage), store)
+    sealer = sealer_for(settings.storage, store)
     keys = KeyRing(store, sealer, settings.tokens.rotation_overlap_seconds)
     inputs = VerifierInputs(settings.verifier)
     policies = PolicyBook()
