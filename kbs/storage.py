@@ -199,7 +199,7 @@ class Reads:
         """The first of `policy_ids` (in that order of preference) that exists, in one query."""
         select = self._sql.select_policies(len(policy_ids))
         found = select(self.connection, {f"p{i}": policy_id for i, policy_id in enumerate(policy_ids)})
-        rows = {r.id: PolicyRecord(*r) for r in found}
+        rows = {r[0]: PolicyRecord(*r) for r in found}
         return next((rows[i] for i in policy_ids if i in rows), None)
 
     def reference_values(self, now: float) -> dict[str, list[str]]:
