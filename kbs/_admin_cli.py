@@ -15,6 +15,7 @@ from typing import Any
 
 from verifier.rego import Policy, PolicyError, run_rego_tests
 
+from ._derive_cli import add_derive_parser
 from .admin_client import AdminClient
 
 __all__ = ["ADMIN_COMMANDS", "register"]
@@ -172,6 +173,7 @@ def _reference_values(sub: Any) -> None:
     delete = rs.add_parser("delete")
     delete.add_argument("name")
     delete.set_defaults(handler=lambda a, c: c.delete_reference_value(a.name) or _ok(f"deleted {a.name}"))
+    add_derive_parser(rs)
 
 
 @register

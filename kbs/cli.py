@@ -16,7 +16,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from . import _admin_cli, _keyprovider_cli  # noqa: F401 (registers `kbs admin keyprovider`)
+from . import _admin_cli, _kek_cli, _keyprovider_cli  # noqa: F401 (registers `kbs admin keyprovider`)
+from ._kek_sources import KeySourceError, SealError
 from .admin_auth import ROLES, mint_token
 from .admin_client import AdminClient, AdminError
 from .settings import Settings, load
@@ -63,7 +64,8 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from .sealing import Sealer, load_or_create_kek  # noqa: PLC0415
+    from ._kek_sources import key_source  # noqa: PLC0415
+    from .sealing import Sealer  # noqa: PLC0415
     from .signing import KeyRing  # noqa: PLC0415
     from .storage import Store  # noqa: PLC0415
 
@@ -89,12 +91,14 @@ def _cmd_init(args: argparse.Namespace) -> int:
         mint_token(admin_key, role="admin", ttl_seconds=ADMIN_TOKEN_DAYS * 86400).encode() + b"\n",
     )
     settings = load(config)
-    kek = load_or_create_kek(settings.storage.kek_file, create=True)
+    source = key_source(settings.storage, create=True)
     previous = os.umask(0o077)  # SQLite creates the database (and its -wal, -shm) 0600
     try:
         store = Store(settings.database.url)
         store.migrate()
-        KeyRing(store, Sealer(kek), settings.tokens.rotation_overlap_seconds).ensure()
+        sealer = Sealer(source, store)
+        sealer.ensure()
+        KeyRing(store, sealer, settings.tokens.rotation_overlap_seconds).ensure()
         store.engine.dispose()
     finally:
         os.umask(previous)
@@ -180,7 +184,11 @@ def _sqlite_files(settings: Settings) -> list[Path]:
 def _exposed_files(settings: Settings, config_dir: Path | None) -> list[tuple[Path, int]]:
     """The broker's secret files (KEK, SQLite database, the admin key and token `kbs init` wrote beside the
     configuration) that exist with any permission for group or others."""
-    candidates = [settings.storage.kek_file, *_sqlite_files(settings)]
+    candidates = _sqlite_files(settings)
+    if settings.storage.kek_source == "file":
+        candidates.append(settings.storage.kek_file)
+    if settings.storage.pkcs11 is not None and settings.storage.pkcs11.pin_file is not None:
+        candidates.append(settings.storage.pkcs11.pin_file)
     if config_dir is not None:
         candidates += [config_dir / "admin.key", config_dir / "admin.token"]
     exposed = []
@@ -222,7 +230,8 @@ def _cmd_token(args: argparse.Namespace) -> int:
 
 def _cmd_admin(args: argparse.Namespace) -> int:
     local = getattr(args, "local", None)
-    if local is not None:
+    # A command with both (reference-value derive) runs locally unless asked to use the broker (--put).
+    if local is not None and not getattr(args, "use_broker", False):
         code: int = local(args)
         return code
     if not args.url:
@@ -279,6 +288,7 @@ def _parser() -> argparse.ArgumentParser:
     for add in _admin_cli.ADMIN_COMMANDS:
         add(admin_sub)
     admin.set_defaults(func=_cmd_admin)
+    _kek_cli.add_parser(sub)
     return parser
 
 
@@ -289,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     except AdminError as exc:
         print(f"kbs: {exc}", file=sys.stderr)
         return 1
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, KeySourceError, SealError) as exc:
         print(f"kbs: {exc}", file=sys.stderr)
         return 1
     return code

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,9 +46,23 @@ class DatabaseSettings(_Section):
     url: str = "sqlite:///kbs.sqlite"
 
 
+class Pkcs11Settings(_Section):
+    # The module of the token's vendor (SoftHSM2's by default), the token, and the AES-256 key on it.
+    library: Path = Path("/usr/lib/softhsm/libsofthsm2.so")
+    token_label: str
+    key_label: str = "veritee-kek"
+    # The user PIN: a 0600 file, or the name of an environment variable holding it.
+    pin_file: Path | None = None
+    pin_env: str | None = None
+
+
 class StorageSettings(_Section):
-    # 32-byte key-encryption key for secrets at rest (resources, token signing keys).
+    # The root key-encryption key, which wraps the keyring's data keys (they seal resources and token signing keys):
+    # "file" (32 bytes in kek_file), "env" (hex or base64 in the variable kek_env) or "pkcs11" (a key on a token).
+    kek_source: Literal["file", "env", "pkcs11"] = "file"
     kek_file: Path = Path("kek.bin")
+    kek_env: str = "VERITEE_KEK"
+    pkcs11: Pkcs11Settings | None = None
 
 
 class TokenSettings(_Section):
@@ -116,6 +131,8 @@ def _anchor(settings: Settings, base: Path) -> Settings:
         return p if p.is_absolute() else base / p
 
     settings.storage.kek_file = anchor(settings.storage.kek_file)
+    if settings.storage.pkcs11 is not None and settings.storage.pkcs11.pin_file is not None:
+        settings.storage.pkcs11.pin_file = anchor(settings.storage.pkcs11.pin_file)
     settings.admin.public_keys = [anchor(p) for p in settings.admin.public_keys]
     settings.verifier.collateral = [anchor(p) for p in settings.verifier.collateral]
     settings.verifier.trust = {k: [anchor(p) for p in v] for k, v in settings.verifier.trust.items()}

@@ -21,7 +21,7 @@ moves by conditional UPDATEs, so two replicas can never both accept one nonce.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +29,7 @@ from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Table, and_, bindparam, or_, text
+from sqlalchemy import Connection, Table, and_, bindparam, or_, text, tuple_
 from sqlalchemy import delete as core_delete
 from sqlalchemy import insert as core_insert
 from sqlalchemy import select as core_select
@@ -41,14 +41,16 @@ from sqlmodel import Session as DbSession
 from sqlmodel import col, delete, select, update
 
 from ._engine import WRITE, Prepared, TransactionCounter, TransactionCounts, make_engine
-from .tables import Audit, Policy, ReferenceValue, Resource, Session, SigningKey, TpmAk, TpmEnrollment
+from .tables import Audit, DataKey, Policy, ReferenceValue, Resource, Session, SigningKey, TpmAk, TpmEnrollment
 
 __all__ = [
     "DEFAULT_THREADS",
+    "SEALED_COLUMNS",
     "ConflictError",
     "PolicyRecord",
     "Reads",
     "ResourceRecord",
+    "SealedColumn",
     "SessionRecord",
     "StorageError",
     "Store",
@@ -112,6 +114,29 @@ _POLICY = _table(Policy)
 _REFERENCE = _table(ReferenceValue)
 _RESOURCE = _table(Resource)
 _AUDIT = _table(Audit)
+_DATA_KEY = _table(DataKey)
+
+
+@dataclass(frozen=True)
+class SealedColumn:
+    """A column of values sealed by the keyring (`kbs.sealing`): its table, the primary key that names a row, and
+    the AAD each value was sealed with (what the value is, so a value moved to another row does not open)."""
+
+    table: Table
+    key: tuple[str, ...]
+    column: str
+    aad: Callable[[tuple[Any, ...]], str]
+
+    @property
+    def name(self) -> str:
+        return str(self.table.name)
+
+
+# Every sealed value the broker stores: `kbs kek rotate` re-seals each of them, `kbs kek status` counts them.
+SEALED_COLUMNS = (
+    SealedColumn(_RESOURCE, ("path",), "sealed", lambda key: f"resource:{key[0]}"),
+    SealedColumn(_table(SigningKey), ("kid",), "sealed_private_key", lambda key: f"signing-key:{key[0]}"),
+)
 
 _SELECT_SESSION = core_select(
     _SESSION.c.id, _SESSION.c.nonce, _SESSION.c.tee, _SESSION.c.state, _SESSION.c.expires_at, _SESSION.c.token
@@ -416,6 +441,63 @@ class Store:
         except IntegrityError:
             return False
         return True
+
+    # -- the keyring's data keys and the values they seal (kbs.sealing, kbs kek) -------------------------------------
+    def data_keys(self) -> Sequence[DataKey]:
+        with self._tx(write=False) as db:
+            return db.exec(select(DataKey).order_by(col(DataKey.created_at), col(DataKey.kid))).all()
+
+    def add_first_data_key(self, row: DataKey) -> bool:
+        """Insert the first active key unless another replica got there first (then False)."""
+        try:
+            with self._tx() as db:
+                if db.exec(select(DataKey).where(col(DataKey.state) == "active")).first() is not None:
+                    return False
+                db.add(row)
+        except IntegrityError:
+            return False
+        return True
+
+    def start_data_key(self, row: DataKey) -> None:
+        """`row` becomes the active key and the active one a previous key, in one transaction."""
+        with self._tx() as db:
+            db.exec(update(DataKey).where(col(DataKey.state) == "active").values(state="previous"))
+            db.add(row)
+
+    def retire_data_keys(self, kids: Sequence[str], now: float) -> None:
+        """The keys are gone: their wrapped form is deleted, their id kept so what they sealed can be named."""
+        with self._tx() as db:
+            db.exec(
+                update(DataKey).where(col(DataKey.kid).in_(kids)).values(state="retired", wrapped=None, retired_at=now)
+            )
+
+    def sealed_batch(
+        self, column: SealedColumn, after: tuple[Any, ...] | None, limit: int
+    ) -> list[tuple[tuple[Any, ...], bytes]]:
+        """Up to `limit` (key, sealed value) of `column`, in key order after `after`: one short read."""
+        keys = [column.table.c[name] for name in column.key]
+        query = core_select(*keys, column.table.c[column.column]).order_by(*keys).limit(limit)
+        if after is not None:
+            query = query.where(tuple_(*keys) > tuple_(*after))
+        with self.read() as reads:
+            rows = reads.connection.execute(query).all()
+        return [(tuple(row[:-1]), bytes(row[-1])) for row in rows]
+
+    def replace_sealed(self, column: SealedColumn, changes: Sequence[tuple[tuple[Any, ...], bytes, bytes]]) -> int:
+        """(key, old, new): each value still `old` becomes `new`, in one short write; a value changed meanwhile (a
+        concurrent put) is left as it is. The number replaced."""
+        table = column.table
+        where = and_(
+            *(table.c[name] == bindparam(f"k_{name}") for name in column.key),
+            table.c[column.column] == bindparam("old"),
+        )
+        statement = core_update(table).where(where).values({column.column: bindparam("new")})
+        replaced = 0
+        with self.write() as writes:
+            for key, old, new in changes:
+                values = {f"k_{name}": value for name, value in zip(column.key, key, strict=True)}
+                replaced += writes.connection.execute(statement, {**values, "old": old, "new": new}).rowcount
+        return replaced
 
     # -- audit ------------------------------------------------------------------------------------------------
     def audit(self, row: Audit) -> None:

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from sqlmodel import Field, SQLModel
 
-__all__ = ["Audit", "Policy", "ReferenceValue", "Resource", "Session", "SigningKey", "TpmAk", "TpmEnrollment"]
+__all__ = [
+    "Audit",
+    "DataKey",
+    "Policy",
+    "ReferenceValue",
+    "Resource",
+    "Session",
+    "SigningKey",
+    "TpmAk",
+    "TpmEnrollment",
+]
 
 
 class Session(SQLModel, table=True):
@@ -95,3 +105,18 @@ class TpmAk(SQLModel, table=True):
     ak_sha256: str = Field(primary_key=True, max_length=64)
     ek_certificate_sha256: str = Field(max_length=64)
     enrolled_at: float
+
+
+class DataKey(SQLModel, table=True):
+    """A data key of the keyring: AES-256, wrapped by the root key-encryption key (file, environment or token).
+    Every sealed value names the key that sealed it, so old and new keys coexist while `kbs kek rotate` runs."""
+
+    __tablename__ = "kbs_data_key"
+
+    kid: str = Field(primary_key=True, max_length=32)
+    # active (seals; exactly one after start-up) -> previous (still opens, being re-sealed away) -> retired
+    state: str = Field(max_length=16)
+    # AES-256-GCM under the root key, AAD = "data-key:<kid>"; None once retired: the key is gone.
+    wrapped: bytes | None = None
+    created_at: float
+    retired_at: float | None = None

@@ -76,11 +76,19 @@ class Policy:
 
     def _build(self) -> Any:
         engine = _regorus().Engine()
+        failure = None
         for module_name, module_source in self._modules:
             try:
                 engine.add_policy(module_name, module_source)
             except RuntimeError as exc:
-                raise PolicyError(f"{module_name}: {_message(exc)}") from exc
+                failure = f"{module_name}: {_message(exc)}"
+                break
+        if failure is not None:
+            # Freed here, in the thread that made it: a regorus engine freed on another thread is leaked with an
+            # error, and an exception's traceback (its frames keep their locals) would carry this one to wherever
+            # the error is handled, such as the event loop's thread.
+            del engine
+            raise PolicyError(failure)
         if self._extension:
             engine.add_extension(REFERENCE_FUNCTION, 1, self._query_reference_value)
         return engine

@@ -40,6 +40,7 @@ class TransportError(Exception):
 class Response:
     status: int
     body: bytes
+    retry_after: float | None = None  # the Retry-After header, in seconds (an HTTP date is not honoured)
 
     @property
     def text(self) -> str:
@@ -71,6 +72,10 @@ def _tls_context(verify: bool | str) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def _seconds(value: str | None) -> float | None:
+    return float(value) if value is not None and value.strip().isdigit() else None
 
 
 class HttpClient:
@@ -143,7 +148,7 @@ class HttpClient:
                 self.cookies[name.strip()] = value.strip()
             if reply.will_close:
                 self.close()
-            return Response(reply.status, data)
+            return Response(reply.status, data, _seconds(reply.headers.get("Retry-After")))
         raise AssertionError("unreachable")
 
     def close(self) -> None:

@@ -18,6 +18,9 @@ from .attesters import Attester, AttesterError
 
 __all__ = ["main", "pick_attester"]
 
+# Commands that fetch through kbs_client.KbsClient take several replicas' URLs and fail over between them.
+KBS_HELP = "broker URL, e.g. http://127.0.0.1:8080; several, comma-separated, are replicas to fail over between"
+
 
 def pick_attester(tee: str | None) -> Attester:
     """The named TEE, or the detected one; the sample fallback warns on stderr."""
@@ -225,7 +228,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
     ev.set_defaults(func=_cmd_evidence)
     gr = sub.add_parser("get-resource", help="attest to a KBS and fetch a resource")
-    gr.add_argument("--kbs", required=True, help="broker URL, e.g. http://127.0.0.1:8080")
+    gr.add_argument("--kbs", required=True, help=KBS_HELP)
     gr.add_argument("resource", help="kbs:///REPO/TYPE/TAG")
     gr.add_argument("--out", help="write the resource here instead of stdout")
     gr.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
@@ -238,7 +241,7 @@ def _parser() -> argparse.ArgumentParser:
     te.add_argument("--json", action="store_true")
     te.set_defaults(func=_cmd_tpm_enroll)
     kp = sub.add_parser("keyprovider", help="ocicrypt key-provider command (keyunwrap) on stdin/stdout")
-    kp.add_argument("--kbs", help="broker URL (default: $VERITEE_KBS_URL)")
+    kp.add_argument("--kbs", help=KBS_HELP + " (default: $VERITEE_KBS_URL)")
     kp.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
     kp.add_argument("--cacert", help="CA certificate for the broker's TLS")
     _init_data_option(kp)
@@ -251,7 +254,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     kp.set_defaults(func=_cmd_keyprovider)
     us = sub.add_parser("unseal", help="a CoCo sealed secret (sealed.<JWS>) to its plaintext on stdout")
-    us.add_argument("--kbs", required=True, help="broker URL, e.g. http://127.0.0.1:8080")
+    us.add_argument("--kbs", required=True, help=KBS_HELP)
     us.add_argument("file", metavar="FILE", help="the sealed secret, or - for stdin")
     us.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
     us.add_argument("--cacert", help="CA certificate for the broker's TLS")

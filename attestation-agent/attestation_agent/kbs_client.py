@@ -7,18 +7,33 @@ none is selected; kbs_protocol._hash). The JWE's AAD is the ASCII of `protected`
 Each handshake uses a fresh ephemeral EC P-256 key, bound into the evidence through the runtime digest; the EAR
 token is reused until shortly before its `exp`, then the agent attests again.
 
->>> client = KbsClient("http://127.0.0.1:8080")
+Failover: the client takes one broker URL or several (a list, or one string with commas: replicas sharing one
+database, where any replica serves any step). When a broker cannot be reached or answers 429/502/503/504, the client
+moves to the next URL and tries again after a backoff (0.2 s doubling to at most 5 s, with jitter; at least the
+broker's Retry-After, up to 30 s), `retries` attempts in all. A handshake is never resumed half way: a failed /auth
+or /attest starts a fresh handshake from /auth (new session, new nonce, new ephemeral key), so a nonce is never
+sent twice by choice and a /attest that a dying replica may or may not have committed costs nothing but the new
+handshake. A /attest answered 401 `UnAuthorized` (the session is gone: expired, or its nonce already used) also
+starts a fresh handshake; a 401 `AttestationFailed` does not (the evidence was judged). Resource GETs are retried
+as they are, on any replica: the EAR token is valid at every replica.
+
+>>> client = KbsClient("http://127.0.0.1:8080, http://127.0.0.1:8081")
 >>> client.base
 'http://127.0.0.1:8080/kbs/v0'
+>>> client.brokers
+['http://127.0.0.1:8080/kbs/v0', 'http://127.0.0.1:8081/kbs/v0']
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from kbs_protocol import (
     BASE_PATH,
@@ -59,8 +74,21 @@ __all__ = [
     "token_expiry",
 ]
 
+T = TypeVar("T")
+
 TOKEN_SKEW_SECONDS = 10
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+FIRST_DELAY_SECONDS = 0.2
+MAX_DELAY_SECONDS = 5.0
+MAX_RETRY_AFTER_SECONDS = 30.0
+
+
+class _Unavailable(Exception):  # noqa: N818 (a condition the retry loop handles, never raised to callers)
+    """This broker could not be reached or asked to be retried; another attempt (maybe another replica) may work."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -147,24 +175,35 @@ def decrypt_resource(body: dict[str, Any], key: EphemeralKey) -> bytes:
 class KbsClient:
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         attester: Attester | None = None,
         *,
         init_data: str | None = None,
-        retries: int = 3,
+        retries: int = 5,
         timeout: float = 30.0,
         verify: bool | str = True,
     ) -> None:
-        self.base = url.rstrip("/") + BASE_PATH
+        urls = url.split(",") if isinstance(url, str) else list(url)
+        self.brokers = [u.strip().rstrip("/") + BASE_PATH for u in urls if u.strip()]
+        if not self.brokers:
+            raise KbsClientError("no broker URL given")
         self._attester = attester
         self._init_data = init_data
         self._retries = max(1, retries)
-        self._http = HttpClient(self.base, timeout=timeout, verify=verify)
+        self._clients = [HttpClient(base, timeout=timeout, verify=verify) for base in self.brokers]
+        self._current = 0
         self._attested: _Attested | None = None
         self._init_data_bound = False  # checked (and, on a TPM, extended) once, before the first attestation
+        self.handshakes = 0  # handshakes started, for diagnostics and tests
+
+    @property
+    def base(self) -> str:
+        """The broker the next request goes to."""
+        return self.brokers[self._current]
 
     def close(self) -> None:
-        self._http.close()
+        for client in self._clients:
+            client.close()
 
     def __enter__(self) -> KbsClient:
         return self
@@ -178,29 +217,44 @@ class KbsClient:
             self._attester = detect()
         return self._attester
 
-    def _post(self, path: str, body: dict[str, Any]) -> Response:
-        return self._send("POST", path, json_body=body)
+    def _request(self, method: str, path: str, **kwargs: Any) -> Response:
+        """One request to the current broker; _Unavailable when it cannot be reached or asks for a retry."""
+        try:
+            response = self._clients[self._current].request(method, path, **kwargs)
+        except TransportError as exc:
+            raise _Unavailable(f"cannot reach the broker at {self.base}: {exc}") from exc
+        if response.status in RETRY_STATUSES:
+            raise _Unavailable(f"the broker at {self.base} answered HTTP {response.status}", response.retry_after)
+        return response
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> Response:
-        delay = 0.2
-        for attempt in range(self._retries):
+    def _with_retries(self, attempt: Callable[[], T]) -> T:
+        """`attempt()` until it returns, moving to the next broker and backing off after each _Unavailable."""
+        delay = FIRST_DELAY_SECONDS
+        for number in range(self._retries):
             try:
-                response = self._http.request(method, path, **kwargs)
-            except TransportError as exc:
-                if attempt + 1 == self._retries:
-                    raise KbsClientError(f"cannot reach the broker at {self.base}: {exc}") from exc
-            else:
-                if response.status not in RETRY_STATUSES or attempt + 1 == self._retries:
-                    return response
-            time.sleep(delay)
-            delay *= 2
+                return attempt()
+            except _Unavailable as exc:
+                if number + 1 == self._retries:
+                    raise KbsClientError(f"{exc} (after {self._retries} attempts)") from exc
+                wait = min(exc.retry_after or 0.0, MAX_RETRY_AFTER_SECONDS)
+            self._current = (self._current + 1) % len(self._clients)
+            # Jitter: guests a broker failure cut off at once do not all come back at once.
+            time.sleep(max(wait, delay * random.uniform(0.5, 1.0)))  # noqa: S311 (timing, not secrecy)
+            delay = min(delay * 2, MAX_DELAY_SECONDS)
         raise AssertionError("unreachable")
 
     def attest(self) -> str:
-        """One full handshake (auth, attest); returns the EAR token and keeps it for resource requests."""
+        """A full handshake (auth, attest), restarted from /auth after a failure; returns the EAR token and keeps it
+        for resource requests."""
+        return self._with_retries(self._handshake)
+
+    def _handshake(self) -> str:
         attester = self.attester
-        self._http.cookies.clear()
-        nonce, algorithm = parse_challenge_nonce(check_response(self._post("/auth", auth_body(attester.tee)), "auth"))
+        client = self._clients[self._current]
+        client.cookies.clear()  # a new session: this /auth's cookie goes with this /attest only
+        self.handshakes += 1
+        challenge = check_response(self._request("POST", "/auth", json_body=auth_body(attester.tee)), "auth")
+        nonce, algorithm = parse_challenge_nonce(challenge)
         if self._init_data is not None and not self._init_data_bound:
             from .initdata import InitDataError, bind, parse  # noqa: PLC0415
 
@@ -210,7 +264,13 @@ class KbsClient:
                 raise KbsClientError(f"init-data: {exc}") from exc
             self._init_data_bound = True
         body, key = attestation_body(attester, nonce, self._init_data, algorithm)
-        token = parse_token(check_response(self._post("/attest", body), "attest"))
+        response = self._request("POST", "/attest", json_body=body)
+        try:
+            token = parse_token(check_response(response, "attest"))
+        except KbsClientError as exc:
+            if exc.status == 401 and (exc.error_type or "").endswith("/UnAuthorized"):
+                raise _Unavailable(f"the broker at {self.base} lost the session: {exc}") from exc
+            raise
         self._attested = _Attested(token=token, key=key, expires_at=token_expiry(token))
         return token
 
@@ -222,7 +282,8 @@ class KbsClient:
                 self.attest()
                 attested = self._attested
             assert attested is not None
-            response = self._send("GET", f"/resource/{path}", headers={"Authorization": f"Bearer {attested.token}"})
+            headers = {"Authorization": f"Bearer {attested.token}"}
+            response = self._with_retries(partial(self._request, "GET", f"/resource/{path}", headers=headers))
             if response.status == 401 and attempt == 0:
                 self._attested = None  # the broker no longer accepts the token (key rotation, restart): re-attest
                 continue

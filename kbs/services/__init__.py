@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..sealing import Sealer, load_or_create_kek
+from .._kek_sources import key_source
+from ..sealing import Sealer
 from ..settings import Settings
 from ..signing import KeyRing
 from ..storage import Store
@@ -56,8 +57,8 @@ class Services:
 
 
 def build_services(settings: Settings, store: Store) -> Services:
-    """Wire the services over one store, migrate the schema and make sure a token signing key exists."""
-    sealer = Sealer(load_or_create_kek(settings.storage.kek_file, create=False))
+    """Wire the services over one store, migrate the schema and make sure a data key and a token signing key exist."""
+    sealer = Sealer(key_source(settings.storage), store)
     keys = KeyRing(store, sealer, settings.tokens.rotation_overlap_seconds)
     inputs = VerifierInputs(settings.verifier)
     policies = PolicyBook()
@@ -67,8 +68,9 @@ def build_services(settings: Settings, store: Store) -> Services:
         release=ReleaseService(settings, store, sealer, keys, policies, audit),
         tpm=TpmEnrollmentService(store, inputs.trust.get("tpm", ()), audit),
         admin=AdminService(store, sealer, keys, audit),
-        operations=Operations(store, keys, settings.storage.kek_file),
+        operations=Operations(store, keys, sealer),
     )
     store.migrate()
+    sealer.ensure()
     keys.ensure()
     return services

@@ -3,10 +3,9 @@ verification keys."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from .._kek_sources import KeySourceError
 from ..errors import KbsError
-from ..sealing import load_or_create_kek
+from ..sealing import Sealer
 from ..signing import KeyRing
 from ..storage import Store
 
@@ -14,17 +13,18 @@ __all__ = ["Operations"]
 
 
 class Operations:
-    def __init__(self, store: Store, keys: KeyRing, kek_file: Path) -> None:
+    def __init__(self, store: Store, keys: KeyRing, sealer: Sealer) -> None:
         self._store = store
         self._keys = keys
-        self._kek_file = kek_file
+        self._sealer = sealer
 
     def ready(self) -> None:
-        """Return when the database answers and the KEK file is still there, private and whole (a replica started now
-        would not start without it); StorageError or 503 ServiceUnavailable when not."""
+        """Return when the database answers and the root KEK is still there (the file private and whole, the token
+        present and answering: a replica started now would not start without it); StorageError or 503
+        ServiceUnavailable when not."""
         try:
-            load_or_create_kek(self._kek_file, create=False)
-        except (OSError, ValueError) as exc:
+            self._sealer.check()
+        except KeySourceError as exc:
             raise KbsError.unavailable(f"the key-encryption key is unavailable: {exc}") from exc
         self._store.ping()
 

@@ -62,6 +62,14 @@ def flip_quote(document: dict[str, object], field: str, offset: int) -> dict[str
     return {**document, "tpm_quote": quote}
 
 
+def flip_pcr(document: dict[str, object], index: int) -> dict[str, object]:
+    """The evidence (version 1 or 2) with one bit of a quoted PCR value flipped (the quote's pcrDigest unchanged)."""
+    quote = dict(document["tpm_quote"])  # type: ignore[call-overload]
+    pcrs = list(quote["pcrs"])
+    pcrs[index] = f"{int(pcrs[index][:2], 16) ^ 0x01:02x}" + pcrs[index][2:]
+    return {**document, "tpm_quote": {**quote, "pcrs": pcrs}}
+
+
 def verify(tee: str, document: dict[str, object] | bytes, **options: object) -> verifier.Verified:
     data = document if isinstance(document, bytes) else encode(document)
     return verifier.verify(tee, data, Options(at=options.pop("at", TODAY), **options))  # type: ignore[arg-type]

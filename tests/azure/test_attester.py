@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import tpm2_pytss as tss
-from attestation_agent.attesters import AttesterError, detect, get
+from attestation_agent.attesters import AttesterError, detect, get, runtime_log
 from attestation_agent.attesters.az_snp_vtpm import AzSnpVtpmAttester
 from attestation_agent.attesters.az_tdx_vtpm import AzTdxVtpmAttester
+from cryptography.hazmat.primitives import serialization
 
 from tests._swtpm import Swtpm
 from tests.azure._paravisor import FakeImds, Provisioned, provision
 from tests.conftest import run_cli
+from tests.integration._helpers import aael_pcr
 from tests.snp.make_test_chain import Chain, Vek, make_chain, make_vek
 from tests.tdx.make_test_chain import DcapPki, make_pki
 from verifier import Options, Reason, VerifierError, verify
@@ -83,6 +86,26 @@ def test_snp_cvm_is_detected_before_the_plain_tpm(snp_vm: Provisioned) -> None:
         get("az-tdx-vtpm")
 
 
+@pytest.mark.parametrize("report_type", [3, 7])  # 3: the reserved "TVM" type; 7: no such type
+def test_hcl_report_of_an_unknown_type_is_not_an_azure_cvm(
+    tpm: Swtpm, chain: Chain, vek: Vek, monkeypatch: pytest.MonkeyPatch, report_type: int
+) -> None:
+    """Detection reads the type field of the HCL report at NV 0x01400001 (IGVM_REQUEST_DATA.report_type): an HCL
+    report of neither type is a plain TPM to the agent."""
+    provision(tpm, "snp", chain=chain, vek=vek)
+    esapi = tss.ESAPI(tpm.tcti)
+    try:
+        handle = esapi.tr_from_tpmpublic(0x01400001)
+        esapi.nv_write(handle, report_type.to_bytes(4, "little"), 0x4C8, auth_handle=tss.ESYS_TR.OWNER)
+    finally:
+        esapi.close()
+    monkeypatch.setenv("VERITEE_TPM_TCTI", tpm.tcti)
+    assert detect(Path("/nonexistent")).tee == "tpm"
+    for tee in ("az-snp-vtpm", "az-tdx-vtpm"):
+        with pytest.raises(AttesterError, match="not found"):
+            get(tee)
+
+
 def test_plain_tpm_is_not_an_azure_cvm(tpm: Swtpm, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VERITEE_TPM_TCTI", tpm.tcti)
     assert detect(Path("/nonexistent")).tee == "tpm"
@@ -96,6 +119,9 @@ def test_snp_evidence_verifies(snp_vm: Provisioned, chain: Chain) -> None:
     claims = _verify_snp(evidence, chain, report_data=REPORT_DATA)
     assert claims["tpm"]["report_data"] == REPORT_DATA.hex()  # type: ignore[index]
     assert sorted(claims["tpm"]["pcrs"]["sha256"], key=int) == [str(i) for i in range(24)]  # type: ignore[index]
+    # The quote is signed by the paravisor's AK at 0x81000003, the key the HCL report's runtime data carries.
+    ak_der = snp_vm.ak.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert claims["tpm"]["ak_sha256"] == hashlib.sha256(ak_der).hexdigest()  # type: ignore[index]
     assert claims["hcl"]["ak_sha256"] == claims["tpm"]["ak_sha256"]  # type: ignore[index]
     with pytest.raises(VerifierError) as caught:
         _verify_snp(evidence, chain, report_data=bytes(48))
@@ -174,10 +200,37 @@ def test_tdx_cvm_evidence_verifies(tdx_vm: Provisioned, pki: DcapPki) -> None:
 
 
 def test_cli_tee_and_evidence(snp_vm: Provisioned, chain: Chain) -> None:
-    env = {key: value for key, value in __import__("os").environ.items() if key.startswith("VERITEE_")}
+    env = {key: value for key, value in os.environ.items() if key.startswith("VERITEE_")}
     done = run_cli("attestation-agent", "tee", env=env)
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().strip() == "az-snp-vtpm"
     done = run_cli("attestation-agent", "evidence", "--report-data", REPORT_DATA.hex(), env=env)
     assert done.returncode == 0, done.stderr.decode()
     _verify_snp(json.loads(done.stdout), chain, report_data=REPORT_DATA)
+
+
+def test_tdx_init_data_and_runtime_measurements_land_in_pcr8_and_pcr23(
+    tdx_vm: Provisioned, pki: DcapPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As guest-components does on Azure: init-data extends PCR 8, runtime measurements (`attestation-agent
+    extend`) extend PCR 23 and never PCR 17; the verifier's claims of the quote show both, and PCR 8 is checked
+    against the init-data digest."""
+    monkeypatch.setenv("VERITEE_SYSROOT", str(tmp_path / "guest"))  # where the AAEL is kept
+    attester = get("az-tdx-vtpm")
+    assert isinstance(attester, AzTdxVtpmAttester)
+    pcr17 = attester.pcr(17)
+    digest = hashlib.sha256(b"init-data toml").digest()
+    attester.bind_init_data(digest)
+    env = {key: value for key, value in os.environ.items() if key.startswith("VERITEE_")}
+    done = run_cli("attestation-agent", "extend", "--domain", "example.org", "--operation", "boot",
+                   "--content", "ready", "--tee", "az-tdx-vtpm", env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    assert runtime_log(attester).register == 23
+    assert (tmp_path / "guest/run/attestation-agent/eventlog").stat().st_size > 0
+    evidence = attester.evidence(REPORT_DATA)
+    options = Options(at=pki.at, report_data=REPORT_DATA, collateral=pki.collateral(), trust={"tdx": (pki.root_pem,)},
+                      init_data_digest=digest)  # fmt: skip
+    pcrs = verify("az-tdx-vtpm", json.dumps(evidence).encode(), options).claims["tpm"]["pcrs"]["sha256"]  # type: ignore[index]
+    assert pcrs["8"] == hashlib.sha256(bytes(32) + digest).hexdigest()
+    assert pcrs["23"] == aael_pcr([("example.org", "boot", "ready")]).hex()
+    assert pcrs["17"] == pcr17.hex()

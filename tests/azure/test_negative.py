@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import cast
 
 import pytest
@@ -21,6 +22,7 @@ from tests.azure.conftest import (
     V2_REPORT_DATA,
     encode,
     flip_hcl,
+    flip_pcr,
     flip_quote,
     hcl_of,
     load,
@@ -30,21 +32,15 @@ from tests.azure.conftest import (
     with_hcl,
 )
 from tests.azure.make_evidence import Synthetic, make_snp, make_tdx, pcr_bank
+from tests.tdx.make_test_chain import make_pki
 from verifier import Reason
+from verifier.azure import parse_hcl_report
 from verifier.snp._abi import OFF_MEASUREMENT, OFF_VMPL
 
 SNP_V1 = "az-snp-vtpm/evidence-v1.json"
 TDX_V1 = "az-tdx-vtpm/evidence-v1.json"
 
 Document = dict[str, object]
-
-
-def _set_pcr(document: Document, index: int) -> Document:
-    quote = dict(document["tpm_quote"])  # type: ignore[call-overload]
-    pcrs = list(quote["pcrs"])
-    pcrs[index] = "ff" * 32  # not a reset value (PCR 23 is all zeros in the vectors)
-    quote["pcrs"] = pcrs
-    return {**document, "tpm_quote": quote}
 
 
 def _drop_pcr23(document: Document) -> Document:
@@ -84,8 +80,8 @@ SNP_CASES: dict[str, tuple[Callable[[Document], Document], Reason]] = {
     "quote message byte flipped": (lambda d: flip_quote(d, "message", 60), Reason.SIGNATURE_INVALID),
     "quote signature byte flipped": (lambda d: flip_quote(d, "signature", 7), Reason.SIGNATURE_INVALID),
     "quote signed by another AK": (_foreign_quote, Reason.SIGNATURE_INVALID),
-    "PCR 0 changed": (lambda d: _set_pcr(d, 0), Reason.PCR_DIGEST_MISMATCH),
-    "PCR 23 changed": (lambda d: _set_pcr(d, 23), Reason.PCR_DIGEST_MISMATCH),
+    "PCR 0 changed": (lambda d: flip_pcr(d, 0), Reason.PCR_DIGEST_MISMATCH),
+    "PCR 23 changed": (lambda d: flip_pcr(d, 23), Reason.PCR_DIGEST_MISMATCH),
     "runtime data byte flipped (AK modulus)": (lambda d: flip_hcl(d, RUNTIME_DATA + 100), Reason.REPORT_DATA_MISMATCH),
     "runtime data byte flipped (user-data)": (lambda d: flip_hcl(d, RUNTIME_DATA + 1050), Reason.REPORT_DATA_MISMATCH),
     "hardware report MEASUREMENT flipped": (
@@ -133,15 +129,26 @@ def test_v2_user_data_must_begin_with_the_report_data() -> None:
     assert reason_of("az-snp-vtpm", document, report_data=CHALLENGE) is Reason.REPORT_DATA_MISMATCH
 
 
-def test_truncated_json_is_malformed() -> None:
-    data = encode(load(SNP_V1))
+BOTH = pytest.mark.parametrize(("tee", "name"), [("az-snp-vtpm", SNP_V1), ("az-tdx-vtpm", TDX_V1)])
+
+
+@BOTH
+def test_truncated_json_is_malformed(tee: str, name: str) -> None:
+    data = encode(load(name))
     for cut in (1, len(data) // 2, len(data) - 1):
-        assert reason_of("az-snp-vtpm", data[:cut], report_data=CHALLENGE) is Reason.MALFORMED_EVIDENCE
+        assert reason_of(tee, data[:cut], report_data=CHALLENGE) is Reason.MALFORMED_EVIDENCE
 
 
-def test_oversized_json_is_malformed() -> None:
-    document = {**load(SNP_V1), "padding": "x" * (3 * 1024 * 1024)}
-    assert reason_of("az-snp-vtpm", encode(document), report_data=CHALLENGE) is Reason.MALFORMED_EVIDENCE
+@BOTH
+def test_oversized_json_is_malformed(tee: str, name: str) -> None:
+    document = {**load(name), "padding": "x" * (3 * 1024 * 1024)}
+    assert reason_of(tee, encode(document), report_data=CHALLENGE) is Reason.MALFORMED_EVIDENCE
+
+
+@BOTH
+def test_unknown_hcl_report_type_is_unsupported(tee: str, name: str) -> None:
+    for value in (0, 3, 7):
+        assert reason_of(tee, _report_type(value)(load(name)), report_data=CHALLENGE) is Reason.UNSUPPORTED_FORMAT
 
 
 def test_deeply_nested_json_is_malformed() -> None:
@@ -215,6 +222,15 @@ def test_synthetic_tdx_cvm_verifies_in_every_version(tdx_cvm: Synthetic) -> None
         assert claims["tpm"]["pcrs"]["sha256"]["5"] == pcr_bank()[5].hex()  # type: ignore[index]
 
 
+def test_tdx_claims_are_those_of_tee_tdx(tdx_cvm: Synthetic) -> None:
+    """The TD quote is verified exactly as `--tee tdx` verifies it: the same claims, from the same quote and
+    collateral, with REPORTDATA the runtime data's digest."""
+    options = {**synthetic_options(tdx_cvm), "report_data": bytes(range(48))}
+    claims = verify("az-tdx-vtpm", tdx_cvm.evidence(), **options).claims
+    report_data = parse_hcl_report(tdx_cvm.hcl).runtime_data_report_data()
+    assert claims["tdx"] == verify("tdx", tdx_cvm.hardware, **{**options, "report_data": report_data}).claims
+
+
 # TDREPORT offsets (Intel TDX Module ABI TDREPORT_STRUCT) -> what a flipped byte there breaks.
 TD_REPORT_FLIPS = {
     "REPORTDATA": 0x80,
@@ -257,6 +273,17 @@ def test_tdx_wrong_nonce_and_changed_pcr(tdx_cvm: Synthetic) -> None:
     assert reason_of("az-tdx-vtpm", tdx_cvm.evidence(), report_data=bytes(48), **options) is (
         Reason.REPORT_DATA_MISMATCH
     )
-    assert reason_of("az-tdx-vtpm", _set_pcr(tdx_cvm.evidence(), 8), report_data=bytes(range(48)), **options) is (
+    assert reason_of("az-tdx-vtpm", flip_pcr(tdx_cvm.evidence(), 8), report_data=bytes(range(48)), **options) is (
         Reason.PCR_DIGEST_MISMATCH
     )
+
+
+def test_tdx_expired_collateral_is_refused_unless_allowed() -> None:
+    """`--allow-expired-collateral` for az-tdx-vtpm, as for `--tee tdx`: TCB info past its nextUpdate is
+    collateral_expired, or accepted with the claim tdx.collateral_expired."""
+    fresh = make_pki()
+    cvm = make_tdx(bytes(48), pki=make_pki(at=fresh.at, tcb_info_next_update=fresh.at - timedelta(hours=1)))
+    options = {**synthetic_options(cvm), "report_data": bytes(48)}
+    assert reason_of("az-tdx-vtpm", cvm.evidence(), **options) is Reason.COLLATERAL_EXPIRED
+    claims = verify("az-tdx-vtpm", cvm.evidence(), allow_expired_collateral=True, **options).claims
+    assert claims["tdx"]["collateral_expired"] is True  # type: ignore[index]

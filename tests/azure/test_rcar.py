@@ -1,19 +1,23 @@
-"""End to end: `attestation-agent get-resource` on an Azure CVM (swtpm provisioned as the paravisor would, a fake
-IMDS) against a real `kbs serve` that trusts the test-only AMD and Intel roots, under the shipped default
-policies of az-snp-vtpm and az-tdx-vtpm."""
+"""End to end: `attestation-agent get-resource` (and `serve`) on an Azure CVM (swtpm provisioned as the paravisor
+would, a fake IMDS) against a real `kbs serve` that trusts the test-only AMD and Intel roots, under the shipped
+default policies of az-snp-vtpm and az-tdx-vtpm."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import tpm2_pytss as tss
+from attestation_agent.attesters.tpm import TpmAttester
 
 from tests._swtpm import Swtpm
 from tests.azure._paravisor import FakeImds, Provisioned, provision
 from tests.conftest import run_cli
+from tests.integration._agent_service import AgentService
+from tests.integration._helpers import aael_pcr
 from tests.integration._kbs_server import KbsServer
 from tests.snp.make_test_chain import Chain, Vek, make_chain, make_vek
 from tests.tdx.make_test_chain import MRTD, DcapPki, make_pki
@@ -91,6 +95,7 @@ def test_auth_accepts_both_azure_tees(kbs: KbsServer) -> None:
 def test_snp_cvm_gets_the_secret(kbs: KbsServer, tpm: Swtpm, chain: Chain, vek: Vek) -> None:
     with FakeImds(_snp_vm(tpm, chain, vek)) as imds:
         code, out, err = _get(kbs, tpm, imds)
+        assert imds.requests == ["GET /metadata/THIM/amd/certification"]  # the VCEK, where guest-components gets it
     assert code == 0, err
     assert out == SECRET
 
@@ -134,3 +139,49 @@ def test_init_data_is_bound_in_pcr8(kbs: KbsServer, tpm: Swtpm, chain: Chain, ve
     assert code == 1
     assert out == b""
     assert "init_data_mismatch" in err
+
+
+def test_runtime_measurements_extend_pcr23_and_reach_the_broker(
+    kbs: KbsServer, tpm: Swtpm, chain: Chain, vek: Vek, tmp_path: Path
+) -> None:
+    """On Azure the agent binds init-data in PCR 8 and its runtime measurements (`attestation-agent extend`,
+    `POST /aa/aael`) extend PCR 23, never PCR 17 (guest-components' register elsewhere, which a locality-0 guest
+    cannot extend); the vTPM quote carries both to the broker: the token's claims show them, and a reference
+    value for PCR 23 releases the secret only once the measurements are made."""
+    init_data = tmp_path / "init-data.toml"
+    init_data.write_text(INIT_DATA)
+    image = "docker.io/library/busybox@sha256:" + "ab" * 32
+    measured = aael_pcr([("example.org", "boot", "ready"), ("github.com/confidential-containers", "pull-image", image)])
+    root = tmp_path / "guest"
+    provisioned = _snp_vm(tpm, chain, vek)
+    pcr17 = TpmAttester(tpm.tcti).pcr(17)
+    with FakeImds(provisioned) as imds:
+        env = {"VERITEE_TPM_TCTI": tpm.tcti, "VERITEE_AZURE_IMDS_URL": imds.url, "VERITEE_AZURE_HCL_WAIT": "0",
+               "VERITEE_SYSROOT": str(root)}  # fmt: skip
+        kbs.admin.put_reference_value("az_pcr23", [measured.hex()])
+        try:
+            with AgentService(kbs.url, tmp_path, "--init-data", str(init_data), env=env) as agent:
+                assert agent.get("/cdh/resource/default/key/1").status_code == 403  # nothing measured yet
+                pcrs = agent.annotated_evidence()["az-snp-vtpm"]["tpm"]["pcrs"]["sha256"]
+                assert pcrs["23"] == "00" * 32
+                assert pcrs["8"] == hashlib.sha256(bytes(32) + hashlib.sha256(INIT_DATA.encode()).digest()).hexdigest()
+
+                done = run_cli("attestation-agent", "extend", "--domain", "example.org", "--operation", "boot",
+                               "--content", "ready", env=env)  # fmt: skip
+                assert done.returncode == 0, done.stderr.decode()
+                event = {"domain": "github.com/confidential-containers", "operation": "pull-image", "content": image}
+                response = agent.http.post("/aa/aael", json=event)
+                assert response.status_code == 200, response.text  # and the cached token is dropped
+
+                response = agent.get("/cdh/resource/default/key/1")
+                assert response.status_code == 200, response.text
+                assert response.content == SECRET
+                annotated = agent.annotated_evidence()
+                after = annotated["az-snp-vtpm"]["tpm"]["pcrs"]["sha256"]
+                assert after["23"] == measured.hex()
+                assert after["17"] == pcr17.hex()  # untouched
+                assert after["8"] == pcrs["8"]
+                assert annotated["init_data"] == hashlib.sha256(INIT_DATA.encode()).hexdigest()
+        finally:
+            kbs.admin.delete_reference_value("az_pcr23")
+    assert (root / "run/attestation-agent/eventlog").stat().st_size > 0

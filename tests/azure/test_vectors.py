@@ -8,20 +8,25 @@ from pathlib import Path
 
 import pytest
 
+import verifier
 from kbs.collateral.files import read_documents
 from tests.azure.conftest import (
     AZURE,
     CHALLENGE,
     GENOA_REPORT_DATA,
+    TODAY,
     V2_REPORT_DATA,
+    flip_pcr,
+    flip_quote,
     hcl_of,
     load,
     reason_of,
     verify,
+    with_hcl,
 )
-from verifier import Options, Reason
+from verifier import Options, Reason, VerifierError, registry
 from verifier.azure import check_td_report, parse_evidence, parse_hcl_report, parse_runtime_data
-from verifier.azure._vtpm import verify_vtpm_quote
+from verifier.azure._vtpm import check_user_data, verify_vtpm_quote
 from verifier.tdx import parse_quote
 
 PCR0_V1 = "e15c44796beabf46abcec7c57e590942041e47497e4ec27571c8b7664f48dced"
@@ -81,6 +86,17 @@ def test_snp_v1_claims() -> None:
     assert tpm["signature_scheme"] == "rsassa"  # type: ignore[index]
 
 
+def test_snp_claims_are_those_of_tee_snp() -> None:
+    """The hardware report is verified exactly as `--tee snp` verifies it: the same claims, from the same report
+    and VCEK, with REPORT_DATA the runtime data's digest."""
+    document = load("az-snp-vtpm/evidence-v1.json")
+    hcl = parse_hcl_report(hcl_of(document))
+    vcek = base64.urlsafe_b64decode(str(document["vcek"]))
+    options = Options(at=TODAY, report_data=hcl.runtime_data_report_data(), certificates=(vcek,))
+    expected = verifier.verify("snp", hcl.hw_report, options).claims
+    assert verify("az-snp-vtpm", document, report_data=CHALLENGE).claims["snp"] == expected
+
+
 def test_snp_vector_without_report_data_still_binds_everything_else() -> None:
     claims = verify("az-snp-vtpm", load("az-snp-vtpm/evidence-v1.json")).claims
     assert claims["tpm"]["report_data"] == CHALLENGE.hex()  # type: ignore[index]
@@ -130,3 +146,64 @@ def test_hcl_report_layout_of_both_vectors() -> None:
         runtime = parse_runtime_data(hcl.runtime_data)
         assert runtime.user_data == bytes(64)
         assert base64.urlsafe_b64decode(str(load(name)["hcl_report"])) == data
+
+
+# trustee's own tests (deps/verifier/src/az_*_vtpm/mod.rs at the vectors' commit) change these bytes of an SNP HCL
+# report (theirs is another capture, laid out alike): the same positions of this one, and what Veritee answers.
+# trustee names the first "SNP version mismatch" (it compares the VCEK's TCB before the signature); here the
+# signature over the changed REPORTED_TCB fails first. The other two break the runtime data's digest in
+# REPORT_DATA, which Veritee checks before it reads the AK out of the runtime data.
+TRUSTEE_SNP_CHANGES = {
+    "test_verify_snp_report_failure (0x1a6 := 0)": (0x1A6, 0, Reason.SIGNATURE_INVALID),
+    "test_verify_report_data_failure (0x6e0 += 1)": (0x6E0, None, Reason.REPORT_DATA_MISMATCH),
+    "test_verify_akpub_failure (0x540 := 0)": (0x540, 0, Reason.REPORT_DATA_MISMATCH),
+}
+
+
+@pytest.mark.parametrize(("offset", "value", "reason"), TRUSTEE_SNP_CHANGES.values(), ids=TRUSTEE_SNP_CHANGES.keys())
+def test_trustee_snp_hcl_changes_are_refused(offset: int, value: int | None, reason: Reason) -> None:
+    document = load("az-snp-vtpm/evidence-v1.json")
+    data = bytearray(hcl_of(document))
+    data[offset] = data[offset] + 1 if value is None else value
+    assert reason_of("az-snp-vtpm", with_hcl(document, bytes(data)), report_data=CHALLENGE) is reason
+
+
+def test_trustee_v2_user_data_check() -> None:
+    """trustee's test_verify_user_data: the v2 vector's user-data begins with its report data, not with 123abc."""
+    runtime = parse_runtime_data(parse_hcl_report(hcl_of(load("az-snp-vtpm/evidence-v2.json"))).runtime_data)
+    check_user_data(runtime, Options(at=datetime.now(UTC), report_data=V2_REPORT_DATA))
+    with pytest.raises(VerifierError) as caught:
+        check_user_data(runtime, Options(at=datetime.now(UTC), report_data=bytes.fromhex("123abc")))
+    assert caught.value.reason is Reason.REPORT_DATA_MISMATCH
+
+
+@pytest.mark.parametrize("tee", ["az-snp-vtpm", "az-tdx-vtpm"])
+def test_trustee_init_data_pcr8(tee: str) -> None:
+    """trustee's test_verify_init_data: init-data 8505e4e2... is PCR 8 bddaccb9... (SHA-256(32 zeros || digest))."""
+    bind = registry.lookup(tee).init_data
+    assert bind is not None
+    digest = bytes.fromhex("8505e4e25e50a27c5dc8147af88efbece627fbea55291911eff832d9ee127781")
+    assert bind(digest).hex() == "bddaccb9c52249e97a31baea61b7d91be8221a16e703d92148d04fb8e9c1dfdd"
+
+
+def _tdx_quote_reason(document: dict[str, object], report_data: bytes) -> Reason:
+    evidence = parse_evidence(document, "az-tdx-vtpm")
+    runtime = parse_runtime_data(parse_hcl_report(evidence.hcl_report).runtime_data)
+    with pytest.raises(VerifierError) as caught:
+        verify_vtpm_quote(evidence, runtime, Options(at=datetime.now(UTC), report_data=report_data))
+    return caught.value.reason
+
+
+def test_trustee_tdx_changes_are_refused() -> None:
+    """trustee's az-tdx-vtpm tests on this very vector (its HCL report and vTPM quote are theirs): a changed byte of
+    the runtime data (0x880 += 1) unbinds it from the TD quote's REPORTDATA; a flipped signature byte, a reversed
+    nonce and a flipped PCR 0 byte fail the vTPM quote."""
+    document = load("az-tdx-vtpm/evidence-v1.json")
+    data = bytearray(hcl_of(document))
+    data[0x880] += 1
+    evidence = parse_evidence(with_hcl(document, bytes(data)), "az-tdx-vtpm")
+    changed = parse_hcl_report(evidence.hcl_report)
+    assert parse_quote(evidence.hardware).body.report_data != changed.runtime_data_report_data()
+    assert _tdx_quote_reason(flip_quote(document, "signature", 0), CHALLENGE) is Reason.SIGNATURE_INVALID
+    assert _tdx_quote_reason(document, CHALLENGE[::-1]) is Reason.REPORT_DATA_MISMATCH
+    assert _tdx_quote_reason(flip_pcr(document, 0), CHALLENGE) is Reason.PCR_DIGEST_MISMATCH

@@ -6,10 +6,13 @@ with AgentService(kbs.url, tmp_path) as agent:
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -66,6 +69,15 @@ class AgentService:
 
     def get(self, target: str) -> httpx.Response:
         return self.http.get(target)
+
+    def annotated_evidence(self) -> dict[str, Any]:
+        """What the broker's policies saw of this guest: the `ear.veraison.annotated-evidence` of the CPU TEE in
+        the agent's current KBS token (`{<tee>: claims, "init_data", "init_data_claims", ...}`)."""
+        token = json.loads(self.get("/aa/token?token_type=kbs").content)["token"]
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        annotated: dict[str, Any] = claims["submods"]["cpu0"]["ear.veraison.annotated-evidence"]
+        return annotated
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None

@@ -53,6 +53,7 @@ class KbsServer:
         tls: tuple[Path, Path] | None = None,
         workers: int | None = None,
         log_level: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.config_dir = folder
         self.config_file = folder / "kbs.toml"
@@ -64,6 +65,7 @@ class KbsServer:
         # Worker processes each import and start the whole broker: give a loaded machine time for that.
         self.ready_timeout = 30.0 * (workers or 1)
         self.log_level = log_level
+        self.env = env  # extra environment of `kbs serve` (VERITEE_KBS_* settings, as docker-compose.yml sets them)
         if init:
             args = ["init", str(folder), "--force"] + (["--allow-sample"] if allow_sample else [])
             done = run_cli("kbs", *args)
@@ -97,7 +99,7 @@ class KbsServer:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=cli_env(),
+                env=cli_env(self.env),
             )
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:

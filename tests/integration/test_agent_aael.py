@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from attestation_agent.attesters.tpm import TpmAttester
@@ -17,6 +17,7 @@ from attestation_agent.attesters.tpm import TpmAttester
 from tests._swtpm import Swtpm
 from tests.conftest import run_cli
 from tests.integration._agent_service import AgentService
+from tests.integration._helpers import aael_pcr
 from tests.integration._kbs_server import KbsServer
 
 pytestmark = pytest.mark.swtpm
@@ -57,17 +58,8 @@ def kbs(tmp_path: Path, tpm: Swtpm) -> Iterator[KbsServer]:
         yield server
 
 
-def token_claims(agent: AgentService) -> dict[str, object]:
-    token = json.loads(agent.get("/aa/token?token_type=kbs").content)["token"]
-    payload = token.split(".")[1]
-    claims: dict[str, object] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return claims
-
-
-def tpm_claims(claims: dict[str, object]) -> dict[str, object]:
-    evidence = claims["submods"]["cpu0"]["ear.veraison.annotated-evidence"]  # type: ignore[index]
-    assert isinstance(evidence, dict)
-    tpm: dict[str, object] = evidence["tpm"]
+def tpm_claims(agent: AgentService) -> dict[str, Any]:
+    tpm: dict[str, Any] = agent.annotated_evidence()["tpm"]
     return tpm
 
 
@@ -75,7 +67,7 @@ def test_measured_image_is_in_the_token_and_unlocks_the_resource(tmp_path: Path,
     root = tmp_path / "guest"
     env = {"VERITEE_TPM_TCTI": tpm.tcti, "VERITEE_SYSROOT": str(root)}
     with AgentService(kbs.url, tmp_path, env=env) as agent:
-        before = tpm_claims(token_claims(agent))
+        before = tpm_claims(agent)
         assert "aael" not in before  # no runtime event yet: no log
         assert agent.get("/cdh/resource/default/key/1").status_code == 403  # the policy wants the image measured
 
@@ -86,17 +78,14 @@ def test_measured_image_is_in_the_token_and_unlocks_the_resource(tmp_path: Path,
         assert response.status_code == 200, response.text
         assert response.json() == {"success": "true"}
 
-        claims = tpm_claims(token_claims(agent))  # the measurement dropped the old token: this one is fresh
+        claims = tpm_claims(agent)  # the measurement dropped the old token: this one is fresh
         assert claims["pcr_replay_ok"] is True
         assert claims["aael"] == [
             {"register": "23", "domain": "example.org", "operation": "boot", "content": "ready"},
             {"register": "23", "domain": DOMAIN, "operation": "pull-image", "content": IMAGE},
         ]
-        pcr23 = bytes(32)
-        for text in ("example.org boot ready", f"{DOMAIN} pull-image {IMAGE}"):
-            tagged = len(text).to_bytes(4, "little")
-            pcr23 = hashlib.sha256(pcr23 + hashlib.sha256(b"LEAA" + tagged + text.encode()).digest()).digest()
-        assert claims["pcrs"]["sha256"]["23"] == pcr23.hex()  # type: ignore[index]
+        pcr23 = aael_pcr([("example.org", "boot", "ready"), (DOMAIN, "pull-image", IMAGE)])
+        assert claims["pcrs"]["sha256"]["23"] == pcr23.hex()
         response = agent.get("/cdh/resource/default/key/1")
         assert response.status_code == 200, response.text
         assert response.content == SECRET
@@ -117,7 +106,7 @@ def test_measured_image_is_in_the_token_and_unlocks_the_resource(tmp_path: Path,
             assert response.status_code == 400, body
             assert message in response.text, response.text
         assert log.stat().st_size == size
-        assert tpm_claims(token_claims(agent))["pcrs"]["sha256"]["23"] == pcr23.hex()  # type: ignore[index]
+        assert tpm_claims(agent)["pcrs"]["sha256"]["23"] == pcr23.hex()
 
     # The log with one record altered: the broker's verifier refuses the evidence.
     log.write_bytes(log.read_bytes().replace(b"busybox", b"busyb0x"))

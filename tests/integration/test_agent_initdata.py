@@ -70,10 +70,7 @@ def test_tpm_init_data_bound_at_start_and_read_by_policy(tmp_path: Path, tpm: Sw
         response = agent.get("/cdh/resource/default/key/1")
         assert response.status_code == 200, response.text
         assert response.content == SECRET
-        token = json.loads(agent.get("/aa/token?token_type=kbs").content)["token"]
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        annotated = claims["submods"]["cpu0"]["ear.veraison.annotated-evidence"]
+        annotated = agent.annotated_evidence()
         assert annotated["init_data_claims"] == {"role": "db", "aa.toml": "url = 1"}
         assert annotated["init_data"] == hashlib.sha256(DB.encode()).hexdigest()
         assert annotated["tpm"]["pcrs"]["sha256"]["8"] == pcr8.hex()

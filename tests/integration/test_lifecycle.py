@@ -12,19 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-import policies
 from tests.integration._guest import Guest
-from tests.integration._helpers import SECRET, assert_error
+from tests.integration._helpers import DEMO_POLICY, SECRET, assert_error, provision
 from tests.integration._kbs_server import KbsServer
+from tests.integration._postgres import PrivatePostgres
 from tests.integration.conftest import new_database_url
-
-DEMO_POLICY = policies.load("demo_resource_allow_sample.rego")
-
-
-def provision(server: KbsServer) -> None:
-    server.admin.put_resource("default/key/1", SECRET)
-    server.admin.put_reference_value("sample_svn", ["1"])
-    server.admin.set_resource_policy(DEMO_POLICY)
 
 
 def test_expired_session_and_token(tmp_path: Path) -> None:
@@ -183,6 +175,74 @@ def test_database_outage_is_503_and_recovers(tmp_path: Path, request: pytest.Fix
         guest = Guest(server.url)
         token = guest.handshake()
         assert guest.decrypt(guest.resource("default/key/1", token).json()) == SECRET
+
+
+def _handshakes_until(url: str, stop: threading.Event, outcomes: list[tuple[float, str]]) -> None:
+    """Guests handshaking (auth, attest, fetch) until `stop`: each outcome, "ok" or the first failing status (or
+    transport error), with the time it came."""
+    while not stop.is_set():
+        guest = Guest(url)
+        try:
+            challenge = guest.auth()
+            outcome = str(challenge.status_code)
+            if challenge.status_code == 200:
+                attested = guest.attest(challenge.json()["nonce"])
+                outcome = str(attested.status_code)
+                if attested.status_code == 200:
+                    released = guest.resource("default/key/1")
+                    ok = released.status_code == 200 and guest.decrypt(released.json()) == SECRET
+                    outcome = "ok" if ok else str(released.status_code)
+        except httpx.TransportError as exc:
+            outcome = type(exc).__name__
+        finally:
+            guest.close()
+        outcomes.append((time.monotonic(), outcome))
+
+
+def test_postgres_restart_under_load_is_503_then_recovers(tmp_path: Path) -> None:
+    """A real PostgreSQL server (the test's own) stopped and started while guests handshake: every request in the
+    outage is a clean 503, none a 500 or a dropped connection, and the same broker process serves again after."""
+    with PrivatePostgres() as pg, KbsServer(tmp_path / "kbs", database_url=pg.url) as server:
+        provision(server)
+        pid = server.pid
+        outcomes: list[tuple[float, str]] = []
+        stop = threading.Event()
+        guests = [threading.Thread(target=_handshakes_until, args=(server.url, stop, outcomes)) for _ in range(4)]
+        for thread in guests:
+            thread.start()
+        try:
+            time.sleep(2)
+            stopping = time.monotonic()
+            pg.stop()
+            down = time.monotonic()
+            time.sleep(2)
+            assert_error(httpx.get(server.url + "/readyz"), 503, "ServiceUnavailable", "database")
+            assert httpx.get(server.url + "/healthz").status_code == 200
+            starting = time.monotonic()
+            pg.start()
+            up = time.monotonic()
+            deadline = up + 30
+            while time.monotonic() < deadline and httpx.get(server.url + "/readyz").status_code != 200:
+                time.sleep(0.1)
+            time.sleep(2)
+        finally:
+            stop.set()
+            for thread in guests:
+                thread.join(timeout=60)
+        assert server.pid == pid  # the same process throughout: no restart of the broker
+        before = [o for t, o in outcomes if t < stopping]
+        during = [o for t, o in outcomes if down + 0.5 <= t < starting]
+        after = [o for t, o in outcomes if t >= up]
+        assert before, outcomes
+        assert set(before) == {"ok"}, before
+        # In the outage every answer is 503 (a handshake caught by the stop may still finish, or fail, the same way).
+        assert during, outcomes
+        assert set(during) == {"503"}, during
+        assert {o for t, o in outcomes if stopping <= t} <= {"ok", "503"}, outcomes
+        # Once the database is back the broker serves again, with no restart: the last handshakes all succeed.
+        assert after[-8:] == ["ok"] * 8, after
+        metrics = httpx.get(server.url + "/metrics").text
+        assert "kbs_database_errors_total" in metrics
 
 
 def test_auth_rate_limit(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.integration._guest import Guest
+from tests.integration._helpers import assert_error
 from tests.integration._kbs_server import KbsServer
 
 ERROR_REF = "#/components/schemas/ErrorBody"
@@ -177,3 +178,13 @@ def test_answers_byte_for_byte(broker: KbsServer, tmp_path: Path) -> None:
         b'{"type":"https://github.com/confidential-containers/kbs/errors/InvalidRequest",'
         b'"detail":"malformed request body at body: Input should be an object"}'
     )
+
+
+def test_framework_refusals_answer_in_trustee_error_shape(broker: KbsServer) -> None:
+    """No route and a method a path does not take: trustee's error body, and an Allow naming every method."""
+    assert_error(httpx.get(broker.url + "/kbs/v0/no-such-endpoint"), 404, "ResourceNotFound", "no such endpoint")
+    # a resource path with a newline matches no route
+    assert_error(httpx.delete(broker.url + "/kbs/v0/resource/a%0Ab/c/d"), 404, "ResourceNotFound")
+    refused = httpx.put(broker.url + "/kbs/v0/resource/default/key/1", content=b"x")
+    assert_error(refused, 405, "InvalidRequest", "PUT is not a method")
+    assert {m.strip() for m in refused.headers["Allow"].split(",")} >= {"GET", "POST", "DELETE"}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ from kbs.verification import build_sources
 from tests.conftest import run_cli
 from tests.integration._kbs_server import KbsServer
 from tests.tdx.fake_device import FakeTdxDevice
-from tests.tdx.make_test_chain import MRTD, DcapPki, make_pki
+from tests.tdx.make_test_chain import MRTD, DcapPki, make_pki, make_quote
+from verifier.eventlog import parse
 from verifier.sources import TdxCollateralSource
 
 
@@ -75,3 +77,30 @@ def test_build_sources_constructs_the_pcs_client(tmp_path: Path) -> None:
     assert client.base_url == "https://pccs.test"
     assert client.cache_dir == tmp_path / "tdx"
     client.close()
+
+
+def test_values_derived_from_the_reference_boot_release_the_secret(tmp_path: Path, pki: DcapPki, vectors: Path) -> None:
+    """`reference-value derive tdx --put` from a real CC event log and a quote of the same boot (RTMRs equal to
+    the log's replay; MRTD that of the test quotes): a TD that boots the same way is then affirmed."""
+    ccel = (vectors / "tdx/trustee/CCEL_data_ovmf").read_bytes()
+    rtmrs = tuple(parse(ccel, "ccel").replay()["sha384"][f"rtmr{i}"] for i in range(3))
+    reference_quote = tmp_path / "reference-quote.dat"
+    reference_quote.write_bytes(make_quote(pki, rtmrs=rtmrs))
+    (tmp_path / "kbs").mkdir()
+    with kbs_with_test_chain(tmp_path, pki) as kbs, FakeTdxDevice(tmp_path / "root", pki, ccel=ccel, rtmrs=rtmrs):
+        kbs.admin.put_resource("default/key/tdx", b"tdx secret")
+        code, _, err = get_resource(kbs, tmp_path / "root")
+        assert code == 1, "no reference value yet: refused"
+        ccel_file = tmp_path / "ccel.bin"
+        ccel_file.write_bytes(ccel)
+        done = run_cli(
+            "kbs", "admin", "--url", kbs.url, "reference-value", "derive", "tdx", "--ccel", str(ccel_file),
+            "--quote", str(reference_quote), "--put", "--json", env={"VERITEE_ADMIN_TOKEN": kbs.token},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode()
+        assert json.loads(done.stdout) == {"tdx_mr_td": MRTD.hex()} | {
+            f"tdx_rtmr{i}": r.hex() for i, r in enumerate(rtmrs)
+        }
+        code, out, err = get_resource(kbs, tmp_path / "root")
+        assert code == 0, err
+        assert out == b"tdx secret"

@@ -44,9 +44,12 @@ class SnpGuest:
     vcek: Vek
     host_data: bytes = bytes(32)
     policy: int = 0x30000
+    measurement: bytes = bytes(range(48))  # the launch digest (make_test_chain's default)
 
     def report(self, report_data: bytes) -> bytes:
-        fields = ReportFields(report_data=report_data, host_data=self.host_data, policy=self.policy)
+        fields = ReportFields(
+            report_data=report_data, host_data=self.host_data, policy=self.policy, measurement=self.measurement
+        )
         return make_report(self.vcek, self.chain.product, fields)
 
     def table(self) -> bytes:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 import policies
@@ -53,3 +56,14 @@ def test_policy_is_usable_from_other_threads() -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda x: policy.evaluate("data.policy", {"x": x})["allow"], [1, 2] * 50))
     assert results == [True, False] * 50
+
+
+def test_a_policy_failing_to_compile_on_a_worker_thread_frees_its_engine_there() -> None:
+    """The broker compiles on a thread pool and handles the error on the event loop's thread: a regorus engine freed
+    on a thread other than its own is leaked with an unraisable error (an error under pytest -W error)."""
+    with ThreadPoolExecutor(1) as pool:
+        failed = pool.submit(Policy.compile, "package policy\nallow := ")
+        with pytest.raises(PolicyError):
+            failed.result()
+        del failed
+    gc.collect()

@@ -25,37 +25,18 @@ import dataclasses
 from collections.abc import Mapping
 
 from .. import snp
-from ..azure import HclReport, verify_azure
+from ..azure import HclReport, azure_tee
 from ..errors import Reason, VerificationError
 from ..options import Options
-from ..registry import Tee
-from ..result import Verified
-from ..tpm import _binding as vtpm_binding
 
 __all__ = ["TEE", "Options", "verify"]
 
-NAME = "az-snp-vtpm"
 PARAVISOR_VMPL = 0
 
 
 def verify_hardware(hcl: HclReport, vcek: bytes, options: Options) -> Mapping[str, object]:
-    """The SNP report as `--tee snp` verifies it, REPORT_DATA bound to the runtime data, VMPL 0."""
-    report_options = dataclasses.replace(
-        options,
-        report_data=hcl.runtime_data_report_data(),
-        init_data_digest=None,
-        certificates=(vcek, *options.certificates),
-    )
-    try:
-        claims = snp.verify(hcl.hw_report, report_options).claims
-    except VerificationError as exc:
-        if exc.reason is not Reason.REPORT_DATA_MISMATCH:
-            raise
-        raise VerificationError(
-            Reason.REPORT_DATA_MISMATCH,
-            f"{exc.detail}: REPORT_DATA does not bind the HCL runtime data (expected its {hcl.hash_name} "
-            "digest, zero-padded)",
-        ) from exc
+    """The SNP report as `--tee snp` verifies it, the evidence's VCEK first among the candidates; VMPL 0."""
+    claims = snp.verify(hcl.hw_report, dataclasses.replace(options, certificates=(vcek, *options.certificates))).claims
     if claims["vmpl"] != PARAVISOR_VMPL:
         raise VerificationError(
             Reason.UNTRUSTED_KEY,
@@ -65,18 +46,10 @@ def verify_hardware(hcl: HclReport, vcek: bytes, options: Options) -> Mapping[st
     return claims
 
 
-def verify(evidence: Mapping[str, object] | bytes, options: Options) -> Verified:
-    """Verify az-snp-vtpm evidence (any version); claims `{"tpm", "hcl", "snp"}`."""
-    return verify_azure(NAME, evidence, options, verify_hardware)
-
-
-# The runtime digest as it is (48 bytes) in the vTPM quote's extraData, where guest-components' attesters put it;
-# init-data in PCR 8 of the vTPM, as on a TPM (the hardware report's own fields are the paravisor's and host's).
-TEE = Tee(
-    name=NAME,
-    verify=verify,
-    report_data=lambda runtime_digest: runtime_digest,
-    init_data=vtpm_binding.init_data,
+TEE = azure_tee(
+    "az-snp-vtpm",
+    verify_hardware,
+    field="REPORT_DATA",
     sources=("collateral", "certificates", "snp_certificates", "trust"),
-    default_policy=f"{NAME}.rego",
 )
+verify = TEE.verify  # any evidence version; claims `{"tpm", "hcl", "snp"}`

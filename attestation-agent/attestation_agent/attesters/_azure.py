@@ -22,14 +22,12 @@ import http.client
 import json
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from . import AttesterError
-from .tpm import TpmAttester, _tss
+from .tpm import TpmAttester, _tss, has_handle, open_tpm
 
 __all__ = [
     "AK_HANDLE",
@@ -38,7 +36,6 @@ __all__ = [
     "REPORT_DATA_INDEX",
     "AzureVtpmAttester",
     "hcl_report_type",
-    "open_vtpm",
 ]
 
 HCL_REPORT_INDEX = 0x01400001
@@ -47,7 +44,6 @@ AK_HANDLE = 0x81000003
 # TPM 2.0 Part 2 MAX_NV_BUFFER_SIZE of the reference implementation (Azure's vTPM and swtpm): a read's largest.
 NV_CHUNK = 1024
 PCR_COUNT = 24
-PCR_READ_BATCH = 8
 MAX_REPORT_DATA = 64
 # HCL report: "HCLA" at 0, the hardware report at 0x20, IGVM_REQUEST_DATA at 0x4C0 (report_type at +8,
 # variable_data_size at +16), the runtime data at 0x4D4 (see verifier.azure._hcl).
@@ -87,30 +83,6 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode()  # padded, as serde_with's Base64<UrlSafe> writes it
 
 
-@contextmanager
-def open_vtpm(tcti: str) -> Iterator[Any]:
-    """An ESAPI context on the vTPM (AttesterError when it cannot be opened); closed on the way out."""
-    tss = _tss()
-    try:
-        esapi = tss.ESAPI(tcti)
-    except tss.TSS2_Exception as exc:
-        raise AttesterError(f"cannot open the TPM through TCTI {tcti!r}: {exc}") from exc
-    try:
-        yield esapi
-    except tss.TSS2_Exception as exc:
-        raise AttesterError(f"vTPM command failed: {exc}") from exc
-    finally:
-        esapi.close()
-
-
-def _has_handle(esapi: Any, handle: int) -> bool:
-    tss = _tss()
-    capability = tss.TPM2_CAP.HANDLES
-    _, data = esapi.get_capability(capability, handle, 1)
-    handles = list(data.data.handles)
-    return bool(handles) and handles[0] == handle
-
-
 def read_nv(esapi: Any, index: int) -> bytes:
     """The whole NV index, read with owner authorisation in chunks of at most NV_CHUNK bytes."""
     tss = _tss()
@@ -124,30 +96,10 @@ def read_nv(esapi: Any, index: int) -> bytes:
     return out
 
 
-def _bit(selection: Any, octet: int, bit: int) -> bool:
-    return bool(selection.pcrSelect[octet] >> bit & 1)
-
-
-def _sha256_pcrs(esapi: Any) -> list[str]:
-    """SHA-256 PCRs 0-23 as hex, read PCR_READ_BATCH at a time (TPM2_PCR_Read returns at most 8 digests)."""
-    values: dict[int, str] = {}
-    for start in range(0, PCR_COUNT, PCR_READ_BATCH):
-        batch = range(start, min(start + PCR_READ_BATCH, PCR_COUNT))
-        _, selection, digests = esapi.pcr_read("sha256:" + ",".join(map(str, batch)))
-        read = [
-            8 * j + i for s in selection for j in range(s.sizeofSelect) for i in range(8) if s.pcrSelect[j] >> i & 1
-        ]
-        values.update(zip(read, (bytes(d).hex() for d in digests), strict=True))
-    missing = [i for i in range(PCR_COUNT) if i not in values]
-    if missing:
-        raise AttesterError(f"the vTPM did not return SHA-256 PCRs {missing}")
-    return [values[i] for i in range(PCR_COUNT)]
-
-
 def read_hcl_report(tcti: str) -> bytes | None:
     """The HCL report, or None when this TPM has no such NV index (not an Azure CVM)."""
-    with open_vtpm(tcti) as esapi:
-        if not _has_handle(esapi, HCL_REPORT_INDEX):
+    with open_tpm(tcti) as esapi:
+        if not has_handle(esapi, HCL_REPORT_INDEX):
             return None
         return read_nv(esapi, HCL_REPORT_INDEX)
 
@@ -179,7 +131,7 @@ class AzureVtpmAttester(TpmAttester):
         """NV 0x01400002 := report_data, defining the index (owner read/write, its size) when missing or sized
         otherwise, as guest-components does."""
         tss = _tss()
-        if _has_handle(esapi, REPORT_DATA_INDEX):
+        if has_handle(esapi, REPORT_DATA_INDEX):
             handle = esapi.tr_from_tpmpublic(REPORT_DATA_INDEX)
             public, _ = esapi.nv_read_public(handle)
             if public.nvPublic.dataSize == len(report_data):
@@ -210,19 +162,16 @@ class AzureVtpmAttester(TpmAttester):
                 return report, False
             time.sleep(POLL_SECONDS)
 
-    def _quote(self, esapi: Any, report_data: bytes) -> dict[str, object]:
-        """TPM2_Quote over SHA-256 PCRs 0-23 with qualifyingData = report_data; the bare RSASSA signature."""
-        tss = _tss()
-        ak = self._ak(esapi)
-        attest, signature = esapi.quote(
-            ak, "sha256:" + ",".join(map(str, self.pcrs)), report_data, tss.TPMT_SIG_SCHEME(scheme=tss.TPM2_ALG.NULL)
-        )
-        if signature.sigAlg != tss.TPM2_ALG.RSASSA:
-            raise AttesterError(f"the vTPM AK signed with algorithm {signature.sigAlg:#x}, expected RSASSA")
+    def _tpm_quote(self, esapi: Any, report_data: bytes) -> dict[str, object]:
+        """The quote of SHA-256 PCRs 0-23 with qualifyingData = report_data, in Azure's shape: hex fields, the
+        bare RSASSA signature, the PCRs as a list."""
+        quote = self._quote(esapi, self.pcrs, report_data)
+        if quote.signature.sigAlg != _tss().TPM2_ALG.RSASSA:
+            raise AttesterError(f"the vTPM AK signed with algorithm {quote.signature.sigAlg:#x}, expected RSASSA")
         return {
-            "signature": bytes(signature.signature.rsassa.sig).hex(),
-            "message": bytes(attest).hex(),
-            "pcrs": _sha256_pcrs(esapi),
+            "signature": bytes(quote.signature.signature.rsassa.sig).hex(),
+            "message": quote.attest.hex(),
+            "pcrs": [quote.pcrs[str(i)] for i in self.pcrs],
         }
 
     # ---- IMDS ----
@@ -264,7 +213,7 @@ class AzureVtpmAttester(TpmAttester):
         with self._esapi() as esapi:
             self._write_report_data(esapi, report_data)
             report, fresh = self._fresh_report(esapi, report_data)
-            quote = self._quote(esapi, report_data)
+            quote = self._tpm_quote(esapi, report_data)
         if hcl_report_type(report) != self.kind:
             raise AttesterError(f"the HCL report is not of type {self.kind.upper()}")
         return {

@@ -17,9 +17,9 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..aael import LOG_PATH, Bank, RuntimeLog, spec_id_header
 from . import AttesterError
@@ -28,7 +28,10 @@ __all__ = [
     "DEFAULT_AK_HANDLE",
     "DEFAULT_PCRS",
     "TCTI_ENV",
+    "Quote",
     "TpmAttester",
+    "has_handle",
+    "open_tpm",
     "probe",
 ]
 
@@ -69,6 +72,40 @@ def _tss() -> Any:
     return tpm2_pytss
 
 
+@contextmanager
+def open_tpm(tcti: str) -> Iterator[Any]:
+    """An ESAPI context on the TPM reached through `tcti`, closed on the way out; AttesterError when it cannot be
+    opened or a command fails."""
+    tss = _tss()
+    try:
+        esapi = tss.ESAPI(tcti)
+    except tss.TSS2_Exception as exc:
+        raise AttesterError(f"cannot open the TPM through TCTI {tcti!r}: {exc}") from exc
+    try:
+        yield esapi
+    except tss.TSS2_Exception as exc:
+        raise AttesterError(f"TPM command failed: {exc}") from exc
+    finally:
+        esapi.close()
+
+
+def has_handle(esapi: Any, handle: int) -> bool:
+    """Whether the TPM holds that persistent object or NV index."""
+    _, data = esapi.get_capability(_tss().TPM2_CAP.HANDLES, handle, 1)
+    handles = list(data.data.handles)
+    return bool(handles) and handles[0] == handle
+
+
+class Quote(NamedTuple):
+    """A quote as the TPM made it: the AK's ESYS handle, the TPMS_ATTEST bytes, the TPMT_SIGNATURE, and the
+    quoted SHA-256 PCRs read right after (index as a string -> hex)."""
+
+    ak: Any
+    attest: bytes
+    signature: Any
+    pcrs: dict[str, str]
+
+
 class TpmAttester:
     """Evidence from a TPM reached through `tcti` (a tpm2-tss TCTI string)."""
 
@@ -98,19 +135,8 @@ class TpmAttester:
 
     # ---- plumbing ----
 
-    @contextmanager
-    def _esapi(self) -> Iterator[Any]:
-        tss = _tss()
-        try:
-            esapi = tss.ESAPI(self.tcti)
-        except tss.TSS2_Exception as exc:
-            raise AttesterError(f"cannot open the TPM through TCTI {self.tcti!r}: {exc}") from exc
-        try:
-            yield esapi
-        except tss.TSS2_Exception as exc:
-            raise AttesterError(f"TPM command failed: {exc}") from exc
-        finally:
-            esapi.close()
+    def _esapi(self) -> AbstractContextManager[Any]:
+        return open_tpm(self.tcti)
 
     @contextmanager
     def _transient(self, esapi: Any, handle: Any) -> Iterator[Any]:
@@ -145,12 +171,7 @@ class TpmAttester:
         return session
 
     def _persistent_ak(self, esapi: Any) -> Any | None:
-        tss = _tss()
-        _, data = esapi.get_capability(tss.TPM2_CAP.HANDLES, self.ak_handle, 1)
-        handles = list(data.data.handles)
-        if not handles or handles[0] != self.ak_handle:
-            return None
-        return esapi.tr_from_tpmpublic(self.ak_handle)
+        return esapi.tr_from_tpmpublic(self.ak_handle) if has_handle(esapi, self.ak_handle) else None
 
     def _ak(self, esapi: Any) -> Any:
         """The AK at its persistent handle, created under the EK and persisted the first time."""
@@ -188,6 +209,19 @@ class TpmAttester:
         if missing:
             raise AttesterError(f"TPM did not return SHA-256 PCRs {missing}: is the SHA-256 bank active?")
         return values
+
+    def _quote(self, esapi: Any, pcrs: Sequence[int], qualifying_data: bytes) -> Quote:
+        """TPM2_Quote of the SHA-256 PCRs `pcrs` with the AK (in the AK's own signing scheme) and qualifyingData
+        (the quote's extraData), then those PCRs read."""
+        tss = _tss()
+        ak = self._ak(esapi)
+        attest, signature = esapi.quote(
+            ak,
+            f"sha256:{','.join(map(str, pcrs))}",
+            qualifying_data,
+            tss.TPMT_SIG_SCHEME(scheme=tss.TPM2_ALG.NULL),
+        )
+        return Quote(ak, bytes(attest), signature, self._pcr_values(esapi, pcrs))
 
     # ---- the Attester protocol ----
 
@@ -231,27 +265,19 @@ class TpmAttester:
     def evidence(self, report_data: bytes) -> dict[str, object]:
         """TPM evidence (docs/evidence.md); extraData is the first 32 bytes of report_data (docs/protocol.md).
         With runtime events, their PCR is quoted too and their records follow the firmware log's."""
-        tss = _tss()
         extra_data = report_data[:EXTRA_DATA_SIZE]
         firmware_log = self._event_log()
         runtime = self.runtime_log().records()
         quoted = self.pcrs if not runtime or self.aael_pcr in self.pcrs else (*self.pcrs, self.aael_pcr)
         with self._esapi() as esapi:
-            ak = self._ak(esapi)
-            ak_public, _, _ = esapi.read_public(ak)
-            attest, signature = esapi.quote(
-                ak,
-                f"sha256:{','.join(map(str, quoted))}",
-                extra_data,
-                tss.TPMT_SIG_SCHEME(scheme=tss.TPM2_ALG.NULL),
-            )
-            pcrs = self._pcr_values(esapi, quoted)
+            quote = self._quote(esapi, quoted, extra_data)
+            ak_public, _, _ = esapi.read_public(quote.ak)
             ek_certificate = self._ek_certificate(esapi)
         document: dict[str, object] = {
             "tpm_quote": {
-                "message": _b64(bytes(attest)),
-                "signature": _b64(signature.marshal()),
-                "pcrs": {"sha256": pcrs},
+                "message": _b64(quote.attest),
+                "signature": _b64(quote.signature.marshal()),
+                "pcrs": {"sha256": quote.pcrs},
             },
             "ak_public": _b64(ak_public.publicArea.to_der()),
         }
