@@ -6,6 +6,7 @@ Every handler takes (args, client) and returns an exit code; JSON goes to stdout
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from collections.abc import Callable
@@ -47,14 +48,34 @@ def _resource(sub: Any) -> None:
     put.add_argument("path")
     put.add_argument("file")
     put.set_defaults(handler=lambda a, c: c.put_resource(a.path, Path(a.file).read_bytes()) or _ok(f"stored {a.path}"))
-    get = rs.add_parser("get", help="write a secret's bytes to stdout (audited)")
+    get = rs.add_parser("get", help="write a secret's bytes to stdout (audited); --version N: a kept version")
     get.add_argument("path")
-    get.set_defaults(handler=lambda a, c: _raw(c.get_resource(a.path)))
-    delete = rs.add_parser("delete")
+    get.add_argument("--version", type=_version, help="a version from `resource versions` (default: the current)")
+    get.set_defaults(handler=lambda a, c: _raw(c.get_resource(a.path, a.version)))
+    delete = rs.add_parser("delete", help="delete a secret (restorable within the broker's history retention)")
     delete.add_argument("path")
     delete.set_defaults(handler=lambda a, c: c.delete_resource(a.path) or _ok(f"deleted {a.path}"))
     lst = rs.add_parser("list")
     lst.set_defaults(handler=lambda _a, c: _out(c.list_resources()))
+    versions = rs.add_parser("versions", help="a secret's kept versions: who, when, size (JSON, never the value)")
+    versions.add_argument("path")
+    versions.set_defaults(handler=lambda a, c: _out(c.resource_versions(a.path)))
+    restore = rs.add_parser("restore", help="make a kept version current again (default: undo the delete)")
+    restore.add_argument("path")
+    restore.add_argument("--version", type=_version, help="the version to restore (default: the deleted one)")
+    restore.set_defaults(handler=lambda a, c: _restored(a.path, c.restore_resource(a.path, a.version)))
+
+
+def _version(text: str) -> int:
+    """A version number for argparse (a usage error, exit 2, when it is not a positive integer)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"version {text!r} is not a positive integer (versions start at 1)")
+    return int(text)
+
+
+def _restored(key: str, made: dict[str, Any]) -> int:
+    _out(made)
+    return _ok(f"{key}: version {made['restored_from']} restored as version {made['version']}")
 
 
 def _ok(message: str) -> int:
@@ -69,16 +90,119 @@ def _raw(data: bytes) -> int:
 
 
 def _policy_set(args: argparse.Namespace, client: AdminClient) -> int:
-    """`set resource FILE.rego [--scope P]` or `set attestation ID FILE.rego`."""
+    """`set resource FILE.rego [--scope P]` or `set attestation ID FILE.rego`, `[--tests DIR]`: the unit tests run
+    here first (a failure stores nothing), then again in the broker, which refuses a policy that fails them."""
     match args.kind, args.id_or_file:
         case "resource", [file]:
-            policy_id = client.set_resource_policy(_read_text(file), args.scope)
+            ident, source = None, _read_text(file)
         case "attestation", [tee_or_id, file]:
-            policy_id = client.set_attestation_policy(tee_or_id, _read_text(file))
+            ident, source = tee_or_id, _read_text(file)
         case _:
             print("usage: kbs admin policy set resource FILE.rego | set attestation ID FILE.rego", file=sys.stderr)
             return 2
-    return _ok(f"policy {policy_id} set")
+    tests = None
+    if args.tests is not None:
+        tests = _test_modules(Path(args.tests))
+        if tests is None:
+            return 2
+        if not _run_tests(source, tests):
+            print("policy not stored: its unit tests fail", file=sys.stderr)
+            return 1
+    if ident is None:
+        stored = client.set_resource_policy(source, args.scope, tests)
+    else:
+        stored = client.set_attestation_policy(ident, source, tests)
+    return _ok(f"policy {stored['policy_id']} set (version {stored.get('version')})")
+
+
+def _test_modules(folder: Path) -> dict[str, str] | None:
+    """The `*_test.rego` files of a folder, name -> source; None (after saying why) when there are none."""
+    files = sorted(folder.glob("*_test.rego")) if folder.is_dir() else []
+    if not files:
+        print(f"kbs admin policy set: --tests {folder}: no *_test.rego files in that directory", file=sys.stderr)
+        return None
+    return {f.name: f.read_text() for f in files}
+
+
+def _run_tests(source: str, tests: dict[str, str]) -> bool:
+    """Run each module's `test_*` rules against the policy (the runner of `policies/*_test.rego`), PASS/FAIL per
+    rule and a count on stderr; True when every module compiles, has tests, and they all pass."""
+    passed = failed = 0
+    for name, module in tests.items():
+        try:
+            results = run_rego_tests(source, module)
+        except PolicyError as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            return False
+        if not results:
+            print(f"{name}: no test_* rules", file=sys.stderr)
+            failed += 1
+        for rule, ok in results.items():
+            print(f"{'PASS' if ok else 'FAIL'} {name}: {rule}", file=sys.stderr)
+            passed, failed = passed + ok, failed + (not ok)
+    print(f"{passed} passed, {failed} failed", file=sys.stderr)
+    return failed == 0 and passed > 0
+
+
+def _policy_key(kind: str, ident: str | None) -> str:
+    """The stored id of `KIND [ID]`: `resource [SCOPE]` or `attestation ID` (ID: a TEE name or `default`)."""
+    if kind == "resource":
+        return "resource" if not ident else f"resource:{ident.strip('/')}"
+    if not ident:
+        raise _UsageError("an attestation policy needs its ID (a TEE name or default)")
+    return f"attestation:{ident}"
+
+
+class _UsageError(Exception):
+    """A command line whose positional arguments do not fit (exit 2)."""
+
+
+def _split_versioned(kind: str, rest: list[str], count: int) -> tuple[str, list[int]]:
+    """`KIND [ID] V...`: the policy id and the `count` version numbers at the end of `rest`."""
+    if len(rest) not in (count, count + 1):
+        raise _UsageError(f"expected {'[ID] ' if kind == 'resource' else 'ID '}and {count} version number(s)")
+    ident = rest[0] if len(rest) == count + 1 else None
+    try:
+        numbers = [_version(v) for v in rest[len(rest) - count :]]
+    except argparse.ArgumentTypeError as exc:
+        raise _UsageError(str(exc)) from None
+    return _policy_key(kind, ident), numbers
+
+
+def _usage_errors(handler: Handler) -> Handler:
+    def run(args: argparse.Namespace, client: AdminClient) -> int:
+        try:
+            return handler(args, client)
+        except _UsageError as exc:
+            print(f"kbs admin policy {args.action}: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+@_usage_errors
+def _policy_history(args: argparse.Namespace, client: AdminClient) -> int:
+    if len(args.rest) > 1:
+        raise _UsageError("expected KIND [ID]")
+    return _out(client.policy_versions(_policy_key(args.kind, next(iter(args.rest), None))))
+
+
+@_usage_errors
+def _policy_rollback(args: argparse.Namespace, client: AdminClient) -> int:
+    policy_id, [version] = _split_versioned(args.kind, args.rest, 1)
+    return _restored(policy_id, client.rollback_policy(policy_id, version))
+
+
+@_usage_errors
+def _policy_diff(args: argparse.Namespace, client: AdminClient) -> int:
+    """A unified diff of two kept versions of a policy, A to B, on stdout."""
+    policy_id, [a, b] = _split_versioned(args.kind, args.rest, 2)
+    old, new = client.get_policy(policy_id, a), client.get_policy(policy_id, b)
+    diff = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True), f"{policy_id}@{a}", f"{policy_id}@{b}"
+    )
+    sys.stdout.writelines(diff)
+    return 0
 
 
 def _policy_lint(args: argparse.Namespace) -> int:
@@ -91,12 +215,7 @@ def _policy_lint(args: argparse.Namespace) -> int:
 
 
 def _policy_test(args: argparse.Namespace) -> int:
-    results = run_rego_tests(_read_text(args.file), _read_text(args.tests))
-    failed = [name for name, passed in results.items() if not passed]
-    for name, passed in results.items():
-        print(f"{'PASS' if passed else 'FAIL'} {name}", file=sys.stderr)
-    print(f"{len(results) - len(failed)} passed, {len(failed)} failed", file=sys.stderr)
-    return 1 if failed or not results else 0
+    return 0 if _run_tests(_read_text(args.file), {Path(args.tests).name: _read_text(args.tests)}) else 1
 
 
 def _policy_dry_run(args: argparse.Namespace) -> int:
@@ -135,10 +254,25 @@ def _policy(sub: Any) -> None:
     s.add_argument("kind", choices=["resource", "attestation"])
     s.add_argument("id_or_file", nargs="+")
     s.add_argument("--scope", help="resource path prefix the policy applies to (repo[/type[/tag]])")
+    s.add_argument("--tests", metavar="DIR", help="run DIR's *_test.rego against the policy first; refuse on failure")
     s.set_defaults(handler=_policy_set)
     g = ps.add_parser("get", help="print a stored policy (ids: resource, resource:<scope>, attestation:<id>)")
     g.add_argument("id", nargs="?", default="resource")
-    g.set_defaults(handler=lambda a, c: _raw(c.get_policy(a.id).encode()))
+    g.add_argument("--version", type=_version, help="a kept version from `policy history` (default: in force)")
+    g.set_defaults(handler=lambda a, c: _raw(c.get_policy(a.id, a.version).encode()))
+    kinds = ["resource", "attestation"]
+    h = ps.add_parser("history", help="KIND [ID]: a policy's versions, numbered from 1 in order of set (JSON)")
+    h.add_argument("kind", choices=kinds)
+    h.add_argument("rest", nargs="*", metavar="ID", help="resource: a scope (default: every path); attestation: ID")
+    h.set_defaults(handler=_policy_history)
+    rb = ps.add_parser("rollback", help="KIND [ID] N: put version N back in force (as a new version)")
+    rb.add_argument("kind", choices=kinds)
+    rb.add_argument("rest", nargs="+", metavar="[ID] N")
+    rb.set_defaults(handler=_policy_rollback)
+    df = ps.add_parser("diff", help="KIND [ID] A B: unified diff of versions A and B")
+    df.add_argument("kind", choices=kinds)
+    df.add_argument("rest", nargs="+", metavar="[ID] A B")
+    df.set_defaults(handler=_policy_diff)
     ls = ps.add_parser("list")
     ls.set_defaults(handler=lambda _a, c: _out(c.list_policies()))
     d = ps.add_parser("delete")
@@ -170,9 +304,16 @@ def _reference_values(sub: Any) -> None:
     put.set_defaults(handler=lambda a, c: c.put_reference_value(a.name, a.values, a.expires) or _ok(f"stored {a.name}"))
     lst = rs.add_parser("list")
     lst.set_defaults(handler=lambda _a, c: _out(c.list_reference_values()))
-    delete = rs.add_parser("delete")
+    delete = rs.add_parser("delete", help="delete NAME's values (restorable within the broker's history retention)")
     delete.add_argument("name")
     delete.set_defaults(handler=lambda a, c: c.delete_reference_value(a.name) or _ok(f"deleted {a.name}"))
+    history = rs.add_parser("history", help="NAME's versions: the accepted values, who put them and when (JSON)")
+    history.add_argument("name")
+    history.set_defaults(handler=lambda a, c: _out(c.reference_value_versions(a.name)))
+    restore = rs.add_parser("restore", help="make a kept version of NAME current again (default: undo the delete)")
+    restore.add_argument("name")
+    restore.add_argument("--version", type=_version, help="the version to restore (default: the deleted one)")
+    restore.set_defaults(handler=lambda a, c: _restored(a.name, c.restore_reference_value(a.name, a.version)))
     add_derive_parser(rs)
 
 

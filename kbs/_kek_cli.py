@@ -83,14 +83,14 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _open(args: argparse.Namespace, *, rotating: bool = False) -> tuple[Store, Sealer]:
-    from .sealing import Sealer  # noqa: PLC0415 (storage and SQLAlchemy only for the commands that need them)
+    from .sealing import sealer_for  # noqa: PLC0415 (storage and SQLAlchemy only for the commands that need them)
     from .storage import Store  # noqa: PLC0415
 
     settings = _settings(args)
     os.umask(0o077)
     store = Store(settings.database.url, threads=1)
     store.migrate()
-    return store, Sealer(key_source(settings.storage), store, keep_retired=rotating)
+    return store, sealer_for(settings.storage, store, keep_retired=rotating)
 
 
 def _print_unreadable(unreadable: list[dict[str, str]]) -> None:
@@ -100,6 +100,7 @@ def _print_unreadable(unreadable: list[dict[str, str]]) -> None:
 
 def _cmd_rotate(args: argparse.Namespace) -> int:
     from .kek import DEFAULT_BATCH_SIZE, DEFAULT_GRACE_SECONDS, rotate  # noqa: PLC0415
+    from .storage import ConflictError  # noqa: PLC0415
 
     store, sealer = _open(args, rotating=True)
     try:
@@ -110,7 +111,7 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
             grace_seconds=args.grace_seconds or DEFAULT_GRACE_SECONDS,
             progress=lambda line: print(f"kbs kek rotate: {line}", file=sys.stderr, flush=True),
         )
-    except SealError as exc:
+    except (SealError, ConflictError) as exc:
         print(f"kbs kek rotate: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -143,7 +144,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     else:
         for key in document["keys"]:
             counts = document["sealed"].get(key["kid"], {})
-            print(f"{key['kid']}  {key['state']:<8}  {sum(counts.values())} sealed values")
+            wrapped = f"wrapped by the {key['wrapped_by']}" if key["wrapped_by"] else "gone"
+            print(f"{key['kid']}  {key['state']:<8}  {sum(counts.values())} sealed values  {wrapped}")
         if "root" in document["sealed"]:
             print(f"root  (root key itself)  {sum(document['sealed']['root'].values())} sealed values")
     _print_unreadable(document["unreadable"])

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .settings import Pkcs11Settings, StorageSettings
+from .settings import Pkcs11Settings, RootKeySettings
 
 if TYPE_CHECKING:
     import pkcs11
@@ -275,7 +275,7 @@ class Pkcs11Key:
             return True
 
 
-def key_source(settings: StorageSettings, *, create: bool = False) -> KeySource:
+def key_source(settings: RootKeySettings, *, create: bool = False) -> KeySource:
     """The configured root key; KeySourceError when it cannot be had. `create` makes a missing key file."""
     if settings.kek_source == "env":
         return EnvKey(settings.kek_env)

@@ -34,6 +34,10 @@ def _b64url(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
+def _tests(tests: dict[str, str] | None) -> dict[str, Any]:
+    return {} if not tests else {"tests": {name: _b64url(source) for name, source in tests.items()}}
+
+
 class AdminClient:
     def __init__(self, url: str, token: str, *, verify: bool | str = True, timeout: float = 30.0) -> None:
         self.base = url.rstrip("/") + BASE_PATH
@@ -69,8 +73,18 @@ class AdminClient:
     def put_resource(self, resource: str, data: bytes) -> None:
         self._call("POST", f"/resource/{self._path(resource)}", content=data)
 
-    def get_resource(self, resource: str) -> bytes:
-        return self._call("GET", f"/admin/resource/{self._path(resource)}").content
+    def get_resource(self, resource: str, version: int | None = None) -> bytes:
+        params = {} if version is None else {"version": version}
+        return self._call("GET", f"/admin/resource/{self._path(resource)}", params=params).content
+
+    def resource_versions(self, resource: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", f"/admin/resource-versions/{self._path(resource)}").json()
+        return result
+
+    def restore_resource(self, resource: str, version: int | None = None) -> dict[str, Any]:
+        body = {"version": version}
+        result: dict[str, Any] = self._call("POST", f"/admin/resource-restore/{self._path(resource)}", json=body).json()
+        return result
 
     def delete_resource(self, resource: str) -> None:
         self._call("DELETE", f"/resource/{self._path(resource)}")
@@ -79,19 +93,36 @@ class AdminClient:
         result: list[dict[str, Any]] = self._call("GET", "/admin/resources").json()
         return result
 
-    def set_resource_policy(self, rego: str, scope: str | None = None) -> str:
-        body: dict[str, Any] = {"policy": _b64url(rego)}
+    def set_resource_policy(
+        self, rego: str, scope: str | None = None, tests: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Set a resource policy; with `tests` (file name -> Rego), the broker runs them first. `{policy_id,
+        version}`."""
+        body: dict[str, Any] = {"policy": _b64url(rego), **_tests(tests)}
         if scope:
             body["scope"] = scope
-        return str(self._call("POST", "/resource-policy", json=body).json()["policy_id"])
+        result: dict[str, Any] = self._call("POST", "/resource-policy", json=body).json()
+        return result
 
-    def set_attestation_policy(self, policy_id: str, rego: str) -> str:
-        body = {"policy_id": policy_id, "policy": _b64url(rego), "type": "rego"}
-        return str(self._call("POST", "/attestation-policy", json=body).json()["policy_id"])
+    def set_attestation_policy(self, policy_id: str, rego: str, tests: dict[str, str] | None = None) -> dict[str, Any]:
+        body = {"policy_id": policy_id, "policy": _b64url(rego), "type": "rego", **_tests(tests)}
+        result: dict[str, Any] = self._call("POST", "/attestation-policy", json=body).json()
+        return result
 
-    def get_policy(self, policy_id: str) -> str:
-        encoded = self._call("GET", f"/admin/policy/{policy_id}").json()["policy"]
+    def get_policy(self, policy_id: str, version: int | None = None) -> str:
+        params = {} if version is None else {"version": version}
+        encoded = self._call("GET", f"/admin/policy/{policy_id}", params=params).json()["policy"]
         return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+
+    def policy_versions(self, policy_id: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", f"/admin/policy-versions/{policy_id}").json()
+        return result
+
+    def rollback_policy(self, policy_id: str, version: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "POST", f"/admin/policy-rollback/{policy_id}", json={"version": version}
+        ).json()
+        return result
 
     def list_policies(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._call("GET", "/admin/policies").json()
@@ -112,6 +143,16 @@ class AdminClient:
 
     def delete_reference_value(self, name: str) -> None:
         self._call("DELETE", f"/admin/reference-value/{name}")
+
+    def reference_value_versions(self, name: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", f"/admin/reference-value-versions/{name}").json()
+        return result
+
+    def restore_reference_value(self, name: str, version: int | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "POST", f"/admin/reference-value-restore/{name}", json={"version": version}
+        ).json()
+        return result
 
     def audit(self, limit: int = 100) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._call("GET", "/admin/audit", params={"limit": limit}).json()

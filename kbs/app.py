@@ -27,9 +27,9 @@ from .api.errors import ErrorAnswers
 from .services import build_services
 from .services.rcar import RcarService
 from .settings import Settings
-from .storage import StorageError, Store
+from .storage import Retention, StorageError, Store
 
-__all__ = ["SETTINGS_ENV", "create_app", "create_app_from_environment", "service_threads"]
+__all__ = ["SETTINGS_ENV", "create_app", "create_app_from_environment", "retention", "service_threads"]
 
 # `kbs serve --workers N` hands the settings to its worker processes as JSON in this variable.
 SETTINGS_ENV = "VERITEE_SERVE_SETTINGS_JSON"
@@ -49,9 +49,13 @@ def service_threads(settings: Settings) -> int:
     return settings.server.threads or max(2, len(os.sched_getaffinity(0)))
 
 
+def retention(settings: Settings) -> Retention:
+    return Retention(settings.history.retention_seconds, settings.history.max_versions)
+
+
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     threads = service_threads(settings)
-    store = store or Store(settings.database.url, threads=threads)
+    store = store or Store(settings.database.url, threads=threads, retention=retention(settings))
     metrics = Metrics()
     metrics.collect(lambda: _transactions(store), label="kind")
     context = ApiContext(

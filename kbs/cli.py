@@ -64,8 +64,7 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from ._kek_sources import key_source  # noqa: PLC0415
-    from .sealing import Sealer  # noqa: PLC0415
+    from .sealing import sealer_for  # noqa: PLC0415
     from .signing import KeyRing  # noqa: PLC0415
     from .storage import Store  # noqa: PLC0415
 
@@ -91,12 +90,11 @@ def _cmd_init(args: argparse.Namespace) -> int:
         mint_token(admin_key, role="admin", ttl_seconds=ADMIN_TOKEN_DAYS * 86400).encode() + b"\n",
     )
     settings = load(config)
-    source = key_source(settings.storage, create=True)
     previous = os.umask(0o077)  # SQLite creates the database (and its -wal, -shm) 0600
     try:
         store = Store(settings.database.url)
         store.migrate()
-        sealer = Sealer(source, store)
+        sealer = sealer_for(settings.storage, store, create=True)
         sealer.ensure()
         KeyRing(store, sealer, settings.tokens.rotation_overlap_seconds).ensure()
         store.engine.dispose()
@@ -185,10 +183,11 @@ def _exposed_files(settings: Settings, config_dir: Path | None) -> list[tuple[Pa
     """The broker's secret files (KEK, SQLite database, the admin key and token `kbs init` wrote beside the
     configuration) that exist with any permission for group or others."""
     candidates = _sqlite_files(settings)
-    if settings.storage.kek_source == "file":
-        candidates.append(settings.storage.kek_file)
-    if settings.storage.pkcs11 is not None and settings.storage.pkcs11.pin_file is not None:
-        candidates.append(settings.storage.pkcs11.pin_file)
+    for root in (settings.storage, settings.storage.previous):
+        if root is not None and root.kek_source == "file":
+            candidates.append(root.kek_file)
+        if root is not None and root.pkcs11 is not None and root.pkcs11.pin_file is not None:
+            candidates.append(root.pkcs11.pin_file)
     if config_dir is not None:
         candidates += [config_dir / "admin.key", config_dir / "admin.token"]
     exposed = []

@@ -129,7 +129,7 @@ def rotate(
     else:
         previous = [r.kid for r in rows if r.state == "active"]
         row = sealer.new_key(time.time())
-        store.start_data_key(row)
+        store.start_data_key(row, replacing=previous)
         progress(f"new data key {row.kid} active; {', '.join(previous)} previous")
     sealer.reload()
     report = RotationReport(active=sealer.active_kid, resumed=resumed)
@@ -168,7 +168,16 @@ def status(store: Store, sealer: Sealer, *, batch_size: int = 1000) -> KeyringSt
     sealer.reload()  # every key that is not retired unwraps under the root key, or KeyUnavailableError
     rows = store.data_keys()
     states = {r.kid: r.state for r in rows}
-    keys = [{"kid": r.kid, "state": r.state, "created_at": r.created_at, "retired_at": r.retired_at} for r in rows]
+    keys = [
+        {
+            "kid": r.kid,
+            "state": r.state,
+            "created_at": r.created_at,
+            "retired_at": r.retired_at,
+            "wrapped_by": sealer.wrapped_by(r.kid),
+        }
+        for r in rows
+    ]
     sealed: dict[str, Counter[str]] = {}
     unreadable: list[Unreadable] = []
     for column in SEALED_COLUMNS:

@@ -2,7 +2,7 @@
 
     root key-encryption key (file | environment | PKCS#11 token, `kbs._kek_sources`)
       └─ wraps the data keys (table kbs_data_key: one active, previous ones while a rotation runs, retired ones gone)
-           └─ seal resources, token signing keys, ... (every value names its key)
+           └─ seal resources, their versions, token signing keys (every value names its key)
 
 A sealed value is `0x01 || len(kid) || kid || nonce(12) || ciphertext || tag`: the key id travels with the value, so
 values sealed under an old and a new key coexist while `kbs kek rotate` re-seals them (`kbs.kek`). The id "root"
@@ -13,7 +13,7 @@ the keyring again (once, on that miss); `seal` re-reads which key is active when
 A value under a retired key (gone) or an unknown one raises `KeyUnavailableError`, which names the key. A process
 forgets a retired key at its next read of the keyring (the first value re-sealed away from it is such a read).
 
-    sealer = Sealer(key_source(settings.storage), store)
+    sealer = sealer_for(settings.storage, store)
     sealer.ensure()                       # the first data key, if the database has none
     blob = sealer.seal(b"secret", "resource:default/key/1")
     sealer.open(blob, "resource:default/key/1")
@@ -38,11 +38,13 @@ from ._kek_sources import (
     KeyUnavailableError,
     SealError,
     SourceDecryptError,
+    key_source,
 )
+from .settings import StorageSettings
 from .storage import Store
 from .tables import DataKey
 
-__all__ = ["ROOT_KID", "KeyUnavailableError", "SealError", "Sealer", "kid_of"]
+__all__ = ["ROOT_KID", "KeyUnavailableError", "SealError", "Sealer", "kid_of", "sealer_for"]
 
 ROOT_KID = "root"
 _FORMAT = 1
@@ -77,9 +79,14 @@ class _View:
 class Sealer:
     """The keyring of one process: data keys unwrapped once each, the active one sealing."""
 
-    def __init__(self, source: KeySource, store: Store, *, keep_retired: bool = False) -> None:
+    def __init__(
+        self, source: KeySource, store: Store, *, previous: KeySource | None = None, keep_retired: bool = False
+    ) -> None:
         self.source = source
+        # The root key before a change of root key: it unwraps only what it wrapped; new keys are the new root's.
+        self.previous = previous
         self._store = store
+        self._wrapped_by: dict[str, str] = {}
         # A rotation keeps the keys it retires, to re-seal a value a replica wrote under one of them at the last
         # moment; a broker forgets a retired key at its next read of the keyring.
         self._keep_retired = keep_retired
@@ -101,8 +108,8 @@ class Sealer:
 
     def reload(self) -> None:
         """Read the keyring again; unwrap the keys this process has not loaded, forget those retired."""
-        rows = self._store.data_keys()
-        with self._lock:
+        with self._lock:  # one reload at a time, so a slower one never replaces a newer view with an older one
+            rows = self._store.data_keys()
             keys = dict(self._view.keys)
             if not self._keep_retired:
                 for row in rows:
@@ -115,15 +122,25 @@ class Sealer:
             retired = {r.kid: r.retired_at or 0.0 for r in rows if r.state == "retired"}
             self._view = _View(active, keys, retired, time.monotonic())
 
+    def _root_decrypt(self, sealed: bytes, aad: bytes) -> tuple[bytes, str]:
+        """Open with the root key, or the previous one; the plaintext and which root opened it."""
+        try:
+            return self.source.decrypt(sealed, aad), "root"
+        except SourceDecryptError:
+            if self.previous is None:
+                raise
+        return self.previous.decrypt(sealed, aad), "previous root"
+
     def _unwrap(self, row: DataKey) -> bytes:
         assert row.wrapped is not None
         try:
-            key = self.source.decrypt(row.wrapped, f"data-key:{row.kid}".encode())
+            key, self._wrapped_by[row.kid] = self._root_decrypt(row.wrapped, f"data-key:{row.kid}".encode())
         except KeySourceError as exc:
             raise KeyUnavailableError(f"data key {row.kid} cannot be unwrapped: {exc}") from exc
         except SourceDecryptError as exc:
             raise KeyUnavailableError(
-                f"data key {row.kid} {exc}: the database belongs to another root key-encryption key"
+                f"data key {row.kid} {exc}: the database belongs to another root key-encryption key "
+                "(changing it: configure the old one as [storage.previous] and run kbs kek rotate)"
             ) from exc
         if len(key) != KEK_SIZE:
             raise KeyUnavailableError(f"data key {row.kid} unwraps to {len(key)} bytes, expected {KEK_SIZE}")
@@ -135,6 +152,10 @@ class Sealer:
 
     def loaded(self, kid: str) -> bool:
         return kid == ROOT_KID or kid in self._view.keys
+
+    def wrapped_by(self, kid: str) -> str | None:
+        """ "root" or "previous root": which root key unwrapped a loaded data key."""
+        return self._wrapped_by.get(kid)
 
     # -- values --------------------------------------------------------------------------------------------------
     def seal(self, plaintext: bytes, aad: str) -> bytes:
@@ -152,7 +173,7 @@ class Sealer:
         body = sealed[2 + len(kid) :]
         if kid == ROOT_KID:
             try:
-                return self.source.decrypt(body, aad.encode())
+                return self._root_decrypt(body, aad.encode())[0]
             except KeySourceError as exc:
                 raise KeyUnavailableError(f"stored secret {aad!r} is sealed by the root key: {exc}") from exc
             except SourceDecryptError as exc:
@@ -179,5 +200,13 @@ class Sealer:
         raise KeyUnavailableError(f"stored secret {aad!r} is sealed under data key {kid}, which the keyring lacks")
 
     def check(self) -> None:
-        """The root key is there now (readiness); KeySourceError when not."""
+        """The root key (and the previous one, while configured) is there now (readiness); KeySourceError when not."""
         self.source.check()
+        if self.previous is not None:
+            self.previous.check()
+
+
+def sealer_for(storage: StorageSettings, store: Store, *, create: bool = False, keep_retired: bool = False) -> Sealer:
+    """The sealer of the configured root key (and previous root key); `create` makes a missing key file."""
+    previous = key_source(storage.previous) if storage.previous is not None else None
+    return Sealer(key_source(storage, create=create), store, previous=previous, keep_retired=keep_retired)

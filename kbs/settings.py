@@ -1,5 +1,6 @@
-"""Broker configuration: a TOML file (written by `kbs init`); without one, VERITEE_KBS_* environment variables
-(e.g. VERITEE_KBS_DATABASE__URL). `kbs serve` flags override the host, port and database URL.
+"""Broker configuration: a TOML file (written by `kbs init`) and VERITEE_KBS_* environment variables (e.g.
+VERITEE_KBS_DATABASE__URL), which fill in what the file leaves unset (docker-compose.yml sets the Redis URL and the
+trusted proxy so). `kbs serve` flags override the host, port and database URL.
 
 Secure defaults: loopback HTTP only, no admin API unless an admin key is configured, the sample TEE refused,
 RSA1_5 refused, request bodies capped at 2 MiB.
@@ -56,13 +57,19 @@ class Pkcs11Settings(_Section):
     pin_env: str | None = None
 
 
-class StorageSettings(_Section):
+class RootKeySettings(_Section):
     # The root key-encryption key, which wraps the keyring's data keys (they seal resources and token signing keys):
     # "file" (32 bytes in kek_file), "env" (hex or base64 in the variable kek_env) or "pkcs11" (a key on a token).
     kek_source: Literal["file", "env", "pkcs11"] = "file"
     kek_file: Path = Path("kek.bin")
     kek_env: str = "VERITEE_KEK"
     pkcs11: Pkcs11Settings | None = None
+
+
+class StorageSettings(RootKeySettings):
+    # While the root key changes: the one before, which still unwraps the data keys it wrapped until `kbs kek rotate`
+    # has re-sealed every secret under a data key of the new one (then remove this section).
+    previous: RootKeySettings | None = None
 
 
 class TokenSettings(_Section):
@@ -93,6 +100,20 @@ class LimitsSettings(_Section):
     redis_url: str | None = None
 
 
+class HistorySettings(_Section):
+    # A deleted resource, policy or reference-value set can be restored this long after its deletion; then its
+    # history is swept (at the next admin write, or at start-up).
+    retention_seconds: float = Field(default=30 * 86400, ge=0)
+    # Versions kept per resource path, policy id or reference-value name, the newest first (0: every version).
+    max_versions: int = Field(default=50, ge=0)
+
+
+class PolicySettings(_Section):
+    # Refuse a policy set without Rego unit tests (`kbs admin policy set ... --tests DIR`); trustee's clients send
+    # none, so this is off by default.
+    require_tests: bool = False
+
+
 class VerifierSettings(_Section):
     allow_sample: bool = False
     trust: dict[str, list[Path]] = Field(default_factory=dict)
@@ -114,6 +135,8 @@ class Settings(BaseSettings):
     admin: AdminSettings = Field(default_factory=AdminSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
+    policies: PolicySettings = Field(default_factory=PolicySettings)
     verifier: VerifierSettings = Field(default_factory=VerifierSettings)
 
 
@@ -130,9 +153,11 @@ def _anchor(settings: Settings, base: Path) -> Settings:
     def anchor(p: Path) -> Path:
         return p if p.is_absolute() else base / p
 
-    settings.storage.kek_file = anchor(settings.storage.kek_file)
-    if settings.storage.pkcs11 is not None and settings.storage.pkcs11.pin_file is not None:
-        settings.storage.pkcs11.pin_file = anchor(settings.storage.pkcs11.pin_file)
+    for root in (settings.storage, settings.storage.previous):
+        if root is not None:
+            root.kek_file = anchor(root.kek_file)
+            if root.pkcs11 is not None and root.pkcs11.pin_file is not None:
+                root.pkcs11.pin_file = anchor(root.pkcs11.pin_file)
     settings.admin.public_keys = [anchor(p) for p in settings.admin.public_keys]
     settings.verifier.collateral = [anchor(p) for p in settings.verifier.collateral]
     settings.verifier.trust = {k: [anchor(p) for p in v] for k, v in settings.verifier.trust.items()}

@@ -20,12 +20,14 @@ moves by conditional UPDATEs, so two replicas can never both accept one nonce.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
@@ -41,20 +43,40 @@ from sqlmodel import Session as DbSession
 from sqlmodel import col, delete, select, update
 
 from ._engine import WRITE, Prepared, TransactionCounter, TransactionCounts, make_engine
-from .tables import Audit, DataKey, Policy, ReferenceValue, Resource, Session, SigningKey, TpmAk, TpmEnrollment
+from ._history import POLICIES, REFERENCE_VALUES, RESOURCES, Kind, VersionRow
+from .tables import (
+    Audit,
+    DataKey,
+    Policy,
+    ReferenceValue,
+    Resource,
+    ResourceVersion,
+    Session,
+    SigningKey,
+    TpmAk,
+    TpmEnrollment,
+)
 
 __all__ = [
     "DEFAULT_THREADS",
+    "POLICIES",
+    "REFERENCE_VALUES",
+    "RESOURCES",
     "SEALED_COLUMNS",
     "ConflictError",
+    "HistoryConflictError",
+    "Kind",
+    "NotInHistoryError",
     "PolicyRecord",
     "Reads",
     "ResourceRecord",
+    "Retention",
     "SealedColumn",
     "SessionRecord",
     "StorageError",
     "Store",
     "TransactionCounts",
+    "VersionRow",
     "Writes",
     "normalise_url",
 ]
@@ -135,6 +157,8 @@ class SealedColumn:
 # Every sealed value the broker stores: `kbs kek rotate` re-seals each of them, `kbs kek status` counts them.
 SEALED_COLUMNS = (
     SealedColumn(_RESOURCE, ("path",), "sealed", lambda key: f"resource:{key[0]}"),
+    # Every kept version of a resource, sealed as the current value was (`kbs._history`).
+    SealedColumn(_table(ResourceVersion), ("path", "version"), "sealed", lambda key: f"resource:{key[0]}"),
     SealedColumn(_table(SigningKey), ("kid",), "sealed_private_key", lambda key: f"signing-key:{key[0]}"),
 )
 
@@ -272,9 +296,60 @@ class Writes:
         self._sql.insert_audit(self.connection, dict(zip(_AUDIT_COLUMNS, values, strict=True)))
 
 
+@dataclass(frozen=True)
+class Retention:
+    """How long history is kept: a deleted key is restorable for `seconds` after its deletion, then its history
+    is swept; every key keeps at most `max_versions` versions (0: all)."""
+
+    seconds: float = 30 * 86400
+    max_versions: int = 50
+
+
+class NotInHistoryError(Exception):
+    """The version asked for is not kept (never written, or swept after the retention)."""
+
+
+class HistoryConflictError(Exception):
+    """A history operation that the key's state does not allow (e.g. restoring a key that is not deleted)."""
+
+
+_KINDS = (RESOURCES, POLICIES, REFERENCE_VALUES)
+_T = TypeVar("_T")
+
+
+def _payload(kind: Kind, row: Any) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in kind.payload}
+
+
+def _write_current(connection: Connection, kind: Kind, key: str, data: dict[str, Any], now: float) -> None:
+    """Replace a key's current state by what a version records."""
+    current = kind.current
+    connection.execute(core_delete(current).where(current.c[kind.current_key] == key))
+    if kind is REFERENCE_VALUES:
+        rows = [
+            {"name": key, "value": value, "expires_at": data["expires_at"], "updated_at": now}
+            for value in json.loads(data["values_json"])
+        ]
+        if rows:  # an empty set of values is stored as no row (and a version recording [])
+            connection.execute(core_insert(current), rows)
+        return
+    connection.execute(core_insert(current).values({kind.current_key: key, **data, "updated_at": now}))
+
+
+def _missing(kind: Kind, key: str, version: int | None, kept: Sequence[VersionRow], retention: Retention) -> str:
+    if not kept:
+        return (
+            f"{kind.what} {key} has no history (never stored, or deleted more than {retention.seconds:.0f} s ago "
+            "and swept)"
+        )
+    numbers = [r.version for r in kept]
+    return f"{kind.what} {key} has no version {version} (kept: {numbers[0]}..{numbers[-1]})"
+
+
 class Store:
-    def __init__(self, url: str, threads: int = DEFAULT_THREADS) -> None:
+    def __init__(self, url: str, threads: int = DEFAULT_THREADS, retention: Retention | None = None) -> None:
         self.url = normalise_url(url)
+        self.retention = retention or Retention()
         self.is_sqlite = self.url.startswith("sqlite")
         self.engine = make_engine(self.url, threads)
         self._counter = TransactionCounter(self.engine)
@@ -352,27 +427,36 @@ class Store:
             return writes.sweep_sessions(now)
 
     # -- resources --------------------------------------------------------------------------------------------
-    def put_resource(self, row: Resource) -> None:
-        with self._tx() as db:
-            db.merge(row)
+    def put_resource(self, row: Resource, actor: str) -> int:
+        """Store the current value of a resource and append it to its history; the version number."""
+
+        def change(connection: Connection) -> int:
+            _write_current(connection, RESOURCES, row.path, {"sealed": row.sealed, "size": row.size}, row.updated_at)
+            return RESOURCES.append(connection, row.path, _payload(RESOURCES, row), actor, "put", row.updated_at)
+
+        return self._versioned(RESOURCES, [row.path], row.updated_at, change)
 
     def get_resource(self, path: str) -> Resource | None:
         with self._tx(write=False) as db:
             return db.get(Resource, path)
 
-    def delete_resource(self, path: str) -> bool:
-        with self._tx() as db:
-            result = db.exec(delete(Resource).where(col(Resource.path) == path))
-            return bool(result.rowcount)
+    def delete_resource(self, path: str, actor: str, now: float) -> bool:
+        """Delete the current value; its history stays, restorable for `retention.seconds`."""
+        return self._delete_current(RESOURCES, path, actor, now)
 
     def list_resources(self) -> Sequence[Resource]:
         with self._tx(write=False) as db:
             return db.exec(select(Resource).order_by(col(Resource.path))).all()
 
     # -- policies ---------------------------------------------------------------------------------------------
-    def set_policy(self, row: Policy) -> None:
-        with self._tx() as db:
-            db.merge(row)
+    def set_policy(self, row: Policy, actor: str) -> int:
+        """Store a policy as the one in force and append it to its history; the version number."""
+
+        def change(connection: Connection) -> int:
+            _write_current(connection, POLICIES, row.id, {"source": row.source, "sha256": row.sha256}, row.updated_at)
+            return POLICIES.append(connection, row.id, _payload(POLICIES, row), actor, "set", row.updated_at)
+
+        return self._versioned(POLICIES, [row.id], row.updated_at, change)
 
     def get_policy(self, policy_id: str) -> Policy | None:
         with self._tx(write=False) as db:
@@ -382,28 +466,30 @@ class Store:
         with self._tx(write=False) as db:
             return db.exec(select(Policy).order_by(col(Policy.id))).all()
 
-    def delete_policy(self, policy_id: str) -> bool:
-        with self._tx() as db:
-            result = db.exec(delete(Policy).where(col(Policy.id) == policy_id))
-            return bool(result.rowcount)
+    def delete_policy(self, policy_id: str, actor: str, now: float) -> bool:
+        return self._delete_current(POLICIES, policy_id, actor, now)
 
     # -- reference values -------------------------------------------------------------------------------------
-    def put_reference_values(self, name: str, values: Sequence[str], expires_at: float | None, now: float) -> None:
-        """Replace the accepted values of `name`."""
-        with self._tx(write=False) as db:
-            db.exec(delete(ReferenceValue).where(col(ReferenceValue.name) == name))
-            for value in dict.fromkeys(values):
-                db.add(ReferenceValue(name=name, value=value, expires_at=expires_at, updated_at=now))
+    def put_reference_values(
+        self, name: str, values: Sequence[str], expires_at: float | None, now: float, actor: str
+    ) -> int:
+        """Replace the accepted values of `name`; the version number."""
+        return self.put_reference_value_sets({name: values}, expires_at, now, actor)[name]
 
     def put_reference_value_sets(
-        self, values: Mapping[str, Sequence[str]], expires_at: float | None, now: float
-    ) -> None:
-        """Replace the accepted values of several names in one transaction: all of them or none."""
-        with self._tx() as db:
+        self, values: Mapping[str, Sequence[str]], expires_at: float | None, now: float, actor: str
+    ) -> dict[str, int]:
+        """Replace the accepted values of several names in one transaction: all of them or none; name -> version."""
+
+        def change(connection: Connection) -> dict[str, int]:
+            versions = {}
             for name, accepted in values.items():
-                db.exec(delete(ReferenceValue).where(col(ReferenceValue.name) == name))
-                for value in dict.fromkeys(accepted):
-                    db.add(ReferenceValue(name=name, value=value, expires_at=expires_at, updated_at=now))
+                data = {"values_json": json.dumps(list(dict.fromkeys(accepted))), "expires_at": expires_at}
+                _write_current(connection, REFERENCE_VALUES, name, data, now)
+                versions[name] = REFERENCE_VALUES.append(connection, name, data, actor, "put", now)
+            return versions
+
+        return self._versioned(REFERENCE_VALUES, list(values), now, change)
 
     def reference_values(self, now: float | None = None) -> Sequence[ReferenceValue]:
         """All reference values; with `now`, only those not expired at that time."""
@@ -413,10 +499,89 @@ class Store:
                 query = query.where((col(ReferenceValue.expires_at).is_(None)) | (col(ReferenceValue.expires_at) > now))
             return db.exec(query).all()
 
-    def delete_reference_values(self, name: str) -> bool:
-        with self._tx() as db:
-            result = db.exec(delete(ReferenceValue).where(col(ReferenceValue.name) == name))
-            return bool(result.rowcount)
+    def delete_reference_values(self, name: str, actor: str, now: float) -> bool:
+        return self._delete_current(REFERENCE_VALUES, name, actor, now)
+
+    # -- history (kbs._history) -------------------------------------------------------------------------------
+    def history(self, kind: Kind, key: str, now: float) -> list[VersionRow]:
+        """The kept versions of a key, oldest first; none once a deleted key is past the retention."""
+        with self.read() as reads:
+            rows = kind.history(reads.connection, key)
+        if rows and self._expired(rows[-1], now):
+            return []
+        return rows
+
+    def version(self, kind: Kind, key: str, version: int, now: float) -> VersionRow:
+        """One version of a key; NotInHistoryError naming the versions kept when it has no such version."""
+        rows = self.history(kind, key, now)
+        found = next((r for r in rows if r.version == version), None)
+        if found is None:
+            raise NotInHistoryError(_missing(kind, key, version, rows, self.retention))
+        return found
+
+    def restore(self, kind: Kind, key: str, version: int | None, actor: str, now: float) -> int:
+        """Make a kept version the current state again, as a new version (action `restore`, or `rollback` for a
+        policy); without `version`, the newest version of a deleted key. The new version's number."""
+        action = "rollback" if kind is POLICIES else "restore"
+
+        def change(connection: Connection) -> int:
+            newest = kind.newest(connection, key)
+            if newest is None or self._expired(newest, now):
+                raise NotInHistoryError(_missing(kind, key, version, [], self.retention))
+            wanted = version
+            if wanted is None:
+                if newest.deleted_at is None:
+                    raise HistoryConflictError(f"{kind.what} {key} is not deleted: name the version to restore")
+                wanted = newest.version
+            found = kind.get(connection, key, wanted)
+            if found is None:
+                raise NotInHistoryError(_missing(kind, key, wanted, kind.history(connection, key), self.retention))
+            _write_current(connection, kind, key, dict(found.data), now)
+            return kind.append(connection, key, dict(found.data), actor, action, now, restored_from=wanted)
+
+        return self._versioned(kind, [key], now, change)
+
+    def sweep_history(self, now: float) -> int:
+        """Remove the history of keys deleted longer ago than the retention; the version rows removed."""
+        cutoff = now - self.retention.seconds
+        with self.write() as writes:
+            return sum(kind.sweep_deleted(writes.connection, cutoff) for kind in _KINDS)
+
+    def _expired(self, newest: VersionRow, now: float) -> bool:
+        return newest.deleted_at is not None and newest.deleted_at < now - self.retention.seconds
+
+    def _delete_current(self, kind: Kind, key: str, actor: str, now: float) -> bool:
+        with self.write() as writes:
+            self._lock_keys(writes.connection, kind, [key])
+            current = kind.current
+            removed = writes.connection.execute(core_delete(current).where(current.c[kind.current_key] == key))
+            if not removed.rowcount:
+                return False
+            kind.mark_deleted(writes.connection, key, actor, now)
+            return True
+
+    def _versioned(self, kind: Kind, keys: Sequence[str], now: float, change: Callable[[Connection], _T]) -> _T:
+        """Run a change that appends versions of `keys` in one write transaction: first the history of the kind's
+        keys deleted longer ago than the retention goes (so a key put again after that starts again at version 1),
+        then the change, then the versions of `keys` beyond `max_versions`."""
+        with self.write() as writes:
+            self._lock_keys(writes.connection, kind, keys)
+            kind.sweep_deleted(writes.connection, now - self.retention.seconds)
+            result = change(writes.connection)
+            for key in keys:
+                kind.trim(writes.connection, key, self.retention.max_versions)
+            return result
+
+    def _lock_keys(self, connection: Connection, kind: Kind, keys: Sequence[str]) -> None:
+        """Writers of one key take turns until they commit, so each numbers its version after the last committed one.
+        SQLite has one writer at a time already; PostgreSQL takes a transaction-scoped advisory lock per key (in a
+        fixed order, so two writers of several keys cannot deadlock)."""
+        if self.is_sqlite:
+            return
+        for key in sorted(set(keys)):
+            digest = hashlib.sha256(f"{kind.what}\0{key}".encode()).digest()
+            lock_id = int.from_bytes(digest[:8], "big", signed=True)
+            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
 
     # -- token signing keys -----------------------------------------------------------------------------------
     def signing_keys(self) -> Sequence[SigningKey]:
@@ -458,10 +623,17 @@ class Store:
             return False
         return True
 
-    def start_data_key(self, row: DataKey) -> None:
-        """`row` becomes the active key and the active one a previous key, in one transaction."""
+    def start_data_key(self, row: DataKey, replacing: Sequence[str]) -> None:
+        """`row` becomes the active key and the active ones (`replacing`) previous keys, in one transaction;
+        ConflictError when the active keys are no longer those (another rotation started meanwhile)."""
         with self._tx() as db:
-            db.exec(update(DataKey).where(col(DataKey.state) == "active").values(state="previous"))
+            moved = db.exec(
+                update(DataKey)
+                .where(col(DataKey.state) == "active", col(DataKey.kid).in_(replacing))
+                .values(state="previous")
+            )
+            if moved.rowcount != len(replacing):
+                raise ConflictError("another rotation made a new data key meanwhile: run kbs kek rotate again")
             db.add(row)
 
     def retire_data_keys(self, kids: Sequence[str], now: float) -> None:

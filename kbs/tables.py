@@ -9,8 +9,11 @@ __all__ = [
     "Audit",
     "DataKey",
     "Policy",
+    "PolicyVersion",
     "ReferenceValue",
+    "ReferenceValueVersion",
     "Resource",
+    "ResourceVersion",
     "Session",
     "SigningKey",
     "TpmAk",
@@ -120,3 +123,60 @@ class DataKey(SQLModel, table=True):
     wrapped: bytes | None = None
     created_at: float
     retired_at: float | None = None
+
+
+# -- history: every write of a resource, policy or reference-value set is a version, numbered from 1 per key ---------
+# The current state stays in the tables above (the handshake reads only those); a version row is appended in the same
+# transaction as each change. A delete marks the version that was current (`deleted_at`, `deleted_by`): it can be
+# restored until `history.retention_seconds` after that, then the key's whole history is swept.
+
+
+class ResourceVersion(SQLModel, table=True):
+    __tablename__ = "kbs_resource_version"
+
+    path: str = Field(primary_key=True, max_length=400)
+    version: int = Field(primary_key=True)
+    # Sealed exactly as `Resource.sealed` (AES-256-GCM under the KEK, AAD "resource:<path>"): a restore copies the
+    # bytes back, and KEK rotation re-seals these rows as it re-seals the current ones.
+    sealed: bytes
+    size: int
+    created_at: float
+    created_by: str = Field(max_length=200)
+    # put | restore (of version `restored_from`)
+    action: str = Field(max_length=16)
+    restored_from: int | None = None
+    deleted_at: float | None = Field(default=None, index=True)
+    deleted_by: str | None = Field(default=None, max_length=200)
+
+
+class PolicyVersion(SQLModel, table=True):
+    __tablename__ = "kbs_policy_version"
+
+    policy_id: str = Field(primary_key=True, max_length=300)
+    version: int = Field(primary_key=True)
+    source: str
+    sha256: str = Field(max_length=64)
+    created_at: float
+    created_by: str = Field(max_length=200)
+    # set | rollback (to version `restored_from`)
+    action: str = Field(max_length=16)
+    restored_from: int | None = None
+    deleted_at: float | None = Field(default=None, index=True)
+    deleted_by: str | None = Field(default=None, max_length=200)
+
+
+class ReferenceValueVersion(SQLModel, table=True):
+    __tablename__ = "kbs_reference_value_version"
+
+    name: str = Field(primary_key=True, max_length=200)
+    version: int = Field(primary_key=True)
+    # The accepted values, a JSON list of strings (reference values are not secret).
+    values_json: str
+    expires_at: float | None = None
+    created_at: float
+    created_by: str = Field(max_length=200)
+    # put | restore (of version `restored_from`)
+    action: str = Field(max_length=16)
+    restored_from: int | None = None
+    deleted_at: float | None = Field(default=None, index=True)
+    deleted_by: str | None = Field(default=None, max_length=200)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +38,25 @@ REFERENCE_SHIM = (
 MAX_POLICY_BYTES = 256 * 1024
 _PACKAGE = re.compile(r"^package\s+([A-Za-z0-9_.]+)", re.MULTILINE)
 _TEST_RULE = re.compile(r"^(test_[A-Za-z0-9_]+)\b", re.MULTILINE)
+# Compiled engines, per thread: a regorus engine may only be used and freed by the thread that made it, so each
+# thread keeps its own, keyed by the policy's modules, and evicts (frees) them itself; a Policy holds none and may
+# be dropped by any thread. The extension reads the references of the evaluation under way from the same place.
+_THREAD = threading.local()
+ENGINES_PER_THREAD = 128
+
+
+def _thread_engines() -> OrderedDict[tuple[object, ...], Any]:
+    engines: OrderedDict[tuple[object, ...], Any] | None = getattr(_THREAD, "engines", None)
+    if engines is None:
+        engines = _THREAD.engines = OrderedDict()
+    return engines
+
+
+def _query_reference_value(name: object) -> object:
+    references: Mapping[str, object] = getattr(_THREAD, "references", None) or {}
+    if not isinstance(name, str):
+        raise PolicyError(f"{REFERENCE_FUNCTION}: the name is {type(name).__name__}, expected a string")
+    return references.get(name)
 
 
 def _regorus() -> Any:
@@ -58,14 +78,14 @@ def _message(exc: Exception) -> str:
 
 class Policy:
     """A compiled policy. regorus engines are bound to the thread that made them, so each thread compiles its
-    own copy on first use (once per thread and policy) and evaluates on a clone of it."""
+    own copy on first use (kept in the thread's engine cache) and evaluates on a clone of it."""
 
     def __init__(self, source: str, modules: tuple[tuple[str, str], ...], *, extension: bool = True) -> None:
         self.source = source
         self._modules = modules
         self._extension = extension
-        self._local = threading.local()
-        self._local.engine = self._build()  # compile now, in the caller's thread, so errors surface here
+        self._key = (modules, extension)
+        self._engine()  # compile now, in the caller's thread, so errors surface here
 
     @classmethod
     def compile(cls, source: str, name: str = "policy.rego", *extra: tuple[str, str]) -> Policy:
@@ -90,19 +110,18 @@ class Policy:
             del engine
             raise PolicyError(failure)
         if self._extension:
-            engine.add_extension(REFERENCE_FUNCTION, 1, self._query_reference_value)
+            engine.add_extension(REFERENCE_FUNCTION, 1, _query_reference_value)
         return engine
 
-    def _query_reference_value(self, name: object) -> object:
-        references: Mapping[str, object] = getattr(self._local, "references", None) or {}
-        if not isinstance(name, str):
-            raise PolicyError(f"{REFERENCE_FUNCTION}: the name is {type(name).__name__}, expected a string")
-        return references.get(name)
-
     def _engine(self) -> Any:
-        engine = getattr(self._local, "engine", None)
+        engines = _thread_engines()
+        engine = engines.get(self._key)
         if engine is None:
-            engine = self._local.engine = self._build()
+            engine = engines[self._key] = self._build()
+            if len(engines) > ENGINES_PER_THREAD:
+                engines.popitem(last=False)
+        else:
+            engines.move_to_end(self._key)
         return engine
 
     def evaluate(
@@ -118,7 +137,7 @@ class Policy:
         An undefined result is an empty dict: callers treat a missing rule as its fail-closed default.
         """
         engine = self._engine().clone()
-        self._local.references = references
+        _THREAD.references = references
         try:
             if data:
                 engine.add_data(dict(data))
@@ -128,7 +147,7 @@ class Policy:
         except RuntimeError as exc:
             raise PolicyError(_message(exc)) from exc
         finally:
-            self._local.references = None
+            _THREAD.references = None
         rows = result.get("result") or []
         if not rows:
             return {}

@@ -126,7 +126,7 @@ class HttpClient:
         if json_body is not None:
             body = json.dumps(json_body).encode()
             send["Content-Type"] = "application/json"
-        if self.cookies:
+        if self.cookies and "Cookie" not in send:  # a cookie the caller names (another replica's session) wins
             send["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         for fresh in (self._connection is None, True):
             if self._connection is None:

@@ -18,7 +18,7 @@ from .attesters import Attester, AttesterError
 
 __all__ = ["main", "pick_attester"]
 
-# Commands that fetch through kbs_client.KbsClient take several replicas' URLs and fail over between them.
+# Commands that talk to the broker (but tpm-enroll) take several replicas' URLs and fail over between them.
 KBS_HELP = "broker URL, e.g. http://127.0.0.1:8080; several, comma-separated, are replicas to fail over between"
 
 
@@ -267,7 +267,7 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
     ex.set_defaults(func=_cmd_extend)
     sv = sub.add_parser("serve", help="serve guest-components' api-server-rest API (token, evidence, resources)")
-    sv.add_argument("--kbs", required=True, help="broker URL, e.g. http://127.0.0.1:8080")
+    sv.add_argument("--kbs", required=True, help=KBS_HELP)
     sv.add_argument("--listen", default="127.0.0.1:8006", help="HOST:PORT or unix:PATH (default 127.0.0.1:8006)")
     sv.add_argument("--tee", choices=[*attesters.DETECTION_ORDER, "sample"])
     sv.add_argument("--cacert", help="CA certificate for the broker's TLS")

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 from kbs_protocol import (
     BASE_PATH,
     PROTOCOL_VERSION,
+    SESSION_COOKIE,
     Attestation,
     InitData,
     ProtocolError,
@@ -96,6 +97,16 @@ class _Attested:
     token: str
     key: EphemeralKey
     expires_at: float
+    session: str | None  # the broker's session cookie, which stands for the token on resource requests
+
+
+def resource_headers(token: str, session: str | None) -> dict[str, str]:
+    """Authentication of a resource request. The session cookie, as guest-components sends it: the broker holds the
+    token of an attested session, and a token whose claims carry a firmware event log (tens of KB) does not fit in a
+    request header (uvicorn and nginx stop at 8-16 KiB). A broker that set no cookie gets the token as a Bearer."""
+    if session is not None:
+        return {"Cookie": f"{SESSION_COOKIE}={session}"}
+    return {"Authorization": f"Bearer {token}"}
 
 
 def token_expiry(token: str) -> float:
@@ -271,7 +282,8 @@ class KbsClient:
             if exc.status == 401 and (exc.error_type or "").endswith("/UnAuthorized"):
                 raise _Unavailable(f"the broker at {self.base} lost the session: {exc}") from exc
             raise
-        self._attested = _Attested(token=token, key=key, expires_at=token_expiry(token))
+        session = client.cookies.get(SESSION_COOKIE)
+        self._attested = _Attested(token=token, key=key, expires_at=token_expiry(token), session=session)
         return token
 
     def get_resource(self, uri: str) -> bytes:
@@ -282,7 +294,7 @@ class KbsClient:
                 self.attest()
                 attested = self._attested
             assert attested is not None
-            headers = {"Authorization": f"Bearer {attested.token}"}
+            headers = resource_headers(attested.token, attested.session)
             response = self._with_retries(partial(self._request, "GET", f"/resource/{path}", headers=headers))
             if response.status == 401 and attempt == 0:
                 self._attested = None  # the broker no longer accepts the token (key rotation, restart): re-attest

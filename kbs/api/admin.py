@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..admin_auth import Permission
@@ -15,17 +15,23 @@ from ..protocol import BASE_PATH
 from .deps import Admin, AdminCaller, JsonBody, RawBody, ResourcePath
 from .errors import error_responses
 from .schemas import (
+    MAX_VERSION,
     AttestationPolicyBody,
     AuditEntry,
     PolicyDocument,
     PolicyId,
     PolicyInfo,
+    PolicyVersionInfo,
     ReferenceValueBody,
     ReferenceValueInfo,
     ReferenceValuesStored,
     ReferenceValueStored,
+    ReferenceValueVersionInfo,
     ResourceInfo,
     ResourcePolicyBody,
+    ResourceVersionInfo,
+    RestoreBody,
+    RollbackBody,
     RotatedKey,
 )
 
@@ -52,6 +58,11 @@ KeyRotator = Annotated[str, _caller(Permission.KEYS_ROTATE)]
 # What trustee's admin endpoints take, and the admin reads: repo/type/tag checked on the raw path.
 TrusteePath = Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/resource/"))]
 AdminPath = Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/admin/resource/"))]
+VersionsPath = Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/admin/resource-versions/"))]
+RestorePath = Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/admin/resource-restore/"))]
+Version = Annotated[
+    int | None, Query(ge=1, le=MAX_VERSION, description="a kept version (numbered from 1); absent: the current one")
+]
 
 
 # -- trustee's endpoints -------------------------------------------------------------------------------------------
@@ -89,8 +100,10 @@ async def delete_resource(actor: ResourceWriter, path: TrusteePath, admin: Admin
 async def set_resource_policy(
     actor: PolicyWriter, body: Annotated[ResourcePolicyBody, Depends(JsonBody(ResourcePolicyBody))], admin: Admin
 ) -> PolicyId:
-    policy_id = await run_in_threadpool(admin.set_resource_policy, actor, body.policy, body.scope, time.time())
-    return PolicyId(policy_id=policy_id)
+    policy_id, version = await run_in_threadpool(
+        admin.set_resource_policy, actor, body.policy, body.scope, time.time(), body.tests
+    )
+    return PolicyId(policy_id=policy_id, version=version)
 
 
 @router.post(
@@ -104,10 +117,10 @@ async def set_attestation_policy(
     body: Annotated[AttestationPolicyBody, Depends(JsonBody(AttestationPolicyBody))],
     admin: Admin,
 ) -> PolicyId:
-    policy_id = await run_in_threadpool(
-        admin.set_attestation_policy, actor, body.policy_id, body.policy, body.type, time.time()
+    policy_id, version = await run_in_threadpool(
+        admin.set_attestation_policy, actor, body.policy_id, body.policy, body.type, time.time(), body.tests
     )
-    return PolicyId(policy_id=policy_id)
+    return PolicyId(policy_id=policy_id, version=version)
 
 
 @router.post(
@@ -172,11 +185,41 @@ async def list_resources(_actor: ResourceReader, admin: Admin) -> list[ResourceI
         200: {"description": "the resource's value", "content": {"application/octet-stream": {"schema": _BINARY}}},
         **error_responses(400, 401, 403, 404, 503),
     },
-    summary="Read a resource's value (audited)",
+    summary="Read a resource's value, the current one or a kept `version` (audited)",
 )
-async def read_resource(actor: ResourceReader, path: AdminPath, admin: Admin) -> Response:
-    value = await run_in_threadpool(admin.get_resource, actor, path, time.time())
+async def read_resource(actor: ResourceReader, path: AdminPath, admin: Admin, version: Version = None) -> Response:
+    if version is None:
+        value = await run_in_threadpool(admin.get_resource, actor, path, time.time())
+    else:
+        value = await run_in_threadpool(admin.history.resource_value, actor, path, version, time.time())
     return Response(value, media_type="application/octet-stream")
+
+
+@router.get(
+    "/admin/resource-versions/{path:path}",
+    response_model=list[ResourceVersionInfo],
+    responses=error_responses(400, 401, 403, 404, 503),
+    summary="A resource's kept versions, oldest first: who wrote each and when, its size (never the value), and "
+    "who deleted it",
+)
+async def resource_versions(_actor: ResourceReader, path: VersionsPath, admin: Admin) -> list[ResourceVersionInfo]:
+    return await run_in_threadpool(admin.history.resource_versions, path, time.time())
+
+
+@router.post(
+    "/admin/resource-restore/{path:path}",
+    response_model=ResourceVersionInfo,
+    responses=error_responses(400, 401, 403, 404, 413, 503),
+    summary="Make a kept version of a resource current again, as a new version (without `version`: the newest "
+    "version of a deleted resource, within the retention)",
+)
+async def restore_resource(
+    actor: ResourceWriter,
+    path: RestorePath,
+    body: Annotated[RestoreBody, Depends(JsonBody(RestoreBody))],
+    admin: Admin,
+) -> ResourceVersionInfo:
+    return await run_in_threadpool(admin.history.restore_resource, actor, path, body.version, time.time())
 
 
 @router.get(
@@ -192,11 +235,38 @@ async def list_policies(_actor: PolicyReader, admin: Admin) -> list[PolicyInfo]:
 @router.get(
     "/admin/policy/{policy_id:path}",
     response_model=PolicyDocument,
-    responses=error_responses(401, 403, 404, 503),
-    summary="A stored policy, its source base64url",
+    responses=error_responses(400, 401, 403, 404, 503),
+    summary="A stored policy, the one in force or a kept `version`, its source base64url",
 )
-async def get_policy(_actor: PolicyReader, policy_id: str, admin: Admin) -> PolicyDocument:
-    return await run_in_threadpool(admin.get_policy, policy_id)
+async def get_policy(_actor: PolicyReader, policy_id: str, admin: Admin, version: Version = None) -> PolicyDocument:
+    if version is None:
+        return await run_in_threadpool(admin.get_policy, policy_id, time.time())
+    return await run_in_threadpool(admin.history.policy_version, policy_id, version, time.time())
+
+
+@router.get(
+    "/admin/policy-versions/{policy_id:path}",
+    response_model=list[PolicyVersionInfo],
+    responses=error_responses(401, 403, 404, 503),
+    summary="A policy's kept versions, oldest first (numbered from 1 in the order set): who set each, when, digest",
+)
+async def policy_versions(_actor: PolicyReader, policy_id: str, admin: Admin) -> list[PolicyVersionInfo]:
+    return await run_in_threadpool(admin.history.policy_versions, policy_id, time.time())
+
+
+@router.post(
+    "/admin/policy-rollback/{policy_id:path}",
+    response_model=PolicyVersionInfo,
+    responses=error_responses(400, 401, 403, 404, 413, 503),
+    summary="Put a kept version of a policy back in force, as a new version",
+)
+async def rollback_policy(
+    actor: PolicyWriter,
+    policy_id: str,
+    body: Annotated[RollbackBody, Depends(JsonBody(RollbackBody))],
+    admin: Admin,
+) -> PolicyVersionInfo:
+    return await run_in_threadpool(admin.history.rollback_policy, actor, policy_id, body.version, time.time())
 
 
 @router.delete(
@@ -229,6 +299,32 @@ async def list_reference_values(_actor: ReferenceReader, admin: Admin) -> list[R
 async def delete_reference_value(actor: ReferenceWriter, name: str, admin: Admin) -> Response:
     await run_in_threadpool(admin.delete_reference_values, actor, name, time.time())
     return Response(status_code=200)
+
+
+@router.get(
+    "/admin/reference-value-versions/{name}",
+    response_model=list[ReferenceValueVersionInfo],
+    responses=error_responses(401, 403, 404, 503),
+    summary="A reference value's kept versions, oldest first: the accepted values, who put them and when",
+)
+async def reference_value_versions(_actor: ReferenceReader, name: str, admin: Admin) -> list[ReferenceValueVersionInfo]:
+    return await run_in_threadpool(admin.history.reference_value_versions, name, time.time())
+
+
+@router.post(
+    "/admin/reference-value-restore/{name}",
+    response_model=ReferenceValueVersionInfo,
+    responses=error_responses(400, 401, 403, 404, 413, 503),
+    summary="Make a kept version of a reference value current again, as a new version (without `version`: the "
+    "newest version of a deleted one, within the retention)",
+)
+async def restore_reference_value(
+    actor: ReferenceWriter,
+    name: str,
+    body: Annotated[RestoreBody, Depends(JsonBody(RestoreBody))],
+    admin: Admin,
+) -> ReferenceValueVersionInfo:
+    return await run_in_threadpool(admin.history.restore_reference_values, actor, name, body.version, time.time())
 
 
 @router.get(

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from .._limits import ClientAddress, Limiter, Metrics
 from ..admin_auth import AdminAuthority, Permission
 from ..errors import KbsError
-from ..protocol import SESSION_COOKIE
+from ..protocol import RESOURCE_SEGMENT, SESSION_COOKIE
 from ..services import (
     AdminService,
     Operations,
@@ -196,6 +196,12 @@ async def _raw_body(request: Request) -> bytes:
 RawBody = Annotated[bytes, Depends(_raw_body)]
 
 
+# For the document only (json_schema_extra, not pattern): the check below answers a path that breaks it, with the
+# segment at fault named, rather than FastAPI's validation.
+_SEGMENT = RESOURCE_SEGMENT.pattern
+_RESOURCE_PATH = Path(description="repo/type/tag", json_schema_extra={"pattern": f"^{_SEGMENT}/{_SEGMENT}/{_SEGMENT}$"})
+
+
 class ResourcePath:
     """`repo/type/tag` after `prefix`, checked on the raw request path: `%2f` cannot smuggle a separator and `..` is
     refused rather than normalised."""
@@ -203,7 +209,7 @@ class ResourcePath:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
 
-    async def __call__(self, request: Request, path: Annotated[str, Path(description="repo/type/tag")]) -> str:
+    async def __call__(self, request: Request, path: Annotated[str, _RESOURCE_PATH]) -> str:
         del path  # declared for the OpenAPI document; the decoded form is not what is checked
         raw = request.scope.get("raw_path") or request.url.path.encode()
         sent = raw.decode("latin-1").split("?", 1)[0]

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "MAX_VERSION",
     "AttestationPolicyBody",
     "AttestationRequest",
     "AttestationToken",
@@ -32,11 +33,16 @@ __all__ = [
     "PolicyDocument",
     "PolicyId",
     "PolicyInfo",
+    "PolicyVersionInfo",
     "ReferenceValueBody",
     "ReferenceValueInfo",
     "ReferenceValueStored",
+    "ReferenceValueVersionInfo",
     "ResourceInfo",
     "ResourcePolicyBody",
+    "ResourceVersionInfo",
+    "RestoreBody",
+    "RollbackBody",
     "RotatedKey",
     "RuntimeData",
     "TeeEvidence",
@@ -151,12 +157,19 @@ class TpmEnrolled(_Body):
 # -- admin ---------------------------------------------------------------------------------------------------------
 
 
+_TESTS_DESCRIPTION = (
+    "Veritee extension: Rego unit-test modules (file name -> source, base64url) run against the policy before it is "
+    "stored; a policy that fails one is refused. Required when the broker's `policies.require_tests` is set."
+)
+
+
 class ResourcePolicyBody(_Body):
     """POST /kbs/v0/resource-policy: Rego source, base64url."""
 
     policy: str
     # Veritee extension: scope a policy to a resource path prefix (repo, repo/type or repo/type/tag).
     scope: str | None = None
+    tests: dict[str, str] | None = Field(default=None, description=_TESTS_DESCRIPTION, max_length=64)
 
 
 class AttestationPolicyBody(_Body):
@@ -165,6 +178,7 @@ class AttestationPolicyBody(_Body):
     policy_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     policy: str
     type: str = "rego"
+    tests: dict[str, str] | None = Field(default=None, description=_TESTS_DESCRIPTION, max_length=64)
 
 
 class ReferenceValueBody(_Body):
@@ -198,15 +212,20 @@ class ReferenceValuesStored(_Body):
     """The names an RVPS message stored, each with its count of accepted values."""
 
     stored: dict[str, int]
+    # Veritee extension: name -> the version this message made of it.
+    versions: dict[str, int] | None = None
 
 
 class PolicyId(_Body):
     policy_id: str
+    # Veritee extension: the version this write made (numbered from 1 per policy id, in the order of `set`).
+    version: int | None = None
 
 
 class ReferenceValueStored(_Body):
     name: str
     count: int
+    version: int | None = None
 
 
 class ResourceInfo(_Body):
@@ -226,6 +245,7 @@ class PolicyDocument(_Body):
     policy: str = Field(description="the Rego source, base64url without padding")
     sha256: str
     updated_at: float
+    version: int | None = Field(default=None, description="the stored version (none for a shipped default)")
 
 
 class ReferenceValueInfo(_Body):
@@ -242,6 +262,47 @@ class AuditEntry(_Body):
     target: str
     outcome: str
     claims_digest: str | None
+
+
+class _Version(_Body):
+    """One version of a resource, policy or reference-value set: who wrote it and when, and whether it was deleted."""
+
+    version: int = Field(description="numbered from 1 per key, in the order written")
+    created_at: float
+    created_by: str
+    action: str = Field(description="put, set, restore (of `restored_from`) or rollback (to `restored_from`)")
+    restored_from: int | None
+    deleted_at: float | None = Field(description="set on the newest version when the key was deleted")
+    deleted_by: str | None
+
+
+class ResourceVersionInfo(_Version):
+    """A resource version: its size, never its value nor a digest of it (a digest would confirm a guessed secret)."""
+
+    size: int
+
+
+class PolicyVersionInfo(_Version):
+    sha256: str
+
+
+class ReferenceValueVersionInfo(_Version):
+    values: list[str]
+    expires_at: float | None
+
+
+# Version numbers are SQL INTEGERs (32-bit on PostgreSQL): a larger one is a malformed request, not a query.
+MAX_VERSION = 2**31 - 1
+
+
+class RestoreBody(_Body):
+    """Which version to make current again (as a new version); none: the newest one of a deleted key."""
+
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+
+
+class RollbackBody(_Body):
+    version: int = Field(ge=1, le=MAX_VERSION)
 
 
 class RotatedKey(_Body):

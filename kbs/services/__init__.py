@@ -4,6 +4,7 @@
     ReleaseService       GET /resource: the caller's EAR, the resource policy, the secret as a JWE
     TpmEnrollmentService POST /tpm/enroll, /tpm/activate: AK enrolment by credential activation
     AdminService         resources, policies, reference values, signing keys, the audit log
+    HistoryService       (AdminService.history) their versions: list, read one, restore, roll a policy back
     Operations           readiness and the token verification keys
 
 Services take the time as a parameter and answer every failure with a `KbsError` (trustee's error shape); they
@@ -13,10 +14,10 @@ cryptography: the routes run services in the app's thread pool (`kbs.api.deps.Ap
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from .._kek_sources import key_source
-from ..sealing import Sealer
+from ..sealing import sealer_for
 from ..settings import Settings
 from ..signing import KeyRing
 from ..storage import Store
@@ -58,7 +59,7 @@ class Services:
 
 def build_services(settings: Settings, store: Store) -> Services:
     """Wire the services over one store, migrate the schema and make sure a data key and a token signing key exist."""
-    sealer = Sealer(key_source(settings.storage), store)
+    sealer = sealer_for(settings.storage, store)
     keys = KeyRing(store, sealer, settings.tokens.rotation_overlap_seconds)
     inputs = VerifierInputs(settings.verifier)
     policies = PolicyBook()
@@ -67,10 +68,12 @@ def build_services(settings: Settings, store: Store) -> Services:
         rcar=RcarService(settings, store, keys, inputs, policies, EnrolledAkRegistry(store)),
         release=ReleaseService(settings, store, sealer, keys, policies, audit),
         tpm=TpmEnrollmentService(store, inputs.trust.get("tpm", ()), audit),
-        admin=AdminService(store, sealer, keys, audit),
+        admin=AdminService(store, sealer, keys, audit, require_tests=settings.policies.require_tests),
         operations=Operations(store, keys, sealer),
     )
     store.migrate()
     sealer.ensure()
     keys.ensure()
+    # History past its retention also goes at each admin write; at start-up for a broker that sees none for long.
+    store.sweep_history(time.time())
     return services

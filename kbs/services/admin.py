@@ -7,12 +7,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from policies import load as load_shipped_policy
 from verifier.appraisal import appraise
-from verifier.rego import PolicyError
+from verifier.rego import PolicyError, run_rego_tests
 
 from ..api.schemas import (
     AuditEntry,
@@ -26,13 +26,14 @@ from ..api.schemas import (
 from ..errors import KbsError
 from ..sealing import Sealer
 from ..signing import KeyRing
-from ..storage import Store
+from ..storage import POLICIES, Store
 from ..tables import Policy as PolicyRow
 from ..tables import Resource
 from ._paths import policy_scope_id
 from ._reference_values import check_reference_values
 from ._rvps import decode_message
 from .audit import AuditLog
+from .history import HistoryService
 from .policies import compiled
 
 __all__ = ["AdminService"]
@@ -49,21 +50,44 @@ def _b64url(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-class AdminService:
-    """`actor` is the caller as the audit log names it: `<subject> (<role>)` from the admin token."""
+def _check_tests(policy_id: str, source: str, tests: Mapping[str, str]) -> None:
+    """Run each Rego unit-test module against the policy (the runner `policies/*_test.rego` use); refuse the policy
+    when one does not compile, has no `test_*` rule, or has a test that fails."""
+    failed: list[str] = []
+    for name, encoded in sorted(tests.items()):
+        module = _b64url_text(encoded, f"test module {name}")
+        try:
+            results = run_rego_tests(source, module)
+        except PolicyError as exc:
+            raise KbsError.invalid_request(f"policy {policy_id} not stored: test module {name}: {exc}") from exc
+        if not results:
+            raise KbsError.invalid_request(f"policy {policy_id} not stored: test module {name} has no test_* rule")
+        failed += [f"{name}: {rule}" for rule, passed in results.items() if not passed]
+    if failed:
+        raise KbsError.invalid_request(f"policy {policy_id} not stored: failing tests: {', '.join(failed)}")
 
-    def __init__(self, store: Store, sealer: Sealer, keys: KeyRing, audit: AuditLog) -> None:
+
+class AdminService:
+    """`actor` is the caller as the audit log names it: `<subject> (<role>)` from the admin token. With
+    `require_tests`, a policy is stored only with unit tests that it passes."""
+
+    def __init__(
+        self, store: Store, sealer: Sealer, keys: KeyRing, audit: AuditLog, *, require_tests: bool = False
+    ) -> None:
         self._store = store
         self._sealer = sealer
         self._keys = keys
         self._audit = audit
+        self._require_tests = require_tests
+        self.history = HistoryService(store, sealer, audit)
 
     # -- resources --------------------------------------------------------------------------------------------
-    def put_resource(self, actor: str, path: str, value: bytes, now: float) -> None:
-        self._store.put_resource(
-            Resource(path=path, sealed=self._sealer.seal(value, f"resource:{path}"), size=len(value), updated_at=now)
-        )
+    def put_resource(self, actor: str, path: str, value: bytes, now: float) -> int:
+        """Store a resource's new value (its previous ones stay in its history); the version made."""
+        row = Resource(path=path, sealed=self._sealer.seal(value, f"resource:{path}"), size=len(value), updated_at=now)
+        version = self._store.put_resource(row, actor)
         self._audit.record(actor, "resource.put", path, "ok", None, now)
+        return version
 
     def get_resource(self, actor: str, path: str, now: float) -> bytes:
         row = self._store.get_resource(path)
@@ -73,7 +97,7 @@ class AdminService:
         return self._sealer.open(row.sealed, f"resource:{path}")
 
     def delete_resource(self, actor: str, path: str, now: float) -> None:
-        if not self._store.delete_resource(path):
+        if not self._store.delete_resource(path, actor, now):
             raise KbsError.not_found(f"resource {path} does not exist")
         self._audit.record(actor, "resource.delete", path, "ok", None, now)
 
@@ -81,25 +105,43 @@ class AdminService:
         return [ResourceInfo(path=r.path, size=r.size, updated_at=r.updated_at) for r in self._store.list_resources()]
 
     # -- policies ---------------------------------------------------------------------------------------------
-    def set_resource_policy(self, actor: str, encoded: str, scope: str | None, now: float) -> str:
-        """Store a resource policy for every path or for a scope (repo, repo/type, repo/type/tag); its id."""
+    def set_resource_policy(
+        self, actor: str, encoded: str, scope: str | None, now: float, tests: Mapping[str, str] | None = None
+    ) -> tuple[str, int]:
+        """Store a resource policy for every path or for a scope (repo, repo/type, repo/type/tag); (id, version)."""
         policy_id = policy_scope_id(scope)
-        self._set_policy(actor, policy_id, encoded, now)
-        return policy_id
+        return policy_id, self._set_policy(actor, policy_id, encoded, now, tests)
 
-    def set_attestation_policy(self, actor: str, policy_id: str, encoded: str, kind: str, now: float) -> str:
+    def set_attestation_policy(
+        self, actor: str, policy_id: str, encoded: str, kind: str, now: float, tests: Mapping[str, str] | None = None
+    ) -> tuple[str, int]:
         if kind != "rego":
             raise KbsError.invalid_request(f"policy type is {kind!r}, expected 'rego'")
         stored_id = f"attestation:{policy_id}"
-        self._set_policy(actor, stored_id, encoded, now, attestation=True)
-        return stored_id
+        return stored_id, self._set_policy(actor, stored_id, encoded, now, tests, attestation=True)
 
-    def _set_policy(self, actor: str, policy_id: str, encoded: str, now: float, *, attestation: bool = False) -> None:
+    def _set_policy(
+        self,
+        actor: str,
+        policy_id: str,
+        encoded: str,
+        now: float,
+        tests: Mapping[str, str] | None,
+        *,
+        attestation: bool = False,
+    ) -> int:
+        """Compile, run the unit tests, try an attestation policy on nothing, then store as the next version."""
         source = _b64url_text(encoded, "policy")
         try:
             policy = compiled(source)
         except PolicyError as exc:
             raise KbsError.invalid_request(f"policy does not compile: {exc}") from exc
+        if tests:
+            _check_tests(policy_id, source, tests)
+        elif self._require_tests:
+            raise KbsError.invalid_request(
+                f"policy {policy_id} not stored: this broker requires Rego unit tests with every policy (--tests DIR)"
+            )
         if attestation:
             # trustee's model: the policy must yield trust_claims, fail-closed defaults included, so it is tried on
             # no evidence and no reference values; one that yields none, or values out of -128..127, is refused.
@@ -108,20 +150,29 @@ class AdminService:
             except PolicyError as exc:
                 raise KbsError.invalid_request(f"attestation policy refused: {exc}") from exc
         digest = hashlib.sha256(source.encode()).hexdigest()
-        self._store.set_policy(PolicyRow(id=policy_id, source=source, sha256=digest, updated_at=now))
+        row = PolicyRow(id=policy_id, source=source, sha256=digest, updated_at=now)
+        version = self._store.set_policy(row, actor)
         self._audit.record(actor, "policy.set", policy_id, "ok", None, now)
+        return version
 
-    def get_policy(self, policy_id: str) -> PolicyDocument:
+    def get_policy(self, policy_id: str, now: float) -> PolicyDocument:
         row = self._store.get_policy(policy_id)
         if row is None:
             raise KbsError.not_found(f"policy {policy_id} does not exist")
-        return PolicyDocument(id=row.id, policy=_b64url(row.source), sha256=row.sha256, updated_at=row.updated_at)
+        history = self._store.history(POLICIES, policy_id, now)
+        return PolicyDocument(
+            id=row.id,
+            policy=_b64url(row.source),
+            sha256=row.sha256,
+            updated_at=row.updated_at,
+            version=history[-1].version if history else None,
+        )
 
     def list_policies(self) -> list[PolicyInfo]:
         return [PolicyInfo(id=r.id, sha256=r.sha256, updated_at=r.updated_at) for r in self._store.list_policies()]
 
     def delete_policy(self, actor: str, policy_id: str, now: float) -> None:
-        if not self._store.delete_policy(policy_id):
+        if not self._store.delete_policy(policy_id, actor, now):
             raise KbsError.not_found(f"policy {policy_id} does not exist")
         self._audit.record(actor, "policy.delete", policy_id, "ok", None, now)
 
@@ -131,9 +182,9 @@ class AdminService:
     ) -> ReferenceValueStored:
         check_reference_values(name, values)
         expires_at = None if expires is None else expires.timestamp()
-        self._store.put_reference_values(name, values, expires_at, now)
+        version = self._store.put_reference_values(name, values, expires_at, now, actor)
         self._audit.record(actor, "reference-value.put", name, "ok", None, now)
-        return ReferenceValueStored(name=name, count=len(set(values)))
+        return ReferenceValueStored(name=name, count=len(set(values)), version=version)
 
     def register_reference_values(
         self, actor: str, version: str, kind: str, payload: str, now: float
@@ -142,10 +193,11 @@ class AdminService:
         values = decode_message(version, kind, payload)
         for name, accepted in values.items():
             check_reference_values(name, accepted)
-        self._store.put_reference_value_sets(values, None, now)
-        for name in values:
+        versions = self._store.put_reference_value_sets(values, None, now, actor)
+        for name in versions:
             self._audit.record(actor, "reference-value.put", name, "ok", None, now)
-        return ReferenceValuesStored(stored={name: len(set(accepted)) for name, accepted in values.items()})
+        counts = {name: len(set(accepted)) for name, accepted in values.items()}
+        return ReferenceValuesStored(stored=counts, versions=versions)
 
     def reference_value(self, name: str, now: float) -> list[str]:
         """The accepted values of `name` not expired at `now`: what `query_reference_value(name)` answers."""
@@ -172,7 +224,7 @@ class AdminService:
         ]
 
     def delete_reference_values(self, actor: str, name: str, now: float) -> None:
-        if not self._store.delete_reference_values(name):
+        if not self._store.delete_reference_values(name, actor, now):
             raise KbsError.not_found(f"reference value {name} does not exist")
         self._audit.record(actor, "reference-value.delete", name, "ok", None, now)
 

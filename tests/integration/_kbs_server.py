@@ -113,6 +113,11 @@ class KbsServer:
             time.sleep(0.1)
         raise RuntimeError(f"kbs serve did not become ready: {self.log.read_text()}")
 
+    def cli(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        """`kbs admin --url URL --token FILE ARGS...` against this broker, as an operator runs it."""
+        token = str(self.config_dir / "admin.token")
+        return run_cli("kbs", "admin", "--url", self.url, "--token", token, *args, input=input)
+
     @property
     def pid(self) -> int:
         """The `kbs serve` process (with `--workers N`, the parent of the N workers)."""

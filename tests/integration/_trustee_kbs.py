@@ -70,7 +70,10 @@ class TrusteeKbs:
 
             def do_GET(self) -> None:
                 kbs.requests.append((self.path, None))
-                if self.headers.get("Authorization") != f"Bearer {kbs._token}" or kbs._pubkey is None:
+                # trustee's get_attest_token_from_session: the session cookie of an attested session, else a Bearer.
+                by_cookie = kbs._token and "kbs-session-id=trustee" in (self.headers.get("Cookie") or "")
+                by_bearer = self.headers.get("Authorization") == f"Bearer {kbs._token}"
+                if not (by_cookie or by_bearer) or kbs._pubkey is None:
                     self._reply(401, {"type": "TokenNotFound", "detail": "no token"})
                     return
                 self._reply(200, encrypt_for(kbs._pubkey, kbs.secret))

@@ -1,7 +1,9 @@
-"""Integration fixtures: databases (SQLite file and a fresh PostgreSQL database), real `kbs serve` processes."""
+"""Integration fixtures: databases (SQLite file and a fresh PostgreSQL database), real `kbs serve` processes, and
+nginx with deploy/nginx.conf in front of two of them."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import subprocess
@@ -12,8 +14,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.conftest import ROOT
 from tests.integration._guest import OPEN_GUESTS
-from tests.integration._kbs_server import KbsServer
+from tests.integration._kbs_server import KbsServer, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -73,3 +76,35 @@ def kbs_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     url = new_database_url(request, request.param, folder)
     with KbsServer(folder / "conf", database_url=url) as server:
         yield server
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool) or (f"/usr/sbin/{tool}" if Path(f"/usr/sbin/{tool}").exists() else None)
+    if path is None:
+        pytest.fail(f"{tool} is not installed: scripts/setup installs it (apt package {tool})")
+    return path
+
+
+@pytest.fixture
+def balancer(tmp_path: Path) -> Iterator[tuple[str, list[int]]]:
+    """nginx with deploy/nginx.conf, its upstreams pointed at two local ports; yields (url, upstream ports)."""
+    ports = [free_port(), free_port()]
+    listen = free_port()
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    conf = conf.replace("server kbs-1:8080;", f"server 127.0.0.1:{ports[0]};")
+    conf = conf.replace("server kbs-2:8080;", f"server 127.0.0.1:{ports[1]};")
+    conf = re.sub(r"listen 8080;", f"listen 127.0.0.1:{listen};", conf)
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    (prefix / "nginx.conf").write_text(conf)
+    log = prefix / "error.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [need("nginx"), "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
+            stderr=stderr,
+        )
+    time.sleep(0.5)
+    assert process.poll() is None, log.read_text()
+    yield f"http://127.0.0.1:{listen}", ports
+    process.terminate()
+    process.wait(timeout=10)

@@ -19,8 +19,7 @@ DEMO_POLICY = ROOT / "policies" / "demo_resource_allow_sample.rego"
 
 
 def admin(server: KbsServer, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    token = str(server.config_dir / "admin.token")
-    return run_cli("kbs", "admin", "--url", server.url, "--token", token, *args, input=input)
+    return server.cli(*args, input=input)
 
 
 def test_kbs_init_secure_defaults(tmp_path: Path) -> None:

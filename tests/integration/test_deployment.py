@@ -5,12 +5,8 @@ and the replicas' settings from the compose file (Redis for shared limits, nginx
 from __future__ import annotations
 
 import json
-import re
 import secrets
-import shutil
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +19,8 @@ import policies
 from tests.conftest import ROOT
 from tests.integration._guest import Guest
 from tests.integration._helpers import assert_error
-from tests.integration._kbs_server import KbsServer, free_port
-from tests.integration.conftest import new_database_url
-
-
-def need(tool: str) -> str:
-    path = shutil.which(tool) or (f"/usr/sbin/{tool}" if Path(f"/usr/sbin/{tool}").exists() else None)
-    if path is None:
-        pytest.fail(f"{tool} is not installed: scripts/setup installs it (apt package {tool})")
-    return path
+from tests.integration._kbs_server import KbsServer
+from tests.integration.conftest import need, new_database_url
 
 
 def test_compose_file_is_valid() -> None:
@@ -62,31 +51,6 @@ def test_compose_wires_redis_and_the_trusted_proxy() -> None:
 
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def balancer(tmp_path: Path) -> Iterator[tuple[str, list[int]]]:
-    """nginx with deploy/nginx.conf, its upstreams pointed at two local ports; yields (url, upstream ports)."""
-    ports = [free_port(), free_port()]
-    listen = free_port()
-    conf = (ROOT / "deploy" / "nginx.conf").read_text()
-    conf = conf.replace("server kbs-1:8080;", f"server 127.0.0.1:{ports[0]};")
-    conf = conf.replace("server kbs-2:8080;", f"server 127.0.0.1:{ports[1]};")
-    conf = re.sub(r"listen 8080;", f"listen 127.0.0.1:{listen};", conf)
-    prefix = tmp_path / "nginx"
-    prefix.mkdir()
-    (prefix / "nginx.conf").write_text(conf)
-    log = prefix / "error.log"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [need("nginx"), "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
-            stderr=stderr,
-        )
-    time.sleep(0.5)
-    assert process.poll() is None, log.read_text()
-    yield f"http://127.0.0.1:{listen}", ports
-    process.terminate()
-    process.wait(timeout=10)
 
 
 def test_two_replicas_behind_the_balancer(

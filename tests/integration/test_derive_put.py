@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from attestation_agent.attesters.tpm import TpmAttester
+from attestation_agent.attesters import SYSROOT_ENV
+from attestation_agent.attesters.tpm import EVENT_LOG, TpmAttester
 
 from tests._swtpm import Swtpm
 from tests.conftest import run_cli
@@ -115,10 +116,13 @@ def _replay_into(tpm: Swtpm, log_bytes: bytes) -> None:
 @pytest.mark.swtpm
 def test_derived_pcrs_make_the_tpm_guest_affirming(tmp_path: Path, vectors: Path) -> None:
     """The guest quotes PCRs that a real firmware extended as its log says (replayed into swtpm); the broker
-    approves that boot once the PCRs derived from the log are stored. The guest sends no log itself: with this
-    82-event log the token's claims are about 85 KB, more than the broker's HTTP header limit lets a bearer token
-    be (see the note of reference-value derive)."""
+    approves that boot once the PCRs derived from the log are stored. The guest sends the log too, as a real one
+    does: its 82 events make the token's claims about 85 KB, more than fits in a request header, so the guest
+    fetches with its session cookie (as guest-components does) rather than the token as a Bearer."""
     log = vectors / TPM_LOG
+    sysroot = tmp_path / "root"
+    (sysroot / EVENT_LOG).parent.mkdir(parents=True)
+    (sysroot / EVENT_LOG).write_bytes(log.read_bytes())
     with Swtpm(tmp_path / "swtpm") as tpm, KbsServer(tmp_path / "kbs", allow_sample=False) as kbs:
         _replay_into(tpm, log.read_bytes())
         kbs.admin.put_resource("default/key/1", SECRET)
@@ -127,7 +131,7 @@ def test_derived_pcrs_make_the_tpm_guest_affirming(tmp_path: Path, vectors: Path
 
         def get() -> subprocess.CompletedProcess[bytes]:
             return run_cli("attestation-agent", "get-resource", "--kbs", kbs.url, "kbs:///default/key/1",
-                           env={"VERITEE_TPM_TCTI": tpm.tcti})  # fmt: skip
+                           env={"VERITEE_TPM_TCTI": tpm.tcti, SYSROOT_ENV: str(sysroot)})  # fmt: skip
 
         refused = get()  # a trusted AK, but no PCR reference value: not an approved boot
         assert refused.returncode == 1

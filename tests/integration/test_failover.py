@@ -17,6 +17,7 @@ from attestation_agent.attesters.sample import SampleAttester
 from attestation_agent.kbs_client import KbsClient
 
 from tests.conftest import run_cli
+from tests.integration._agent_service import AgentService
 from tests.integration._helpers import SECRET, provision
 from tests.integration._kbs_server import KbsServer, free_port
 from tests.integration.conftest import new_database_url
@@ -25,10 +26,13 @@ from tests.integration.conftest import new_database_url
 UNLIMITED = {"rate_limit": {"auth_per_minute": 0, "attest_per_minute": 0}}
 
 
-def _replicas(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[KbsServer, KbsServer]:
+def _replicas(
+    tmp_path: Path, request: pytest.FixtureRequest, ports: list[int] | None = None
+) -> tuple[KbsServer, KbsServer]:
     database = new_database_url(request, "postgres", tmp_path)
-    first = KbsServer(tmp_path / "conf", database_url=database, config=UNLIMITED)
-    return first, KbsServer(tmp_path / "conf", database_url=database, init=False)
+    first, second = (ports[0], ports[1]) if ports else (None, None)
+    replica = KbsServer(tmp_path / "conf", database_url=database, config=UNLIMITED, port=first)
+    return replica, KbsServer(tmp_path / "conf", database_url=database, init=False, port=second)
 
 
 class _KillBetweenAuthAndAttest(SampleAttester):
@@ -72,17 +76,40 @@ def test_replica_killed_between_auth_and_attest(tmp_path: Path, request: pytest.
         assert done.stdout == SECRET
 
 
-def test_replica_killed_under_a_stream_of_handshakes(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    """Eight guests handshaking without pause, spread over both replicas; one replica is killed while handshakes are
-    in flight on it. Every guest's fetch succeeds; some had to start their handshake again."""
+def test_agent_service_fails_over_between_replicas(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """`attestation-agent serve --kbs DEAD,A,B`: the handshake moves past the dead URL; when A is then killed, the
+    next fetch goes to B with the session attested at A (both hold it: one database)."""
     first, second = _replicas(tmp_path, request)
+    dead = f"http://127.0.0.1:{free_port()}"
+    with first, second, AgentService(f"{dead},{first.url},{second.url}", tmp_path) as service:
+        provision(first)
+        assert service.get("/cdh/resource/default/key/1").content == SECRET
+        os.kill(first.pid, signal.SIGKILL)
+        again = service.get("/cdh/resource/default/key/1")
+        assert again.status_code == 200, again.text
+        assert again.content == SECRET
+
+
+@pytest.mark.parametrize("route", ["replica list", "nginx"])
+def test_replica_killed_under_a_stream_of_handshakes(
+    tmp_path: Path, request: pytest.FixtureRequest, route: str
+) -> None:
+    """Eight guests handshaking without pause, spread over both replicas (by their list of replicas, or by nginx with
+    deploy/nginx.conf); one replica is killed while handshakes are in flight on it. Every guest's fetch succeeds.
+    With a list, some guests had to start their handshake again; behind nginx, nginx moves a request it could not
+    send to the other replica, and one the dead replica had taken comes back 502, which the guest retries whole."""
+    if route == "nginx":
+        url, ports = request.getfixturevalue("balancer")
+        first, second = _replicas(tmp_path, request, ports)
+    else:
+        first, second = _replicas(tmp_path, request)
     outcomes: Counter[str] = Counter()
     restarted = 0
     stop = threading.Event()
 
     def guest(index: int) -> None:
         nonlocal restarted
-        brokers = [first.url, second.url]
+        brokers = [first.url, second.url] if route == "replica list" else [url]
         random.Random(index).shuffle(brokers)
         while not stop.is_set():
             with KbsClient(brokers, SampleAttester()) as client:
@@ -110,4 +137,5 @@ def test_replica_killed_under_a_stream_of_handshakes(tmp_path: Path, request: py
     assert before > 0
     assert set(outcomes) == {"ok"}, outcomes
     assert outcomes["ok"] > before  # guests kept being served after the kill
-    assert restarted > 0  # handshakes cut off by the kill (or begun on the dead replica) started again
+    if route == "replica list":
+        assert restarted > 0  # handshakes cut off by the kill (or begun on the dead replica) started again

@@ -9,23 +9,27 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import tomli_w
 from alembic import command
 from alembic.config import Config
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import insert
 
 import kbs.storage
 import policies
 from kbs._kek_sources import key_source, load_or_create_kek
 from kbs.admin_client import AdminError
 from kbs.kek import rotate as kek_rotate
-from kbs.sealing import ROOT_KID, Sealer, kid_of
+from kbs.sealing import ROOT_KID, Sealer, kid_of, sealer_for
 from kbs.settings import StorageSettings, load
-from kbs.storage import SEALED_COLUMNS, Store
+from kbs.storage import SEALED_COLUMNS, ConflictError, Store
 from kbs.tables import Resource
 from tests.conftest import cli_env, run_cli
 from tests.integration._guest import Guest
@@ -83,8 +87,9 @@ def test_rotation_with_a_second_replica_serving(tmp_path: Path, database_url: st
             new = report["active"]
             assert new != old
             assert report["retired"] == [old]
-            assert report["resealed"] == {"kbs_resource": 41, "kbs_signing_key": 1}
-            assert sealed_by_kid(database_url) == {new: 42}
+            # Each resource has one kept version (the history), sealed like the current value and re-sealed with it.
+            assert report["resealed"] == {"kbs_resource": 41, "kbs_resource_version": 41, "kbs_signing_key": 1}
+            assert sealed_by_kid(database_url) == {new: 83}
             # Neither replica restarted: both open what is now sealed under the new key, handshakes included.
             for server in (first, second):
                 assert fetch(server.url) == SECRET
@@ -187,6 +192,7 @@ def test_environment_variable_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with server:
         provision(server, 2)
         assert fetch(server.url) == SECRET
+        assert httpx.get(server.url + "/readyz").status_code == 200
         code, _, err = rotate(server)
         assert code == 0, err
         assert fetch(server.url) == SECRET
@@ -209,7 +215,10 @@ def test_pkcs11_token_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.setenv(name, value)
     token = {"library": str(SOFTHSM_LIBRARY), "token_label": "veritee", "pin_file": str(tmp_path / "hsm" / "token.pin")}
     config = {"storage": {"kek_source": "pkcs11", "pkcs11": token}}
-    server = KbsServer(tmp_path / "kbs", config=config, database_url=f"sqlite:///{tmp_path / 'token.sqlite'}")
+    # Two worker processes, each with its own session on the token.
+    server = KbsServer(
+        tmp_path / "kbs", config=config, database_url=f"sqlite:///{tmp_path / 'token.sqlite'}", workers=2
+    )
     done = run_cli("kbs", "serve", "--config", str(server.config_file), "--port", str(free_port()))
     assert done.returncode == 1
     assert b"no such key" in done.stderr
@@ -280,17 +289,69 @@ def test_values_sealed_before_the_keyring_open_and_rotate_away(tmp_path: Path, d
         root = AESGCM(load_or_create_kek(kek, create=True))
         nonce = os.urandom(12)
         legacy = nonce + root.encrypt(nonce, SECRET, b"resource:default/key/1")
-        store.put_resource(Resource(path="default/key/1", sealed=legacy, size=len(SECRET), updated_at=0.0))
+        with store.write() as writes:  # the row as revision 0002 stored it (there was no history then)
+            row = {"path": "default/key/1", "sealed": legacy, "size": len(SECRET), "updated_at": 0.0}
+            writes.connection.execute(insert(Resource), row)
         store.migrate()
         sealer = Sealer(key_source(StorageSettings(kek_file=kek)), store, keep_retired=True)
         sealer.ensure()
-        (sealed,) = sealed_values(database_url).values()
-        assert kid_of(sealed) == ROOT_KID
-        assert sealer.open(sealed, "resource:default/key/1") == SECRET
+        # The value, and its copy that revision 0004 made version 1 of the resource's history.
+        expected = {("kbs_resource", "default/key/1"), ("kbs_resource_version", "default/key/1/1")}
+        sealed = sealed_values(database_url)
+        assert set(sealed) == expected
+        for value in sealed.values():
+            assert kid_of(value) == ROOT_KID
+            assert sealer.open(value, "resource:default/key/1") == SECRET
         report = kek_rotate(store, sealer, grace_seconds=0.0)
-        assert report.resealed == {"kbs_resource": 1}
-        (sealed,) = sealed_values(database_url).values()
-        assert kid_of(sealed) == report.active
-        assert sealer.open(sealed, "resource:default/key/1") == SECRET
+        assert report.resealed == {"kbs_resource": 1, "kbs_resource_version": 1}
+        for value in sealed_values(database_url).values():
+            assert kid_of(value) == report.active
+            assert sealer.open(value, "resource:default/key/1") == SECRET
+    finally:
+        store.engine.dispose()
+
+
+def test_changing_the_root_key(tmp_path: Path) -> None:
+    """A new root key (here a new key file) with the old one as [storage.previous]: the broker serves what the old
+    root's data keys sealed, a rotation moves every secret under a data key of the new root, then the old root goes."""
+    with KbsServer(tmp_path / "kbs") as server:
+        values = provision(server, 3)
+        server.stop()
+        document = tomllib.loads(server.config_file.read_text())
+        document["storage"] = {"kek_file": "kek-2.bin", "previous": {"kek_file": "kek.bin"}}
+        server.config_file.write_text(tomli_w.dumps(document))
+        done = run_cli("kbs", "kek", "init", "--config", str(server.config_file))
+        assert done.returncode == 0, done.stderr
+        server.start()
+        assert fetch(server.url) == SECRET
+        code, status, err = kek_cli("status", "--config", str(server.config_file))
+        assert code == 0, err
+        assert [k["wrapped_by"] for k in status["keys"]] == ["previous root"]
+        code, _, err = rotate(server)
+        assert code == 0, err
+        code, status, err = kek_cli("status", "--config", str(server.config_file))
+        assert [(k["state"], k["wrapped_by"]) for k in status["keys"]] == [("retired", None), ("active", "root")]
+        server.stop()
+        del document["storage"]["previous"]
+        server.config_file.write_text(tomli_w.dumps(document))
+        (server.config_dir / "kek.bin").unlink()  # the old root key is gone
+        server.start()
+        assert fetch(server.url) == SECRET
+        for path, value in values.items():
+            assert server.admin.get_resource(path) == value
+
+
+def test_a_rotation_started_meanwhile_is_refused(tmp_path: Path, database_url: str) -> None:
+    """Two rotations at once: the second one's switch of the active key finds it switched already, and refuses."""
+    store = Store(database_url, threads=1)
+    try:
+        store.migrate()
+        sealer = sealer_for(StorageSettings(kek_file=tmp_path / "kek.bin"), store, create=True)
+        sealer.ensure()
+        (first,) = [row.kid for row in store.data_keys()]
+        store.start_data_key(sealer.new_key(time.time()), replacing=[first])
+        with pytest.raises(ConflictError, match="another rotation made a new data key meanwhile"):
+            store.start_data_key(sealer.new_key(time.time()), replacing=[first])
+        assert [row.state for row in store.data_keys()] == ["previous", "active"]
     finally:
         store.engine.dispose()

@@ -45,6 +45,12 @@ SERVED = {
     ("delete", "/kbs/v0/admin/policy/{policy_id}"),
     ("get", "/kbs/v0/admin/reference-values"),
     ("delete", "/kbs/v0/admin/reference-value/{name}"),
+    ("get", "/kbs/v0/admin/resource-versions/{path}"),
+    ("post", "/kbs/v0/admin/resource-restore/{path}"),
+    ("get", "/kbs/v0/admin/policy-versions/{policy_id}"),
+    ("post", "/kbs/v0/admin/policy-rollback/{policy_id}"),
+    ("get", "/kbs/v0/admin/reference-value-versions/{name}"),
+    ("post", "/kbs/v0/admin/reference-value-restore/{name}"),
     ("get", "/kbs/v0/admin/audit"),
     ("post", "/kbs/v0/admin/signing-key/rotate"),
     ("get", "/healthz"),
@@ -122,7 +128,7 @@ def test_admin_operations_require_the_bearer_scheme(spec: dict[str, Any]) -> Non
     scheme = spec["components"]["securitySchemes"]["admin-jwt"]
     assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
     admin = [(m, p, o) for m, p, o in operations(spec) if "admin" in o["tags"]]
-    assert len(admin) == 16
+    assert len(admin) == 22
     for method, path, operation in admin:
         assert operation.get("security") == [{"admin-jwt": []}], (method, path)
     for method, path, operation in operations(spec):
@@ -188,3 +194,23 @@ def test_framework_refusals_answer_in_trustee_error_shape(broker: KbsServer) -> 
     refused = httpx.put(broker.url + "/kbs/v0/resource/default/key/1", content=b"x")
     assert_error(refused, 405, "InvalidRequest", "PUT is not a method")
     assert {m.strip() for m in refused.headers["Allow"].split(",")} >= {"GET", "POST", "DELETE"}
+
+
+def test_resource_paths_are_documented_with_their_pattern(spec: dict[str, Any], broker: KbsServer) -> None:
+    """What the broker accepts as repo/type/tag is in the document (schemathesis generates from it)."""
+    documented = [
+        parameter["schema"]["pattern"]
+        for _method, _path, operation in operations(spec)
+        for parameter in operation.get("parameters", [])
+        if parameter["name"] == "path"
+    ]
+    assert len(documented) == 6  # trustee's GET, POST, DELETE; the admin read, versions, restore
+    pattern = re.compile(documented[0])
+    assert set(documented) == {pattern.pattern}
+    assert pattern.fullmatch("default/key/1")
+    assert not pattern.fullmatch("default/key")
+    assert not pattern.fullmatch("default/../1")
+    # the broker's own check, not the framework's, still refuses a path, naming the segment at fault
+    admin = {"Authorization": f"Bearer {broker.token}"}
+    refused = httpx.get(broker.url + "/kbs/v0/admin/resource/default/.key/1", headers=admin)
+    assert_error(refused, 400, "InvalidRequest", "resource type '.key' does not match")

@@ -60,6 +60,9 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
                 "20",
                 "--workers",
                 "1",
+                # Hypothesis's health checks judge the data generation (too slow on a loaded machine...), not the API.
+                "--suppress-health-check",
+                "all",
                 "--no-color",
             ],
             capture_output=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -67,3 +68,18 @@ def test_a_policy_failing_to_compile_on_a_worker_thread_frees_its_engine_there()
             failed.result()
         del failed
     gc.collect()
+
+
+def test_a_policy_dropped_on_another_thread_is_freed_and_leaves_the_engines_to_their_threads() -> None:
+    """A compiled policy used on a worker thread and then dropped elsewhere (evicted from the broker's cache by
+    another thread) is freed (its engines once held it through the extension, a cycle no collector sees), and the
+    worker's engine is not freed on the dropping thread (regorus would leak it with an unraisable error)."""
+    source = "package policy\nallow := input.x == 1"
+    with ThreadPoolExecutor(1) as pool:
+        policy = pool.submit(Policy.compile, source).result()
+        assert pool.submit(policy.evaluate, "data.policy", {"x": 1}).result() == {"allow": True}
+        assert policy.evaluate("data.policy", {"x": 2}) == {"allow": False}
+        dropped = weakref.ref(policy)
+        del policy
+        gc.collect()
+        assert dropped() is None
