@@ -169,7 +169,10 @@ def test_reference_value_message_round_trip(admin: httpx.Client) -> None:
     body = rvps(encoded({"rt_list": ["a", "b"], "rt_scalar": 1, "rt_flag": True}))
     stored = admin.post("/reference-value", json=body)
     assert stored.status_code == 200, stored.text
-    assert stored.json() == {"stored": {"rt_list": 2, "rt_scalar": 1, "rt_flag": 1}}
+    assert stored.json() == {
+        "stored": {"rt_list": 2, "rt_scalar": 1, "rt_flag": 1},
+        "versions": {"rt_list": 1, "rt_scalar": 1, "rt_flag": 1},
+    }
     assert admin.get("/reference-value/rt_list").json() == ["a", "b"]
     assert admin.get("/reference-value/rt_scalar").json() == ["1"]
     assert admin.get("/reference-value/rt_flag").json() == ["true"]
