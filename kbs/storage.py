@@ -123,6 +123,7 @@ class PolicyRecord:
     id: str
     source: str
     sha256: str
+    version: int | None
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,8 @@ _INSERT_DECISION = core_insert(_DECISION).values({name: bindparam(f"v_{name}") f
 def _select_policies(count: int) -> ClauseElement:
     """The policies among `count` ids (bound as p0, p1, ...): a fixed arity, so one SQL text per arity."""
     ids: list[BindParameter[str]] = [bindparam(f"p{i}") for i in range(count)]
-    return core_select(_POLICY.c.id, _POLICY.c.source, _POLICY.c.sha256).where(_POLICY.c.id.in_(ids))
+    columns = (_POLICY.c.id, _POLICY.c.source, _POLICY.c.sha256, _POLICY.c.version)
+    return core_select(*columns).where(_POLICY.c.id.in_(ids))
 
 
 class _Statements:
@@ -283,7 +285,7 @@ class Reads:
         """The first of `policy_ids` (in that order of preference) that exists, in one query."""
         select = self._sql.select_policies(len(policy_ids))
         found = select(self.connection, {f"p{i}": policy_id for i, policy_id in enumerate(policy_ids)})
-        rows = {r.id: PolicyRecord(*r) for r in found}
+        rows = {r[0]: PolicyRecord(*r) for r in found}
         return next((rows[i] for i in policy_ids if i in rows), None)
 
     def reference_values(self, now: float) -> dict[str, list[str]]:
@@ -359,8 +361,10 @@ def _payload(kind: Kind, row: Any) -> dict[str, Any]:
     return {name: getattr(row, name) for name in kind.payload}
 
 
-def _write_current(connection: Connection, kind: Kind, key: str, data: dict[str, Any], now: float) -> None:
-    """Replace a key's current state by what a version records."""
+def _write_current(
+    connection: Connection, kind: Kind, key: str, data: dict[str, Any], now: float, version: int
+) -> None:
+    """Replace a key's current state by what a version records (and its number, where the current table keeps it)."""
     current = kind.current
     connection.execute(core_delete(current).where(current.c[kind.current_key] == key))
     if kind is REFERENCE_VALUES:
@@ -371,7 +375,10 @@ def _write_current(connection: Connection, kind: Kind, key: str, data: dict[str,
         if rows:  # an empty set of values is stored as no row (and a version recording [])
             connection.execute(core_insert(current), rows)
         return
-    connection.execute(core_insert(current).values({kind.current_key: key, **data, "updated_at": now}))
+    values = {kind.current_key: key, **data, "updated_at": now}
+    if "version" in current.c:
+        values["version"] = version
+    connection.execute(core_insert(current).values(values))
 
 
 def _missing(kind: Kind, key: str, version: int | None, kept: Sequence[VersionRow], retention: Retention) -> str:
@@ -469,8 +476,9 @@ class Store:
         """Store the current value of a resource and append it to its history; the version number."""
 
         def change(connection: Connection) -> int:
-            _write_current(connection, RESOURCES, row.path, {"sealed": row.sealed, "size": row.size}, row.updated_at)
-            return RESOURCES.append(connection, row.path, _payload(RESOURCES, row), actor, "put", row.updated_at)
+            version = RESOURCES.append(connection, row.path, _payload(RESOURCES, row), actor, "put", row.updated_at)
+            _write_current(connection, RESOURCES, row.path, _payload(RESOURCES, row), row.updated_at, version)
+            return version
 
         return self._versioned(RESOURCES, [row.path], row.updated_at, change)
 
@@ -491,8 +499,9 @@ class Store:
         """Store a policy as the one in force and append it to its history; the version number."""
 
         def change(connection: Connection) -> int:
-            _write_current(connection, POLICIES, row.id, {"source": row.source, "sha256": row.sha256}, row.updated_at)
-            return POLICIES.append(connection, row.id, _payload(POLICIES, row), actor, "set", row.updated_at)
+            version = POLICIES.append(connection, row.id, _payload(POLICIES, row), actor, "set", row.updated_at)
+            _write_current(connection, POLICIES, row.id, _payload(POLICIES, row), row.updated_at, version)
+            return version
 
         return self._versioned(POLICIES, [row.id], row.updated_at, change)
 
@@ -523,8 +532,8 @@ class Store:
             versions = {}
             for name, accepted in values.items():
                 data = {"values_json": json.dumps(list(dict.fromkeys(accepted))), "expires_at": expires_at}
-                _write_current(connection, REFERENCE_VALUES, name, data, now)
                 versions[name] = REFERENCE_VALUES.append(connection, name, data, actor, "put", now)
+                _write_current(connection, REFERENCE_VALUES, name, data, now, versions[name])
             return versions
 
         return self._versioned(REFERENCE_VALUES, list(values), now, change)
@@ -574,8 +583,9 @@ class Store:
             found = kind.get(connection, key, wanted)
             if found is None:
                 raise NotInHistoryError(_missing(kind, key, wanted, kind.history(connection, key), self.retention))
-            _write_current(connection, kind, key, dict(found.data), now)
-            return kind.append(connection, key, dict(found.data), actor, action, now, restored_from=wanted)
+            made = kind.append(connection, key, dict(found.data), actor, action, now, restored_from=wanted)
+            _write_current(connection, kind, key, dict(found.data), now, made)
+            return made
 
         return self._versioned(kind, [key], now, change)
 

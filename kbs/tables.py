@@ -53,6 +53,9 @@ class Policy(SQLModel, table=True):
     source: str
     sha256: str = Field(max_length=64)
     updated_at: float
+    # Its number in kbs_policy_version: read with the source in the protocol step's one read, so what a decision
+    # names (policy id and version) costs no second query.
+    version: int | None = None
 
 
 class ReferenceValue(SQLModel, table=True):

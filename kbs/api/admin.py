@@ -240,7 +240,7 @@ async def list_policies(_actor: PolicyReader, admin: Admin) -> list[PolicyInfo]:
 )
 async def get_policy(_actor: PolicyReader, policy_id: str, admin: Admin, version: Version = None) -> PolicyDocument:
     if version is None:
-        return await run_in_threadpool(admin.get_policy, policy_id, time.time())
+        return await run_in_threadpool(admin.get_policy, policy_id)
     return await run_in_threadpool(admin.history.policy_version, policy_id, version, time.time())
 
 

@@ -26,7 +26,7 @@ from ..api.schemas import (
 from ..errors import KbsError
 from ..sealing import Sealer
 from ..signing import KeyRing
-from ..storage import POLICIES, Store
+from ..storage import Store
 from ..tables import Policy as PolicyRow
 from ..tables import Resource
 from ._paths import policy_scope_id
@@ -155,17 +155,12 @@ class AdminService:
         self._audit.record(actor, "policy.set", policy_id, "ok", None, now)
         return version
 
-    def get_policy(self, policy_id: str, now: float) -> PolicyDocument:
+    def get_policy(self, policy_id: str) -> PolicyDocument:
         row = self._store.get_policy(policy_id)
         if row is None:
             raise KbsError.not_found(f"policy {policy_id} does not exist")
-        history = self._store.history(POLICIES, policy_id, now)
         return PolicyDocument(
-            id=row.id,
-            policy=_b64url(row.source),
-            sha256=row.sha256,
-            updated_at=row.updated_at,
-            version=history[-1].version if history else None,
+            id=row.id, policy=_b64url(row.source), sha256=row.sha256, updated_at=row.updated_at, version=row.version
         )
 
     def list_policies(self) -> list[PolicyInfo]:
@@ -214,7 +209,9 @@ class AdminService:
             return PolicyDocument(
                 id="default", policy=_b64url(source), sha256=hashlib.sha256(source.encode()).hexdigest(), updated_at=0.0
             )
-        return PolicyDocument(id=row.id, policy=_b64url(row.source), sha256=row.sha256, updated_at=row.updated_at)
+        return PolicyDocument(
+            id=row.id, policy=_b64url(row.source), sha256=row.sha256, updated_at=row.updated_at, version=row.version
+        )
 
     def list_reference_values(self) -> list[ReferenceValueInfo]:
         """Every stored value, expired ones included (they are listed, but not offered to policies)."""

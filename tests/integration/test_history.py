@@ -18,7 +18,7 @@ from alembic.config import Config
 
 import policies
 from kbs.admin_client import AdminError
-from kbs.storage import POLICIES, REFERENCE_VALUES, Store
+from kbs.storage import POLICIES, REFERENCE_VALUES, PolicyRecord, Store
 from tests.conftest import ROOT
 from tests.integration._helpers import SECRET, assert_error
 from tests.integration._kbs_server import KbsServer
@@ -177,6 +177,8 @@ def test_policy_history_get_diff_and_rollback(server: KbsServer) -> None:
     assert back.returncode == 0, back.stderr
     assert json.loads(back.stdout)["version"] == 3
     assert server.admin.get_policy("resource:hist") == DEMO.read_text()
+    in_force = httpx.get(server.url + "/kbs/v0/admin/policy/resource:hist", headers=_admin_headers(server)).json()
+    assert in_force["version"] == 3
     assert [v["action"] for v in server.admin.policy_versions("resource:hist")] == ["set", "set", "rollback"]
 
     nowhere = server.cli("policy", "rollback", "resource", "hist", "9")
@@ -276,6 +278,8 @@ def test_migration_makes_stored_state_version_1(database_url: str) -> None:
     store.migrate()
     now = time.time()
     [policy] = store.history(POLICIES, "resource", now)
+    with store.read() as reads:
+        assert reads.first_policy(["resource"]) == PolicyRecord("resource", "package policy", "ab", 1)
     assert (policy.version, policy.created_by, policy.data["source"]) == (1, "migration 0004", "package policy")
     [values] = store.history(REFERENCE_VALUES, "svn", now)
     assert json.loads(values.data["values_json"]) == ["1", "2"]

@@ -1,4 +1,5 @@
-"""History: versions of resources, policies and reference-value sets; what is stored now becomes version 1
+"""History: versions of resources, policies and reference-value sets; what is stored now becomes version 1, and a
+policy's current row names its version
 
 Revision ID: 0004
 Revises: 0003
@@ -63,7 +64,10 @@ def upgrade() -> None:
     for table in ("kbs_resource_version", "kbs_policy_version", "kbs_reference_value_version"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.create_index(batch_op.f(f"ix_{table}_deleted_at"), ["deleted_at"], unique=False)
+    with op.batch_alter_table("kbs_policy", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("version", sa.Integer(), nullable=True))
     _seed(resource, policy, reference)
+    op.execute("UPDATE kbs_policy SET version = 1")
 
 
 def _seed(resource: sa.Table, policy: sa.Table, reference: sa.Table) -> None:
@@ -100,6 +104,8 @@ def _seed(resource: sa.Table, policy: sa.Table, reference: sa.Table) -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("kbs_policy", schema=None) as batch_op:
+        batch_op.drop_column("version")
     for table in ("kbs_reference_value_version", "kbs_policy_version", "kbs_resource_version"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_index(batch_op.f(f"ix_{table}_deleted_at"))

@@ -1,0 +1,94 @@
+"""What history costs an admin write, and that the protocol's read does not change: a resource put with its version
+appended (and the history swept and trimmed, in one transaction) against the bare upsert of the current row that a
+put was before history, on the same database in the same run; then the resource step's read of the current value,
+with a history of `max_versions` versions behind it and without. SQLite file by default, or `--database-url`.
+
+    python bench/kbs_history.py [--database-url postgresql://postgres@127.0.0.1:5432/test] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import delete, insert
+
+from kbs.storage import Retention, Store
+from kbs.tables import Resource
+
+SEALED = os.urandom(92)  # a 64-byte secret once sealed (nonce, key id and tag around it)
+ACTOR = "bench (admin)"
+
+
+def per_call_ms(fn: Callable[[int], object], calls: int) -> tuple[float, float]:
+    """(median, p99) milliseconds of `calls` calls of fn(i)."""
+    times = []
+    for i in range(calls):
+        start = time.perf_counter()
+        fn(i)
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.99) - 1]
+
+
+def bare_put(store: Store, path: str, now: float) -> None:
+    """A put as it was before history: the current row replaced, in one write transaction."""
+    with store.write() as writes:
+        writes.connection.execute(delete(Resource).where(Resource.path == path))  # type: ignore[arg-type]
+        row = {"path": path, "sealed": SEALED, "size": 64, "updated_at": now}
+        writes.connection.execute(insert(Resource), row)
+
+
+def measure(url: str, calls: int) -> dict[str, float]:
+    store = Store(url, threads=1, retention=Retention(seconds=3600, max_versions=50))
+    store.migrate()
+    try:
+        bare, bare_p99 = per_call_ms(lambda i: bare_put(store, "bench/bare/key", float(i)), calls)
+        versioned, versioned_p99 = per_call_ms(
+            lambda i: store.put_resource(
+                Resource(path="bench/versioned/key", sealed=SEALED, size=64, updated_at=float(i)), ACTOR
+            ),
+            calls,
+        )
+        with store.read() as reads:
+            read_bare = per_call_ms(lambda _i: reads.resource("bench/bare/key"), calls * 10)[0]
+            read_versioned = per_call_ms(lambda _i: reads.resource("bench/versioned/key"), calls * 10)[0]
+        return {
+            "put_bare_ms": bare,
+            "put_bare_p99_ms": bare_p99,
+            "put_versioned_ms": versioned,
+            "put_versioned_p99_ms": versioned_p99,
+            "put_ratio": versioned / bare,
+            "read_no_history_ms": read_bare,
+            "read_with_50_versions_ms": read_versioned,
+            "read_ratio": read_versioned / read_bare,
+        }
+    finally:
+        store.engine.dispose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        url = args.database_url or f"sqlite:///{Path(folder) / 'bench.sqlite'}"
+        result = measure(url, args.calls)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for name, value in result.items():
+            print(f"{name:28} {value:8.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
