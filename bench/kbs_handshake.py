@@ -5,6 +5,9 @@ bare FastAPI app with the same three routes served the same way, in the same run
     .venv/bin/python bench/kbs_handshake.py [--seconds 5] [--rounds 3] [--json]
         [--database-url postgresql://...] [--replicas 2] [--workers 2] [--server-cpus 0 --client-cpus 1]
 
+A --database-url must name an empty database: its data keys are sealed under the key-encryption key of the run
+that made them, and each run makes its own.
+
 One operation = POST /auth, POST /attest (sample evidence bound to the client's P-256 key, made once per client),
 GET /resource (JWE, decrypted by the client). The bare app answers the same three requests with fixed JSON; its
 client skips the evidence and decryption work. The ratio is bare ops/s over broker ops/s (how many times slower
@@ -20,7 +23,7 @@ Also measured, because they hold on a shared, loaded machine where rates swing:
   and the servers share, a client costing more per operation than the server bounds the bare app's rate: then the
   rates' ratio flatters the broker and `cpu_ratio` is the comparison to read.
 With --workers N > 1 each level also runs a one-worker broker on the same database: `worker_scaling` is N workers'
-ops/s over one worker's.
+ops/s over one worker's, and `kbs_cpu_ms_per_op_one_worker` the one worker's CPU per handshake.
 
 --json prints one object per concurrency level on stdout: concurrency, kbs_ops, kbs_p50_ms, kbs_p99_ms, bare_ops,
 bare_p50_ms, bare_p99_ms, transactions_per_handshake (write transactions; read_transactions_per_handshake beside
@@ -211,6 +214,9 @@ def row(level: int, kbs: Measure, bare: Measure, one_worker: Measure | None) -> 
     if one_worker is not None:
         out["kbs_ops_one_worker"] = round(one_worker.result.ops_per_second, 1)
         out["worker_scaling"] = round(k.ops_per_second / one_worker.result.ops_per_second, 2)
+        # Where the cores are too few for N workers to scale, CPU per handshake not rising with N shows the workers
+        # do not contend (they share only the database).
+        out["kbs_cpu_ms_per_op_one_worker"] = round(one_worker.cpu_ms_per_op, 2)
     return out
 
 
@@ -247,7 +253,10 @@ def print_table(rows: list[dict[str, Any]], header: str) -> None:
     for r in rows:
         scaling = ""
         if "worker_scaling" in r:
-            scaling = f" | 1 worker {r['kbs_ops_one_worker']:.1f} ops/s, x{r['worker_scaling']}"
+            scaling = (
+                f" | 1 worker {r['kbs_ops_one_worker']:.1f} ops/s, {r['kbs_cpu_ms_per_op_one_worker']:.2f} cpu ms/op, "
+                f"x{r['worker_scaling']}"
+            )
         print(
             f"{r['concurrency']:>3} | {r['kbs_ops']:>9.1f} {r['kbs_p50_ms']:>7.1f} {r['kbs_p99_ms']:>7.1f} | "
             f"{r['bare_ops']:>10.1f} {r['bare_p50_ms']:>7.1f} {r['bare_p99_ms']:>7.1f} | "
@@ -269,14 +278,20 @@ def brokers(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Target, Ta
     if args.no_decisions:
         config["decisions"] = {"record": False}
     url, workers = args.database_url, args.workers
-    servers = [KbsServer(folder, config=config, database_url=url, workers=workers).start()]
-    for _ in range(args.replicas - 1):
-        servers.append(KbsServer(folder, config=config, database_url=url, init=False, workers=workers).start())
-    single: KbsServer | None = None
-    if workers > 1:
-        # Same folder, so the same key-encryption key and (SQLite) database.
-        single = KbsServer(folder, config=config, database_url=url, init=False, workers=1).start()
+    made: list[KbsServer] = []
+
+    def started(server: KbsServer) -> KbsServer:
+        made.append(server)  # stopped at the end even if a later one fails to start
+        return server.start()
+
     try:
+        servers = [started(KbsServer(folder, config=config, database_url=url, workers=workers))]
+        for _ in range(args.replicas - 1):
+            servers.append(started(KbsServer(folder, config=config, database_url=url, init=False, workers=workers)))
+        single: KbsServer | None = None
+        if workers > 1:
+            # Same folder, so the same key-encryption key and (SQLite) database.
+            single = started(KbsServer(folder, config=config, database_url=url, init=False, workers=1))
         admin = servers[0].admin
         admin.put_resource("default/key/1", SECRET)
         admin.put_reference_value("sample_svn", ["1"])
@@ -287,7 +302,7 @@ def brokers(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Target, Ta
         kbs = Target("kbs", [s.url for s in servers], [s.pid for s in servers], True, counts)
         yield kbs, (Target("kbs-1", [single.url], [single.pid], True, True) if single else None)
     finally:
-        for server in servers + ([single] if single else []):
+        for server in made:
             server.admin.close()
             server.stop()
 
