@@ -46,4 +46,5 @@ if __name__ == "__main__":
         workers=workers,
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # as `kbs serve` runs uvicorn: no proxy-headers middleware in front of either app
     )

@@ -19,11 +19,12 @@ from verifier.rego import Policy, PolicyError, run_rego_tests
 from ._derive_cli import add_derive_parser
 from .admin_client import AUDIT_PAGE, AdminClient
 
-__all__ = ["ADMIN_COMMANDS", "register"]
+__all__ = ["ADMIN_COMMANDS", "POLICY_COMMANDS", "register"]
 
 Handler = Callable[[argparse.Namespace, AdminClient], int]
-# Functions that add sub-commands to the `kbs admin` parser.
+# Functions that add sub-commands to the `kbs admin` parser, and to its `policy` group.
 ADMIN_COMMANDS: list[Callable[[Any], None]] = []
+POLICY_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def register(fn: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -291,6 +292,8 @@ def _policy(sub: Any) -> None:
     dry.add_argument("--data", help='data JSON (e.g. {"reference": {...}})')
     dry.add_argument("--resource", help="REPO/TYPE/TAG: evaluate as the resource policy for this path")
     dry.set_defaults(local=_policy_dry_run)
+    for add in POLICY_COMMANDS:
+        add(ps)
 
 
 @register

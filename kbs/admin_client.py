@@ -172,5 +172,34 @@ class AdminClient:
             params["since"] = since
         return self._call("GET", "/admin/audit/export", params=params).text.splitlines()
 
+    def list_decisions(
+        self,
+        *,
+        kind: str | None = None,
+        denied: bool = False,
+        since: float | None = None,
+        path: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"denied": denied, "limit": limit}
+        params.update({k: v for k, v in {"kind": kind, "since": since, "path": path}.items() if v is not None})
+        result: list[dict[str, Any]] = self._call("GET", "/admin/decisions", params=params).json()
+        return result
+
+    def get_decision(self, decision_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/admin/decision/{decision_id}").json()
+        return result
+
+    def explain_decision(self, decision_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/admin/decision/{decision_id}/explain").json()
+        return result
+
+    def policy_impact(
+        self, kind: str, rego: str, policy_id: str | None = None, since: float | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"kind": kind, "policy": _b64url(rego), "policy_id": policy_id, "since": since}
+        result: dict[str, Any] = self._call("POST", "/admin/policy-impact", json=body).json()
+        return result
+
     def rotate_signing_key(self) -> str:
         return str(self._call("POST", "/admin/signing-key/rotate").json()["kid"])

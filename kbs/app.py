@@ -21,10 +21,11 @@ from fastapi import FastAPI
 from . import __version__
 from ._limits import BodyLimit, ClientAddress, Metrics, RequestTimer, build_limiter
 from .admin_auth import AdminAuthority
-from .api import admin, openapi, operations, rcar, tpm
+from .api import admin, decisions, openapi, operations, rcar, tpm
 from .api.deps import ApiContext
 from .api.errors import ErrorAnswers
 from .services import build_services
+from .services.decisions import DecisionLog
 from .services.rcar import RcarService
 from .settings import Settings
 from .storage import Retention, StorageError, Store
@@ -41,7 +42,7 @@ Trustee's KBS protocol 0.4.0 (RCAR: /auth, /attest, /resource) with Veritee's TP
 endpoints. Every error is `{"type": "https://github.com/confidential-containers/kbs/errors/<Variant>", "detail"}`;
 with `server.legacy_401` every client error is answered 401, as trustee does.
 """
-ROUTERS = (rcar.router, tpm.router, admin.router, operations.router)
+ROUTERS = (rcar.router, tpm.router, admin.router, decisions.router, operations.router)
 
 
 def service_threads(settings: Settings) -> int:
@@ -105,13 +106,17 @@ def _transactions(store: Store) -> dict[str, dict[str, int]]:
 
 @asynccontextmanager
 async def _lifespan(context: ApiContext, _app: FastAPI) -> AsyncIterator[None]:
-    sweeper = asyncio.create_task(_sweep_sessions(context, context.services.rcar))
+    sweepers = [
+        asyncio.create_task(_sweep_sessions(context, context.services.rcar)),
+        asyncio.create_task(_sweep_decisions(context, context.services.decisions)),
+    ]
     try:
         yield
     finally:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        for sweeper in sweepers:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
         context.executor.shutdown(wait=True, cancel_futures=True)
 
 
@@ -123,3 +128,13 @@ async def _sweep_sessions(context: ApiContext, rcar: RcarService) -> None:
             await context.run(rcar.sweep, time.time())
         except StorageError as exc:
             log.warning("session sweep failed: %s", exc)
+
+
+async def _sweep_decisions(context: ApiContext, decisions: DecisionLog) -> None:
+    """Delete decisions past their retention now and then, off the protocol's path (as sessions are)."""
+    while True:
+        try:
+            await context.run(decisions.sweep, time.time())
+        except StorageError as exc:
+            log.warning("decision sweep failed: %s", exc)
+        await asyncio.sleep(decisions.sweep_interval)

@@ -16,7 +16,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from . import _admin_cli, _kek_cli, _keyprovider_cli  # noqa: F401 (registers `kbs admin keyprovider`)
+from . import _admin_cli, _decisions_cli, _kek_cli, _keyprovider_cli  # noqa: F401 (register their commands)
 from ._kek_sources import KeySourceError, SealError
 from .admin_auth import ROLES, mint_token
 from .admin_client import AdminClient, AdminError

@@ -124,6 +124,19 @@ class VerifierSettings(_Section):
     tdx_pcs_url: str = "https://api.trustedservices.intel.com"
 
 
+class DecisionSettings(_Section):
+    # Record every attestation and resource decision (what the policy judged, for `kbs admin decisions` and
+    # `policy explain|impact`). Off: nothing is recorded, and explain/impact have no history to work on.
+    record: bool = True
+    # Decisions older than this are expired, and swept with those beyond the newest max_count (off the protocol path).
+    retention_seconds: float = Field(default=30 * 86400, gt=0)
+    max_count: int = Field(default=100_000, ge=1)
+    # Claims never recorded: JSON pointers into the annotated evidence (`/tdx/mr_config_id`,
+    # `/init_data_claims/token`; `*` matches every member at its level); recorded as "<redacted>". In a resource
+    # decision they apply to the annotated evidence of every submod of the EAR.
+    redact: list[str] = Field(default_factory=list)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VERITEE_KBS_", env_nested_delimiter="__", extra="forbid")
 
@@ -138,6 +151,7 @@ class Settings(BaseSettings):
     history: HistorySettings = Field(default_factory=HistorySettings)
     policies: PolicySettings = Field(default_factory=PolicySettings)
     verifier: VerifierSettings = Field(default_factory=VerifierSettings)
+    decisions: DecisionSettings = Field(default_factory=DecisionSettings)
 
 
 def load(path: Path | None) -> Settings:

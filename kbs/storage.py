@@ -53,7 +53,9 @@ from .tables import (
     Audit,
     AuditHead,
     DataKey,
+    Decision,
     Policy,
+    PolicyVersion,
     ReferenceValue,
     Resource,
     ResourceVersion,
@@ -70,6 +72,8 @@ __all__ = [
     "RESOURCES",
     "SEALED_COLUMNS",
     "ConflictError",
+    "DecisionFilter",
+    "DecisionRecord",
     "HistoryConflictError",
     "Kind",
     "NotInHistoryError",
@@ -134,6 +138,33 @@ class ResourceRecord:
     sealed: bytes
 
 
+@dataclass(frozen=True)
+class DecisionRecord:
+    """A decision to record (`kbs.tables.Decision` without its id); the JSON members are already serialised."""
+
+    at: float
+    kind: str
+    outcome: str
+    denied: bool
+    tee: str | None
+    path: str | None
+    policy_id: str
+    policy_sha256: str
+    input: str | None
+    reference_values: str | None
+    trust_vector: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class DecisionFilter:
+    kind: str | None = None
+    denied: bool = False
+    since: float | None = None
+    path: str | None = None
+    limit: int = 100
+
+
 def _table(model: type[Any]) -> Table:
     return cast(Table, model.__table__)
 
@@ -144,6 +175,7 @@ _REFERENCE = _table(ReferenceValue)
 _RESOURCE = _table(Resource)
 _AUDIT = _table(Audit)
 _AUDIT_HEAD = _table(AuditHead)
+_DECISION = _table(Decision)
 _DATA_KEY = _table(DataKey)
 
 
@@ -230,6 +262,8 @@ _MOVE_AUDIT_HEAD = (
     .values(seq=bindparam("head_seq"), digest=bindparam("head_digest"))
 )
 _AUDIT_PAGE = 1000
+_DECISION_COLUMNS = tuple(DecisionRecord.__dataclass_fields__)  # the id is the database's
+_INSERT_DECISION = core_insert(_DECISION).values({name: bindparam(f"v_{name}") for name in _DECISION_COLUMNS})
 
 
 def _select_policies(count: int) -> ClauseElement:
@@ -255,6 +289,7 @@ class _Statements:
         self.insert_audit = Prepared(_INSERT_AUDIT, dialect)
         self.lock_audit_head = Prepared(_LOCK_AUDIT_HEAD, dialect)
         self.move_audit_head = Prepared(_MOVE_AUDIT_HEAD, dialect)
+        self.insert_decision = Prepared(_INSERT_DECISION, dialect)
         self._select_policies: dict[int, Prepared] = {}
         self._lock = threading.Lock()
 
@@ -281,7 +316,7 @@ class Reads:
         """The first of `policy_ids` (in that order of preference) that exists, in one query."""
         select = self._sql.select_policies(len(policy_ids))
         found = select(self.connection, {f"p{i}": policy_id for i, policy_id in enumerate(policy_ids)})
-        rows = {r.id: PolicyRecord(*r) for r in found}
+        rows = {r[0]: PolicyRecord(*r) for r in found}
         return next((rows[i] for i in policy_ids if i in rows), None)
 
     def reference_values(self, now: float) -> dict[str, list[str]]:
@@ -326,6 +361,9 @@ class Writes:
     def add_audit(self, record: AuditRecord) -> None:
         """Audit `record` with this transaction's changes (appended to the chain when the block ends)."""
         self.audit.append(record)
+
+    def add_decision(self, decision: DecisionRecord) -> None:
+        self._sql.insert_decision(self.connection, {f"v_{name}": getattr(decision, name) for name in _DECISION_COLUMNS})
 
 
 def _append_audit(connection: Connection, sql: _Statements, records: Sequence[AuditRecord]) -> None:
@@ -778,10 +816,13 @@ class Store:
         return replaced
 
     # -- audit ------------------------------------------------------------------------------------------------
-    def audit(self, record: AuditRecord) -> None:
-        """Audit an event that changes nothing else (a refused call, a secret read), in a write of its own."""
+    def audit(self, record: AuditRecord, decision: DecisionRecord | None = None) -> None:
+        """Audit an event that changes nothing else (a refused call, a secret read), and the decision it records if
+        any, in a write of its own."""
         with self.write() as writes:
             writes.add_audit(record)
+            if decision is not None:
+                writes.add_decision(decision)
 
     def audit_log(self, limit: int = 100) -> Sequence[Audit]:
         """The newest entries first."""
@@ -819,6 +860,46 @@ class Store:
             if len(rows) < _AUDIT_PAGE:
                 return
             after = rows[-1].seq
+
+    # -- decisions (recorded on the protocol's path by `Writes.add_decision`) -------------------------------------
+    def decisions(self, where: DecisionFilter) -> Sequence[Decision]:
+        """The newest decisions first that match `where`."""
+        with self._tx(write=False) as db:
+            query = select(Decision).order_by(col(Decision.id).desc()).limit(where.limit)
+            if where.kind is not None:
+                query = query.where(col(Decision.kind) == where.kind)
+            if where.denied:
+                query = query.where(col(Decision.denied).is_(True))
+            if where.since is not None:
+                query = query.where(col(Decision.at) >= where.since)
+            if where.path is not None:
+                query = query.where(col(Decision.path) == where.path)
+            return db.exec(query).all()
+
+    def policy_version_at(self, policy_id: str, sha256: str, at: float) -> tuple[int, str] | None:
+        """(version, source) of the stored policy `policy_id` in force at `at`, when its digest is `sha256`
+        (None for a shipped policy, or one whose history was swept)."""
+        with self._tx(write=False) as db:
+            row = db.exec(
+                select(PolicyVersion)
+                .where(col(PolicyVersion.policy_id) == policy_id, col(PolicyVersion.created_at) <= at)
+                .order_by(col(PolicyVersion.version).desc())
+                .limit(1)
+            ).first()
+        return (row.version, row.source) if row is not None and row.sha256 == sha256 else None
+
+    def decision(self, decision_id: int) -> Decision | None:
+        with self._tx(write=False) as db:
+            return db.get(Decision, decision_id)
+
+    def sweep_decisions(self, before: float, keep: int) -> int:
+        """Delete the decisions made before `before` and those beyond the newest `keep`."""
+        with self._tx() as db:
+            swept = db.exec(delete(Decision).where(col(Decision.at) < before)).rowcount
+            cutoff = db.exec(select(Decision.id).order_by(col(Decision.id).desc()).offset(keep).limit(1)).first()
+            if cutoff is not None:
+                swept += db.exec(delete(Decision).where(col(Decision.id) <= cutoff)).rowcount
+            return int(swept)
 
     # -- TPM AK enrolment -------------------------------------------------------------------------------------
     def add_tpm_enrollment(self, row: TpmEnrollment) -> None:

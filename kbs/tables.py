@@ -9,6 +9,7 @@ __all__ = [
     "Audit",
     "AuditHead",
     "DataKey",
+    "Decision",
     "Policy",
     "PolicyVersion",
     "ReferenceValue",
@@ -107,6 +108,32 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(primary_key=True)
     seq: int
     digest: str = Field(max_length=64)
+
+
+class Decision(SQLModel, table=True):
+    """An attestation (/attest) or resource (GET /resource) decision, with what the policy judged, so that an admin
+    can ask why it went as it did and what another policy would have decided (docs/tokens-and-policies.md)."""
+
+    __tablename__ = "kbs_decision"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: float = Field(index=True)
+    kind: str = Field(max_length=16)  # attestation | resource
+    # attestation: the EAR status (affirming, warning, contraindicated, none), rejected (the verifier refused the
+    # evidence) or error (the policy failed); resource: released or denied
+    outcome: str = Field(max_length=32)
+    denied: bool = Field(index=True)
+    tee: str | None = Field(default=None, max_length=32)
+    path: str | None = Field(default=None, max_length=400, index=True)
+    policy_id: str = Field(max_length=300)
+    policy_sha256: str = Field(max_length=64)
+    # JSON: the policy's input (annotated evidence, or the EAR claims) after the configured redactions
+    input: str | None = None
+    # JSON: the reference values the policy asked for, as it was answered (name -> value or null)
+    reference_values: str | None = None
+    # JSON: the AR4SI vector (attestation decisions)
+    trust_vector: str | None = None
+    detail: str | None = Field(default=None, max_length=2000)
 
 
 class TpmEnrollment(SQLModel, table=True):

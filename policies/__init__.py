@@ -1,7 +1,7 @@
 """Veritee's default Rego policies (package data) and the names they are known by.
 
 - `resource.rego`: the default resource policy: release only when every submod of the EAR is affirming and the
-  TEE is not the sample TEE. It also yields `reasons`, the rules that failed, for `kbs admin policy explain`.
+  TEE is not the sample TEE. It also yields `reasons` (the denial message; `policy explain` needs none).
 - `<tee>.rego`: the default attestation policy of each TEE and device TEE (`sampledevice`), in trustee's model
   (`trust_claims`, `query_reference_value`; docs/tokens-and-policies.md), fail closed, with `<tee>_test.rego` unit
   tests.

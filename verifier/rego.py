@@ -113,6 +113,23 @@ class Policy:
             engine.add_extension(REFERENCE_FUNCTION, 1, _query_reference_value)
         return engine
 
+    def with_module(self, name: str, source: str) -> Policy:
+        """This policy compiled together with one more module (e.g. probes of its rules, `verifier.explain`)."""
+        return Policy(self.source, (*self._modules, (name, source)), extension=self._extension)
+
+    def syntax_tree(self) -> dict[str, Any]:
+        """The engine's abstract syntax tree of the policy's own module (regorus `get_ast_as_json`): rules with
+        their heads, bodies and statements, each node with its `span` (line, column and UTF-8 byte offsets)."""
+        try:
+            modules = json.loads(self._engine().get_ast_as_json())
+        except RuntimeError as exc:
+            raise PolicyError(_message(exc)) from exc
+        own = self._modules[0][0]
+        tree = next((m["ast"] for m in modules if m.get("source", {}).get("file") == own), None)
+        if not isinstance(tree, dict):
+            raise PolicyError(f"the engine gave no syntax tree for {own}")
+        return tree
+
     def _engine(self) -> Any:
         engines = _thread_engines()
         engine = engines.get(self._key)

@@ -27,7 +27,9 @@ from ..protocol import RESOURCE_SEGMENT, SESSION_COOKIE
 from ..services import (
     AdminService,
     AuditRecord,
+    DecisionLog,
     Operations,
+    PolicyAuthoring,
     RcarService,
     ReleaseService,
     Services,
@@ -37,13 +39,14 @@ from ..services import (
 )
 
 __all__ = [
+    "RESOURCE_PATH_PATTERN",
     "Admin",
     "AdminCaller",
     "ApiContext",
-    "Context",
+    "Authoring",
     "Counters",
-    "Credentials",
-    "GuestCredentials",
+    "Decisions",
+    "EarBearer",
     "JsonBody",
     "Ops",
     "RawBody",
@@ -52,8 +55,7 @@ __all__ = [
     "ResourcePath",
     "SessionId",
     "Tpm",
-    "attest_rate_limit",
-    "auth_rate_limit",
+    "context_of",
 ]
 
 BodyModel = TypeVar("BodyModel", bound=BaseModel)
@@ -82,61 +84,55 @@ class ApiContext:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
 
 
-def _state(request: Request) -> ApiContext:
+def context_of(request: Request) -> ApiContext:
+    """The app's context, for the handshake's routes: read from the request they take anyway, rather than through
+    a dependency FastAPI would solve on every request."""
     context: ApiContext = request.app.state.context
     return context
 
 
 # Each dependency reads the context from the request itself rather than through a shared sub-dependency: FastAPI
 # solves every dependency per request, so a flat graph keeps the layering free (bench/kbs_handshake.py).
-async def _context(request: Request) -> ApiContext:
-    return _state(request)
-
-
 async def _rcar(request: Request) -> RcarService:
-    return _state(request).services.rcar
+    return context_of(request).services.rcar
 
 
 async def _release(request: Request) -> ReleaseService:
-    return _state(request).services.release
+    return context_of(request).services.release
 
 
 async def _tpm(request: Request) -> TpmEnrollmentService:
-    return _state(request).services.tpm
+    return context_of(request).services.tpm
 
 
 async def _admin(request: Request) -> AdminService:
-    return _state(request).services.admin
+    return context_of(request).services.admin
+
+
+async def _decisions(request: Request) -> DecisionLog:
+    return context_of(request).services.decisions
+
+
+async def _authoring(request: Request) -> PolicyAuthoring:
+    return context_of(request).services.authoring
 
 
 async def _operations(request: Request) -> Operations:
-    return _state(request).services.operations
+    return context_of(request).services.operations
 
 
 async def _metrics(request: Request) -> Metrics:
-    return _state(request).metrics
+    return context_of(request).metrics
 
 
-Context = Annotated[ApiContext, Depends(_context)]
 Rcar = Annotated[RcarService, Depends(_rcar)]
 Release = Annotated[ReleaseService, Depends(_release)]
 Tpm = Annotated[TpmEnrollmentService, Depends(_tpm)]
 Admin = Annotated[AdminService, Depends(_admin)]
 Ops = Annotated[Operations, Depends(_operations)]
+Decisions = Annotated[DecisionLog, Depends(_decisions)]
+Authoring = Annotated[PolicyAuthoring, Depends(_authoring)]
 Counters = Annotated[Metrics, Depends(_metrics)]
-
-
-async def auth_rate_limit(request: Request) -> None:
-    """The per-client bucket of /auth and /tpm/enroll (429 RateLimited, Retry-After), checked before the body is
-    read. The client is the TCP peer, or the forwarded address when the peer is a trusted proxy."""
-    context = _state(request)
-    await context.limiter.check("auth", context.client_address.of(request.scope))
-
-
-async def attest_rate_limit(request: Request) -> None:
-    """The per-client bucket of /attest, like `auth_rate_limit`."""
-    context = _state(request)
-    await context.limiter.check("attest", context.client_address.of(request.scope))
 
 
 # -- credentials -----------------------------------------------------------------------------------------------
@@ -167,21 +163,8 @@ session_cookie = APIKeyCookie(
 SessionId = Annotated[str | None, Security(session_cookie)]
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """How a guest shows it attested: a Bearer EAR (preferred when sent) or the session that attested."""
-
-    session_id: str | None
-    authorization: str | None
-
-
-async def _guest_credentials(
-    session_id: SessionId, authorization: Annotated[str | None, Security(ear_bearer)]
-) -> Credentials:
-    return Credentials(session_id=session_id, authorization=authorization)
-
-
-GuestCredentials = Annotated[Credentials, Depends(_guest_credentials)]
+# How a guest shows it attested: a Bearer EAR (preferred when sent), or the session that attested (SessionId).
+EarBearer = Annotated[str | None, Security(ear_bearer)]
 
 
 class AdminCaller:
@@ -193,7 +176,7 @@ class AdminCaller:
         self.permission = permission
 
     async def __call__(self, request: Request, authorization: Annotated[str | None, Security(admin_bearer)]) -> str:
-        context = _state(request)
+        context = context_of(request)
         try:
             identity = context.admin.authorise(authorization, self.permission)
         except KbsError as exc:
@@ -214,12 +197,18 @@ class AdminCaller:
 
 
 class JsonBody(Generic[BodyModel]):
-    """The request body as `model`; 400 InvalidRequest naming the first bad field."""
+    """The request body as `model`; 400 InvalidRequest naming the first bad field. With `rate_limit`, the client's
+    bucket of that name (429 RateLimited, Retry-After) is checked first, before the body is read: the client is the
+    TCP peer, or the forwarded address when the peer is a trusted proxy."""
 
-    def __init__(self, model: type[BodyModel]) -> None:
+    def __init__(self, model: type[BodyModel], rate_limit: str | None = None) -> None:
         self.model = model
+        self.rate_limit = rate_limit
 
     async def __call__(self, request: Request) -> BodyModel:
+        if self.rate_limit is not None:
+            context = context_of(request)
+            await context.limiter.check(self.rate_limit, context.client_address.of(request.scope))
         raw = await request.body()
         try:
             return self.model.model_validate_json(raw)
@@ -242,7 +231,8 @@ RawBody = Annotated[bytes, Depends(_raw_body)]
 # For the document only (json_schema_extra, not pattern): the check below answers a path that breaks it, with the
 # segment at fault named, rather than FastAPI's validation.
 _SEGMENT = RESOURCE_SEGMENT.pattern
-_RESOURCE_PATH = Path(description="repo/type/tag", json_schema_extra={"pattern": f"^{_SEGMENT}/{_SEGMENT}/{_SEGMENT}$"})
+RESOURCE_PATH_PATTERN = f"^{_SEGMENT}/{_SEGMENT}/{_SEGMENT}$"
+_RESOURCE_PATH = Path(description="repo/type/tag", json_schema_extra={"pattern": RESOURCE_PATH_PATTERN})
 
 
 class ResourcePath:

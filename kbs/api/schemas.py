@@ -13,7 +13,7 @@ import this module (it speaks the same wire format through the light wire module
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -26,12 +26,18 @@ __all__ = [
     "AuditVerification",
     "AuthRequest",
     "Challenge",
+    "DecisionDocument",
+    "DecisionExplanation",
+    "DecisionInfo",
     "ErrorBody",
     "Health",
+    "ImpactReport",
+    "ImpactRequest",
     "InitData",
     "Jwe",
     "Jwks",
     "PolicyDocument",
+    "PolicyFlip",
     "PolicyId",
     "PolicyInfo",
     "PolicyVersionInfo",
@@ -274,6 +280,67 @@ class AuditVerification(_Body):
     head_digest: str | None
     broken_at: int | None = Field(default=None, description="the first broken or missing entry's id")
     problem: str | None = Field(default=None, description="what is wrong at that entry")
+
+
+class DecisionInfo(_Body):
+    id: int
+    at: float
+    kind: str = Field(description="attestation | resource")
+    outcome: str = Field(
+        description="attestation: the EAR status (affirming, warning, contraindicated, none), rejected (the "
+        "verifier refused the evidence) or error (the policy failed); resource: released or denied"
+    )
+    denied: bool = Field(description="a resource denied, or an attestation that did not come out affirming")
+    tee: str | None
+    path: str | None = Field(description="the resource path (resource decisions)")
+    policy_id: str
+    policy_sha256: str
+    policy_version: int | None = Field(
+        description="the version (as `policy history` numbers them) of the stored policy that decided; null for a "
+        "shipped default"
+    )
+    detail: str | None
+
+
+class DecisionDocument(DecisionInfo):
+    input: Any = Field(description="the policy's input after the configured redactions")
+    reference_values: dict[str, Any] | None = Field(description="the reference values the policy asked for")
+    trust_vector: dict[str, int] | None
+
+
+class DecisionExplanation(_Body):
+    decision: DecisionInfo
+    explanation: dict[str, Any] | None = Field(
+        description="verifier.explain's explanation: for a resource decision the rule `allow` (the definitions "
+        "that decided, each failing condition with the values it compared); for an attestation decision the "
+        "trust vector, its ear.status and each claim's rule. Null when no policy judged claims."
+    )
+    text: str = Field(description="the explanation for people")
+
+
+class ImpactRequest(_Body):
+    """POST /kbs/v0/admin/policy-impact: a candidate policy replayed on the recorded decisions, nothing stored."""
+
+    kind: Literal["attestation", "resource"]
+    policy: str = Field(description="Rego source, base64url")
+    policy_id: str | None = Field(
+        default=None, description="attestation: the policy id or TEE it would be set as; resource: the scope"
+    )
+    since: float | None = Field(default=None, description="UNIX seconds: only decisions made since")
+
+
+class PolicyFlip(_Body):
+    decision: DecisionInfo
+    before: str
+    after: str
+    explanation: dict[str, Any] | None
+    text: str
+
+
+class ImpactReport(_Body):
+    replayed: int = Field(description="decisions replayed under the candidate policy")
+    skipped: int = Field(description="decisions with no claims to replay (evidence refused before any policy)")
+    flips: list[PolicyFlip] = Field(description="the decisions the candidate decides otherwise, newest first")
 
 
 class _Version(_Body):

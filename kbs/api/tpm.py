@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
 from ..protocol import BASE_PATH
-from .deps import JsonBody, Tpm, auth_rate_limit
+from .deps import JsonBody, Tpm
 from .errors import error_responses
 from .schemas import TpmActivateRequest, TpmCredentialChallenge, TpmEnrolled, TpmEnrollRequest
 
@@ -21,12 +21,11 @@ router = APIRouter(prefix=f"{BASE_PATH}/tpm", tags=["tpm"])
 @router.post(
     "/enroll",
     response_model=TpmCredentialChallenge,
-    dependencies=[Depends(auth_rate_limit)],
     responses=error_responses(400, 401, 413, 429, 503),
     summary="An AK and an EK certificate -> a credential only the TPM holding both can activate",
 )
 async def enroll(
-    body: Annotated[TpmEnrollRequest, Depends(JsonBody(TpmEnrollRequest))], tpm: Tpm
+    body: Annotated[TpmEnrollRequest, Depends(JsonBody(TpmEnrollRequest, rate_limit="auth"))], tpm: Tpm
 ) -> TpmCredentialChallenge:
     return await run_in_threadpool(tpm.enroll, body, time.time())
 

@@ -4,6 +4,8 @@
     ReleaseService       GET /resource: the caller's EAR, the resource policy, the secret as a JWE
     TpmEnrollmentService POST /tpm/enroll, /tpm/activate: AK enrolment by credential activation
     AdminService         resources, policies, reference values, signing keys, the audit log
+    DecisionLog          the attestation and resource decisions recorded in those steps' writes, and their sweep
+    PolicyAuthoring      explain a recorded decision; replay recorded decisions under a candidate policy
     HistoryService       (AdminService.history) their versions: list, read one, restore, roll a policy back
     Operations           readiness and the token verification keys
 
@@ -26,6 +28,8 @@ from ._ear import EarView
 from ._paths import policy_scope_id, resource_path, split_resource_path
 from .admin import AdminService
 from .audit import AuditLog, AuditRecord
+from .authoring import PolicyAuthoring
+from .decisions import DecisionLog
 from .operations import Operations
 from .policies import PolicyBook
 from .rcar import RcarService
@@ -36,8 +40,10 @@ __all__ = [
     "AdminService",
     "AuditLog",
     "AuditRecord",
+    "DecisionLog",
     "EarView",
     "Operations",
+    "PolicyAuthoring",
     "RcarService",
     "ReleaseService",
     "Services",
@@ -56,6 +62,8 @@ class Services:
     tpm: TpmEnrollmentService
     admin: AdminService
     operations: Operations
+    decisions: DecisionLog
+    authoring: PolicyAuthoring
 
 
 def build_services(settings: Settings, store: Store) -> Services:
@@ -65,12 +73,15 @@ def build_services(settings: Settings, store: Store) -> Services:
     inputs = VerifierInputs(settings.verifier)
     policies = PolicyBook()
     audit = AuditLog(store)
+    decisions = DecisionLog(settings.decisions, store)
     services = Services(
-        rcar=RcarService(settings, store, keys, inputs, policies, EnrolledAkRegistry(store)),
-        release=ReleaseService(settings, store, sealer, keys, policies, audit),
+        rcar=RcarService(settings, store, keys, inputs, policies, EnrolledAkRegistry(store), decisions),
+        release=ReleaseService(settings, store, sealer, keys, policies, audit, decisions),
         tpm=TpmEnrollmentService(store, inputs.trust.get("tpm", ()), audit),
         admin=AdminService(store, sealer, keys, audit, require_tests=settings.policies.require_tests),
         operations=Operations(store, keys, sealer),
+        decisions=decisions,
+        authoring=PolicyAuthoring(store, decisions),
     )
     store.migrate()
     sealer.ensure()

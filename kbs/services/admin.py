@@ -38,10 +38,10 @@ from .audit import AuditLog, AuditRecord
 from .history import HistoryService
 from .policies import compiled
 
-__all__ = ["AdminService"]
+__all__ = ["AdminService", "b64url_text"]
 
 
-def _b64url_text(value: str, what: str) -> str:
+def b64url_text(value: str, what: str) -> str:
     try:
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
@@ -57,7 +57,7 @@ def _check_tests(policy_id: str, source: str, tests: Mapping[str, str]) -> None:
     when one does not compile, has no `test_*` rule, or has a test that fails."""
     failed: list[str] = []
     for name, encoded in sorted(tests.items()):
-        module = _b64url_text(encoded, f"test module {name}")
+        module = b64url_text(encoded, f"test module {name}")
         try:
             results = run_rego_tests(source, module)
         except PolicyError as exc:
@@ -130,7 +130,7 @@ class AdminService:
         attestation: bool = False,
     ) -> int:
         """Compile, run the unit tests, try an attestation policy on nothing, then store as the next version."""
-        source = _b64url_text(encoded, "policy")
+        source = b64url_text(encoded, "policy")
         try:
             policy = compiled(source)
         except PolicyError as exc:

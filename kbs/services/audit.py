@@ -9,7 +9,7 @@ import hashlib
 
 from .._audit_chain import AuditRecord, check
 from ..api.schemas import AuditEntry, AuditVerification
-from ..storage import Store
+from ..storage import DecisionRecord, Store
 from ..tables import Audit
 
 __all__ = ["MAX_ENTRIES", "AuditLog", "AuditRecord", "guest"]
@@ -43,9 +43,10 @@ class AuditLog:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def record(self, record: AuditRecord) -> None:
-        """Audit an event that writes nothing else, in a transaction of its own; raises (StorageError) if it fails."""
-        self._store.audit(record)
+    def record(self, record: AuditRecord, decision: DecisionRecord | None = None) -> None:
+        """Audit an event that writes nothing else, and the decision it stands for if any (a resource release or
+        denial), in a transaction of its own; raises (StorageError) if it fails."""
+        self._store.audit(record, decision)
 
     def newest(self, limit: int) -> list[AuditEntry]:
         """The newest entries first; `limit` is clamped to 1..MAX_ENTRIES."""

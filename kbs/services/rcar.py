@@ -17,6 +17,7 @@ from typing import Any
 import verifier
 from kbs import __version__
 from kbs_protocol import NegotiationError, challenge_extra_params
+from verifier.appraisal import Appraisal
 from verifier.ear import claims_digest, ear_claims, sign
 from verifier.rego import PolicyError
 
@@ -25,11 +26,12 @@ from ..errors import KbsError
 from ..protocol import init_data_digest, runtime_digest, version_supported
 from ..settings import Settings
 from ..signing import KeyRing
+from ..storage import DecisionRecord, Store
 from ..storage import SessionRecord as SessionRow
-from ..storage import Store
 from ..verification import VerifierInputs
 from .audit import AuditRecord, guest
 from .composite import Device, appraise_devices, parse_additional_evidence
+from .decisions import DecisionLog, RecordingReferences
 from .policies import PolicyBook, compiled
 from .tpm import EnrolledAkRegistry
 
@@ -52,6 +54,7 @@ class RcarService:
         inputs: VerifierInputs,
         policies: PolicyBook,
         enrolled_aks: EnrolledAkRegistry,
+        decisions: DecisionLog,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -59,6 +62,7 @@ class RcarService:
         self.inputs = inputs
         self.policies = policies
         self.enrolled_aks = enrolled_aks
+        self.decisions = decisions
 
     def auth(self, request: AuthRequest, now: float) -> tuple[Challenge, str]:
         """A challenge and the id of its new session (the caller sets it as the `kbs-session-id` cookie)."""
@@ -105,8 +109,8 @@ class RcarService:
     def attest(self, session_id: str | None, attestation: AttestationRequest, now: float, client: str) -> str:
         """The EAR token for evidence bound to this session's nonce; the nonce is spent whatever the outcome. The
         outcome is audited (the guest by `client` address and session digest, the TEE, the token's claims digest
-        or why it was refused) in the step's one write; a request refused before its session was read, in a write
-        of its own."""
+        or why it was refused) and its decision recorded (the appraisal, or why the evidence was refused) in the
+        step's one write; a request refused before its session was read is audited in a write of its own."""
         actor = guest(client, session_id)
         runtime = attestation.runtime_data
         init = attestation.init_data
@@ -131,20 +135,30 @@ class RcarService:
         except KbsError as exc:
             self.store.audit(_refusal(actor, "unknown", exc, now))
             raise
+        references = RecordingReferences(reference_values)
         try:
-            token, digest = self._appraise(
-                session.tee, attestation, devices, init_digest, init_claims, policy, reference_values, now
+            token, appraisal, digest = self._appraise(
+                session.tee, attestation, devices, init_digest, init_claims, policy, references, now
             )
         except Exception as exc:
-            # Refused (or failed): the nonce is spent all the same, with the refusal's audit entry.
+            refusal: DecisionRecord | None = None
+            if isinstance(exc, KbsError):
+                outcome = "error" if exc.labels.get("reason") == "policy_error" else "rejected"
+                refusal = self.decisions.attestation_refused(session.tee, policy, outcome, exc.detail, now)
+            # Refused (or failed): the nonce is spent all the same, with the refusal's audit entry and decision.
             with self.store.write() as writes:
                 writes.spend_nonce(session.id, session.nonce)
                 writes.add_audit(_refusal(actor, session.tee, exc, now))
+                if refusal is not None:
+                    writes.add_decision(refusal)
             raise
+        decision = self.decisions.attestation(appraisal, policy, references, now)
         with self.store.write() as writes:
             attested = writes.attest_session(session.id, session.nonce, token, now)
             if attested:
                 writes.add_audit(AuditRecord(actor, "attest", session.tee, "token", now, claims_digest=digest))
+                if decision is not None:
+                    writes.add_decision(decision)
             else:
                 writes.add_audit(_refusal(actor, session.tee, _nonce_spent(), now))
         if not attested:
@@ -159,11 +173,11 @@ class RcarService:
         init_digest: bytes | None,
         init_claims: dict[str, Any],
         policy: tuple[str, str],
-        reference_values: dict[str, list[str]],
+        reference_values: RecordingReferences,
         now: float,
-    ) -> tuple[str, str]:
+    ) -> tuple[str, Appraisal, str]:
         """Verify the evidence, appraise it under `policy` and sign the EAR: no database transaction is open. The
-        token and its claims digest."""
+        token, the appraisal it carries and its claims digest."""
         runtime = attestation.runtime_data
         digest = runtime_digest(runtime.nonce, runtime.tee_pubkey, attestation.tee_evidence.additional_evidence)
         at = datetime.fromtimestamp(now, UTC)
@@ -209,7 +223,7 @@ class RcarService:
             ttl_seconds=self.settings.tokens.ttl_seconds,
             devices=device_appraisals,
         )
-        return sign(self.keys.signer(), claims), claims_digest(claims)
+        return sign(self.keys.signer(), claims), appraisal, claims_digest(claims)
 
 
 class _DevicePolicies:

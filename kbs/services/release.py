@@ -22,11 +22,10 @@ from ..signing import KeyRing
 from ..storage import ResourceRecord, SessionRecord, Store
 from ._ear import EarView
 from .audit import AuditLog, AuditRecord, guest
+from .decisions import DecisionLog
 from .policies import PolicyBook, compiled
 
 __all__ = ["ReleaseService"]
-
-_POLICY_DENY = KbsError.policy_deny("").variant
 
 
 def _bearer(authorization: str | None) -> str | None:
@@ -56,6 +55,7 @@ class ReleaseService:
         keys: KeyRing,
         policies: PolicyBook,
         audit: AuditLog,
+        decisions: DecisionLog,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -63,41 +63,53 @@ class ReleaseService:
         self._keys = keys
         self._policies = policies
         self._audit = audit
+        self._decisions = decisions
 
     def release(self, path: str, session_id: str | None, authorization: str | None, now: float, client: str) -> Jwe:
         """One read (the session's token, the resource policy, the sealed resource), the checks and cryptography
-        with no transaction open, then one write: the audit entry of the release, the denial or the refusal. The
-        secret is returned only once that entry is committed."""
+        with no transaction open, then one write: the audit entry of the release, the denial or the refusal (with
+        the decision of a release or denial). The secret is returned only once that entry is committed."""
         actor = guest(client, session_id)
         ear: EarView | None = None
+        denied = False
+        decision = None
         try:
             token = _bearer(authorization)
             if token is None and not session_id:
                 raise KbsError.unauthorized("no attestation: send the kbs-session-id cookie or a Bearer token")
             with self._store.read() as reads:
                 session = reads.session(session_id) if token is None and session_id else None
-                policy_id, source = self._policies.resource_policy(reads, path)
+                policy = self._policies.resource_policy(reads, path)
                 row = reads.resource(path)
+            policy_id, source = policy
             ear = self._verified(token if token is not None else _session_token(session, now), now)
-            response = self._released(path, policy_id, source, ear, row)
+            result = self.evaluate_resource_policy(source, ear, path)
+            if result.get("allow") is not True:
+                reasons = result.get("reasons")
+                why = f": {'; '.join(sorted(map(str, reasons)))}" if isinstance(reasons, list) and reasons else ""
+                denied = True
+                decision = self._decisions.resource(
+                    path, ear.claims, policy, False, why.removeprefix(": ") or None, now
+                )
+                # "Access denied by policy" is trustee's wording, which trustee's clients and tests look for.
+                raise KbsError.policy_deny(f"Access denied by policy: resource policy {policy_id} denies {path}{why}")
+            response = self._sealed_for(path, ear, row)
         except KbsError as exc:
             digest = None if ear is None else ear.digest
-            if exc.variant == _POLICY_DENY:
-                self._audit.record(AuditRecord(actor, "resource.deny", path, "denied", now, claims_digest=digest))
+            if denied:
+                self._audit.record(
+                    AuditRecord(actor, "resource.deny", path, "denied", now, claims_digest=digest), decision
+                )
             else:
-                refusal = AuditRecord(actor, "resource.refused", path, exc.variant, now, exc.detail, digest)
-                self._audit.record(refusal)
+                self._audit.record(AuditRecord(actor, "resource.refused", path, exc.variant, now, exc.detail, digest))
             raise
-        self._audit.record(AuditRecord(actor, "resource.release", path, "released", now, claims_digest=ear.digest))
+        decision = self._decisions.resource(path, ear.claims, policy, True, None, now)
+        released = AuditRecord(actor, "resource.release", path, "released", now, claims_digest=ear.digest)
+        self._audit.record(released, decision)
         return response
 
-    def _released(self, path: str, policy_id: str, source: str, ear: EarView, row: ResourceRecord | None) -> Jwe:
-        result = self.evaluate_resource_policy(source, ear, path)
-        if result.get("allow") is not True:
-            reasons = result.get("reasons")
-            why = f": {'; '.join(sorted(map(str, reasons)))}" if isinstance(reasons, list) and reasons else ""
-            # "Access denied by policy" is trustee's wording, which trustee's clients and tests look for.
-            raise KbsError.policy_deny(f"Access denied by policy: resource policy {policy_id} denies {path}{why}")
+    def _sealed_for(self, path: str, ear: EarView, row: ResourceRecord | None) -> Jwe:
+        """The resource as a JWE to the token's tee-pubkey."""
         if row is None:
             raise KbsError.not_found(f"resource {path} does not exist")
         if ear.tee_pubkey is None:

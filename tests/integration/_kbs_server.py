@@ -111,6 +111,9 @@ class KbsServer:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
+        # Not left running: an orphaned broker holds its port and database, and its Popen's ResourceWarning would
+        # fail whichever later test the garbage collector happens to run in.
+        self.stop()
         raise RuntimeError(f"kbs serve did not become ready: {self.log.read_text()}")
 
     def cli(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

@@ -309,7 +309,7 @@ def test_a_refused_audit_write_fails_the_operation(request: pytest.FixtureReques
 
 
 def test_an_older_audit_log_is_chained_on_upgrade(request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    """A database at revision 0004 with plain audit rows: the upgrade chains them in the order they were written
+    """A database at revision 0005 with plain audit rows: the upgrade chains them in the order they were written
     and the broker appends after them."""
     url = new_database_url(request, "sqlite", tmp_path)
     store = Store(url)
@@ -317,7 +317,7 @@ def test_an_older_audit_log_is_chained_on_upgrade(request: pytest.FixtureRequest
     config.set_main_option("script_location", str(Path("kbs/migrations").resolve()))
     with store.engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "0004")
+        command.upgrade(config, "0005")
         connection.execute(
             text(
                 "INSERT INTO kbs_audit (at, actor, action, target, outcome, claims_digest) VALUES "

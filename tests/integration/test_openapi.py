@@ -54,6 +54,10 @@ SERVED = {
     ("get", "/kbs/v0/admin/audit"),
     ("get", "/kbs/v0/admin/audit/verify"),
     ("get", "/kbs/v0/admin/audit/export"),
+    ("get", "/kbs/v0/admin/decisions"),
+    ("get", "/kbs/v0/admin/decision/{decision_id}"),
+    ("get", "/kbs/v0/admin/decision/{decision_id}/explain"),
+    ("post", "/kbs/v0/admin/policy-impact"),
     ("post", "/kbs/v0/admin/signing-key/rotate"),
     ("get", "/healthz"),
     ("get", "/readyz"),
@@ -130,7 +134,7 @@ def test_admin_operations_require_the_bearer_scheme(spec: dict[str, Any]) -> Non
     scheme = spec["components"]["securitySchemes"]["admin-jwt"]
     assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
     admin = [(m, p, o) for m, p, o in operations(spec) if "admin" in o["tags"]]
-    assert len(admin) == 24
+    assert len(admin) == 28
     for method, path, operation in admin:
         assert operation.get("security") == [{"admin-jwt": []}], (method, path)
     for method, path, operation in operations(spec):
@@ -206,7 +210,7 @@ def test_resource_paths_are_documented_with_their_pattern(spec: dict[str, Any], 
         for parameter in operation.get("parameters", [])
         if parameter["name"] == "path"
     ]
-    assert len(documented) == 6  # trustee's GET, POST, DELETE; the admin read, versions, restore
+    assert len(documented) == 7  # trustee's GET, POST, DELETE; the admin read, versions, restore; decisions' filter
     pattern = re.compile(documented[0])
     assert set(documented) == {pattern.pattern}
     assert pattern.fullmatch("default/key/1")

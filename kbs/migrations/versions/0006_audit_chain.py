@@ -4,8 +4,8 @@ Entries written before this revision are chained on upgrade in the order they we
 1, 2, ... with no reason; the head then records the last of them. From then on `kbs admin audit verify` checks them
 like every later entry: what they said before the upgrade is vouched for only by the upgrade itself.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from alembic import op
 
 from kbs._audit_chain import GENESIS, AuditRecord, Entry
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
