@@ -108,10 +108,13 @@ class DecisionLog:
 
     # -- building the records of the protocol's steps ------------------------------------------------------------
     def _evidence_redacted(self, evidence: Mapping[str, object]) -> object:
-        return redact(evidence, self._settings.redact)
+        # No redactions configured (the default): no copy on the protocol's path.
+        return redact(evidence, self._settings.redact) if self._settings.redact else dict(evidence)
 
     def _claims_redacted(self, claims: Mapping[str, object]) -> object:
         """EAR claims with the redactions applied to the annotated evidence of each submod."""
+        if not self._settings.redact:
+            return dict(claims)
         copy: Any = json.loads(json.dumps(dict(claims)))
         submods = copy.get("submods") if isinstance(copy, dict) else None
         for submod in submods.values() if isinstance(submods, dict) else ():
