@@ -21,7 +21,10 @@ import tomli_w
 from kbs.admin_client import AdminClient, tls_verify
 from tests.conftest import cli_env, run_cli
 
-__all__ = ["KbsServer", "free_port"]
+__all__ = ["UNLIMITED", "KbsServer", "free_port"]
+
+# Config for tests whose guests all come from 127.0.0.1: their load is the test, not an abuse to rate-limit.
+UNLIMITED = {"rate_limit": {"auth_per_minute": 0, "attest_per_minute": 0}}
 
 
 def free_port() -> int:

@@ -19,11 +19,10 @@ from attestation_agent.kbs_client import KbsClient
 from tests.conftest import run_cli
 from tests.integration._agent_service import AgentService
 from tests.integration._helpers import SECRET, provision
-from tests.integration._kbs_server import KbsServer, free_port
+from tests.integration._kbs_server import UNLIMITED, KbsServer, free_port
 from tests.integration.conftest import new_database_url
 
 # Every guest here is 127.0.0.1: the limits would meter the test's own load, not a client's abuse.
-UNLIMITED = {"rate_limit": {"auth_per_minute": 0, "attest_per_minute": 0}}
 
 
 def _replicas(

@@ -35,7 +35,7 @@ from kbs.tables import Resource
 from tests.conftest import cli_env, run_cli
 from tests.integration._guest import Guest
 from tests.integration._helpers import SECRET, assert_error
-from tests.integration._kbs_server import KbsServer, free_port
+from tests.integration._kbs_server import UNLIMITED, KbsServer, free_port
 from tests.integration._kek import (
     SOFTHSM_LIBRARY,
     kek_cli,
@@ -250,7 +250,7 @@ def test_pkcs11_token_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_rotation_while_16_clients_fetch_secrets(tmp_path: Path, database_url: str) -> None:
     """The fault test: two replicas, 16 guests doing full handshakes over both, a rotation through it all: 0 errors."""
-    config = {"rate_limit": {"auth_per_minute": 0, "attest_per_minute": 0}}
+    config = UNLIMITED
     with KbsServer(tmp_path / "kbs", config=config, database_url=database_url) as first:
         provision(first, 300)
         with KbsServer(tmp_path / "kbs", config=config, database_url=database_url, init=False) as second:

@@ -14,7 +14,7 @@ import pytest
 
 from tests.integration._guest import Guest
 from tests.integration._helpers import DEMO_POLICY, SECRET, assert_error, provision
-from tests.integration._kbs_server import KbsServer
+from tests.integration._kbs_server import UNLIMITED, KbsServer
 from tests.integration._postgres import PrivatePostgres
 from tests.integration.conftest import new_database_url
 
@@ -202,7 +202,7 @@ def _handshakes_until(url: str, stop: threading.Event, outcomes: list[tuple[floa
 def test_postgres_restart_under_load_is_503_then_recovers(tmp_path: Path) -> None:
     """A real PostgreSQL server (the test's own) stopped and started while guests handshake: every request in the
     outage is a clean 503, none a 500 or a dropped connection, and the same broker process serves again after."""
-    with PrivatePostgres() as pg, KbsServer(tmp_path / "kbs", database_url=pg.url) as server:
+    with PrivatePostgres() as pg, KbsServer(tmp_path / "kbs", database_url=pg.url, config=UNLIMITED) as server:
         provision(server)
         pid = server.pid
         outcomes: list[tuple[float, str]] = []

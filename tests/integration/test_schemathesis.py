@@ -24,13 +24,12 @@ import pytest
 
 from tests.conftest import cli_env
 from tests.integration._helpers import provision
-from tests.integration._kbs_server import KbsServer
+from tests.integration._kbs_server import UNLIMITED, KbsServer
 
 CHECKS_LEFT_OUT = ("positive_data_acceptance", "ensure_resource_availability")
 MAX_EXAMPLES = 12
 SEED = 20261203
 # Fuzzing sends /auth and /attest from one address far faster than any guest: the limits would answer 429 to most.
-UNLIMITED = {"rate_limit": {"auth_per_minute": 0, "attest_per_minute": 0}}
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Path) -> None:
