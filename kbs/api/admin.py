@@ -16,6 +16,7 @@ from ..protocol import BASE_PATH
 from .deps import Admin, AdminCaller, JsonBody, RawBody, ResourcePath
 from .errors import error_responses
 from .schemas import (
+    MAX_ID,
     MAX_VERSION,
     AttestationPolicyBody,
     AuditEntry,
@@ -349,7 +350,7 @@ async def audit(_actor: Auditor, admin: Admin, limit: int = 100) -> list[AuditEn
 async def audit_verify(
     _actor: Auditor,
     admin: Admin,
-    anchor_id: Annotated[int | None, Query(ge=1, description="an entry id an earlier export recorded")] = None,
+    anchor_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="an id from an earlier export")] = None,
     anchor_digest: Annotated[
         str | None, Query(pattern="^[0-9a-f]{64}$", description="that entry's digest, as exported")
     ] = None,
@@ -375,7 +376,7 @@ async def audit_verify(
 async def audit_export(
     _actor: Auditor,
     admin: Admin,
-    after_id: Annotated[int, Query(ge=0, description="entries after this id (0: from the first)")] = 0,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ID, description="entries after this id (0: from the first)")] = 0,
     since: Annotated[float | None, Query(description="only entries at or after this time (UNIX seconds)")] = None,
     limit: Annotated[int, Query(description="at most this many (1..1000)")] = 1000,
 ) -> Response:

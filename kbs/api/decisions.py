@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from ..admin_auth import Permission
@@ -17,7 +17,7 @@ from ..services.admin import b64url_text
 from ..storage import DecisionFilter
 from .deps import RESOURCE_PATH_PATTERN, AdminCaller, Authoring, Decisions, JsonBody
 from .errors import error_responses
-from .schemas import DecisionDocument, DecisionExplanation, DecisionInfo, ImpactReport, ImpactRequest
+from .schemas import MAX_ID, DecisionDocument, DecisionExplanation, DecisionInfo, ImpactReport, ImpactRequest
 
 __all__ = ["router"]
 
@@ -55,13 +55,16 @@ async def list_decisions(
     return await run_in_threadpool(decisions.list, where, time.time())
 
 
+DecisionId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
 @router.get(
     "/admin/decision/{decision_id}",
     response_model=DecisionDocument,
     responses=error_responses(400, 401, 403, 404, 503),
     summary="A recorded decision with the input its policy judged, the reference values it asked for and the vector",
 )
-async def show_decision(_actor: PolicyReader, decision_id: int, decisions: Decisions) -> DecisionDocument:
+async def show_decision(_actor: PolicyReader, decision_id: DecisionId, decisions: Decisions) -> DecisionDocument:
     return await run_in_threadpool(decisions.show, decision_id, time.time())
 
 
@@ -72,7 +75,7 @@ async def show_decision(_actor: PolicyReader, decision_id: int, decisions: Decis
     summary="Why a recorded decision went as it did: the rule that decided and each condition that was false, with "
     "the values it compared (attestation: the trust vector, each claim's rule and the ear.status)",
 )
-async def explain_decision(_actor: PolicyReader, decision_id: int, authoring: Authoring) -> DecisionExplanation:
+async def explain_decision(_actor: PolicyReader, decision_id: DecisionId, authoring: Authoring) -> DecisionExplanation:
     return await run_in_threadpool(authoring.explain, decision_id, time.time())
 
 

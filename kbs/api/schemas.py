@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 __all__ = [
     "MAX_VERSION",
@@ -370,18 +370,19 @@ class ReferenceValueVersionInfo(_Version):
     expires_at: float | None
 
 
-# Version numbers are SQL INTEGERs (32-bit on PostgreSQL): a larger one is a malformed request, not a query.
-MAX_VERSION = 2**31 - 1
+# Version numbers and row ids (decisions, audit entries) are SQL INTEGERs, 32-bit on PostgreSQL: a larger one is a
+# malformed request (400), not a query the driver fails on (it was a 500, found by schemathesis).
+MAX_VERSION = MAX_ID = 2**31 - 1
 
 
 class RestoreBody(_Body):
     """Which version to make current again (as a new version); none: the newest one of a deleted key."""
 
-    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    version: StrictInt | None = Field(default=None, ge=1, le=MAX_VERSION)  # strict: `true` is not version 1
 
 
 class RollbackBody(_Body):
-    version: int = Field(ge=1, le=MAX_VERSION)
+    version: StrictInt = Field(ge=1, le=MAX_VERSION)
 
 
 class RotatedKey(_Body):

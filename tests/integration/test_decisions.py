@@ -282,6 +282,9 @@ def test_bad_inputs_are_refused_and_store_nothing(tmp_path: Path) -> None:
         assert server.cli("decisions", "show", "999").returncode == 1
         assert server.cli("policy", "explain", "not-a-number").returncode == 2
         assert server.cli("decisions", "show", "x").returncode == 2
+        huge = server.cli("decisions", "show", str(2**63))  # past the INTEGER column: refused, not a driver error
+        assert huge.returncode == 1
+        assert b"HTTP 400" in huge.stderr
         assert server.cli("decisions", "list", "--since", "yesterday").returncode == 2
         bad_path = server.cli("decisions", "list", "--path", "default/../1")
         assert bad_path.returncode == 1
