@@ -421,6 +421,23 @@ def _payload(kind: Kind, row: Any) -> dict[str, Any]:
     return {name: getattr(row, name) for name in kind.payload}
 
 
+def _new_version(
+    connection: Connection,
+    kind: Kind,
+    key: str,
+    data: dict[str, Any],
+    actor: str,
+    action: str,
+    now: float,
+    restored_from: int | None = None,
+) -> int:
+    """Append `data` to a key's history and make it the current state; the new version number. Every versioned write
+    (put, set, restore, rollback) goes through here, inside the caller's one audited transaction."""
+    version = kind.append(connection, key, data, actor, action, now, restored_from=restored_from)
+    _write_current(connection, kind, key, data, now, version)
+    return version
+
+
 def _write_current(
     connection: Connection, kind: Kind, key: str, data: dict[str, Any], now: float, version: int
 ) -> None:
@@ -546,9 +563,7 @@ class Store:
         """Store the current value of a resource and append it to its history, audited; the version number."""
 
         def change(connection: Connection) -> int:
-            version = RESOURCES.append(connection, row.path, _payload(RESOURCES, row), actor, "put", row.updated_at)
-            _write_current(connection, RESOURCES, row.path, _payload(RESOURCES, row), row.updated_at, version)
-            return version
+            return _new_version(connection, RESOURCES, row.path, _payload(RESOURCES, row), actor, "put", row.updated_at)
 
         return self._versioned(RESOURCES, [row.path], row.updated_at, change, lambda _version: [audit])
 
@@ -569,9 +584,7 @@ class Store:
         """Store a policy as the one in force and append it to its history, audited; the version number."""
 
         def change(connection: Connection) -> int:
-            version = POLICIES.append(connection, row.id, _payload(POLICIES, row), actor, "set", row.updated_at)
-            _write_current(connection, POLICIES, row.id, _payload(POLICIES, row), row.updated_at, version)
-            return version
+            return _new_version(connection, POLICIES, row.id, _payload(POLICIES, row), actor, "set", row.updated_at)
 
         return self._versioned(POLICIES, [row.id], row.updated_at, change, lambda _version: [audit])
 
@@ -608,8 +621,7 @@ class Store:
             versions = {}
             for name, accepted in values.items():
                 data = {"values_json": json.dumps(list(dict.fromkeys(accepted))), "expires_at": expires_at}
-                versions[name] = REFERENCE_VALUES.append(connection, name, data, actor, "put", now)
-                _write_current(connection, REFERENCE_VALUES, name, data, now, versions[name])
+                versions[name] = _new_version(connection, REFERENCE_VALUES, name, data, actor, "put", now)
             return versions
 
         return self._versioned(REFERENCE_VALUES, list(values), now, change, lambda _versions: audit)
@@ -668,9 +680,7 @@ class Store:
             found = kind.get(connection, key, wanted)
             if found is None:
                 raise NotInHistoryError(_missing(kind, key, wanted, kind.history(connection, key), self.retention))
-            made = kind.append(connection, key, dict(found.data), actor, action, now, restored_from=wanted)
-            _write_current(connection, kind, key, dict(found.data), now, made)
-            return made
+            return _new_version(connection, kind, key, dict(found.data), actor, action, now, restored_from=wanted)
 
         return self._versioned(kind, [key], now, change, lambda made: [audit(made)])
 
