@@ -67,6 +67,17 @@ RestorePath = Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/admin/resource-r
 Version = Annotated[
     int | None, Query(ge=1, le=MAX_VERSION, description="a kept version (numbered from 1); absent: the current one")
 ]
+# The JSON bodies, each read by JsonBody (400 InvalidRequest naming the first bad field).
+ResourcePolicy = Annotated[ResourcePolicyBody, Depends(JsonBody(ResourcePolicyBody))]
+AttestationPolicy = Annotated[AttestationPolicyBody, Depends(JsonBody(AttestationPolicyBody))]
+ReferenceValue = Annotated[ReferenceValueBody, Depends(JsonBody(ReferenceValueBody))]
+Restore = Annotated[RestoreBody, Depends(JsonBody(RestoreBody))]
+Rollback = Annotated[RollbackBody, Depends(JsonBody(RollbackBody))]
+
+
+def _empty(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The responses of a route answering 200 with an empty body (trustee's admin writes, and Veritee's deletes)."""
+    return {200: {"description": _EMPTY}, **error_responses(*statuses)}
 
 
 # -- trustee's endpoints -------------------------------------------------------------------------------------------
@@ -75,7 +86,7 @@ Version = Annotated[
 @router.post(
     "/resource/{path:path}",
     response_class=Response,
-    responses={200: {"description": _EMPTY}, **error_responses(400, 401, 403, 413, 503)},
+    responses=_empty(400, 401, 403, 413, 503),
     openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": _BINARY}}}},
     summary="Store a resource (the body, raw bytes), sealed under the key-encryption key",
 )
@@ -87,7 +98,7 @@ async def put_resource(actor: ResourceWriter, path: TrusteePath, value: RawBody,
 @router.delete(
     "/resource/{path:path}",
     response_class=Response,
-    responses={200: {"description": _EMPTY}, **error_responses(400, 401, 403, 404, 503)},
+    responses=_empty(400, 401, 403, 404, 503),
     summary="Delete a resource",
 )
 async def delete_resource(actor: ResourceWriter, path: TrusteePath, admin: Admin) -> Response:
@@ -101,9 +112,7 @@ async def delete_resource(actor: ResourceWriter, path: TrusteePath, admin: Admin
     responses=error_responses(400, 401, 403, 413, 503),
     summary="Set the resource policy (Rego, base64url), for every path or for a scope (Veritee's `scope`)",
 )
-async def set_resource_policy(
-    actor: PolicyWriter, body: Annotated[ResourcePolicyBody, Depends(JsonBody(ResourcePolicyBody))], admin: Admin
-) -> PolicyId:
+async def set_resource_policy(actor: PolicyWriter, body: ResourcePolicy, admin: Admin) -> PolicyId:
     policy_id, version = await run_in_threadpool(
         admin.set_resource_policy, actor, body.policy, body.scope, time.time(), body.tests
     )
@@ -118,7 +127,7 @@ async def set_resource_policy(
 )
 async def set_attestation_policy(
     actor: PolicyWriter,
-    body: Annotated[AttestationPolicyBody, Depends(JsonBody(AttestationPolicyBody))],
+    body: AttestationPolicy,
     admin: Admin,
 ) -> PolicyId:
     policy_id, version = await run_in_threadpool(
@@ -136,7 +145,7 @@ async def set_attestation_policy(
 )
 async def put_reference_value(
     actor: ReferenceWriter,
-    body: Annotated[ReferenceValueBody, Depends(JsonBody(ReferenceValueBody))],
+    body: ReferenceValue,
     admin: Admin,
 ) -> ReferenceValueStored | ReferenceValuesStored:
     now = time.time()
@@ -220,7 +229,7 @@ async def resource_versions(_actor: ResourceReader, path: VersionsPath, admin: A
 async def restore_resource(
     actor: ResourceWriter,
     path: RestorePath,
-    body: Annotated[RestoreBody, Depends(JsonBody(RestoreBody))],
+    body: Restore,
     admin: Admin,
 ) -> ResourceVersionInfo:
     return await run_in_threadpool(admin.history.restore_resource, actor, path, body.version, time.time())
@@ -267,7 +276,7 @@ async def policy_versions(_actor: PolicyReader, policy_id: str, admin: Admin) ->
 async def rollback_policy(
     actor: PolicyWriter,
     policy_id: str,
-    body: Annotated[RollbackBody, Depends(JsonBody(RollbackBody))],
+    body: Rollback,
     admin: Admin,
 ) -> PolicyVersionInfo:
     return await run_in_threadpool(admin.history.rollback_policy, actor, policy_id, body.version, time.time())
@@ -276,7 +285,7 @@ async def rollback_policy(
 @router.delete(
     "/admin/policy/{policy_id:path}",
     response_class=Response,
-    responses={200: {"description": _EMPTY}, **error_responses(401, 403, 404, 503)},
+    responses=_empty(401, 403, 404, 503),
     summary="Delete a stored policy (the shipped default takes over)",
 )
 async def delete_policy(actor: PolicyWriter, policy_id: str, admin: Admin) -> Response:
@@ -297,7 +306,7 @@ async def list_reference_values(_actor: ReferenceReader, admin: Admin) -> list[R
 @router.delete(
     "/admin/reference-value/{name}",
     response_class=Response,
-    responses={200: {"description": _EMPTY}, **error_responses(401, 403, 404, 503)},
+    responses=_empty(401, 403, 404, 503),
     summary="Delete every value of a reference value name",
 )
 async def delete_reference_value(actor: ReferenceWriter, name: str, admin: Admin) -> Response:
@@ -325,7 +334,7 @@ async def reference_value_versions(_actor: ReferenceReader, name: str, admin: Ad
 async def restore_reference_value(
     actor: ReferenceWriter,
     name: str,
-    body: Annotated[RestoreBody, Depends(JsonBody(RestoreBody))],
+    body: Restore,
     admin: Admin,
 ) -> ReferenceValueVersionInfo:
     return await run_in_threadpool(admin.history.restore_reference_values, actor, name, body.version, time.time())

@@ -5,30 +5,23 @@ configured redactions, never a secret; a replay stores nothing."""
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.concurrency import run_in_threadpool
 
-from ..admin_auth import Permission
 from ..protocol import BASE_PATH
 from ..services import resource_path, split_resource_path
 from ..services.admin import b64url_text
 from ..storage import DecisionFilter
-from .deps import RESOURCE_PATH_PATTERN, AdminCaller, Authoring, Decisions, JsonBody
+from .admin import PolicyReader
+from .deps import RESOURCE_PATH_PATTERN, Authoring, Decisions, JsonBody
 from .errors import error_responses
 from .schemas import MAX_ID, DecisionDocument, DecisionExplanation, DecisionInfo, ImpactReport, ImpactRequest
 
 __all__ = ["router"]
 
 router = APIRouter(prefix=BASE_PATH, tags=["admin"])
-
-
-def _caller(permission: Permission) -> Any:
-    return Depends(AdminCaller(permission))
-
-
-PolicyReader = Annotated[str, _caller(Permission.POLICY_READ)]
 
 
 @router.get(
