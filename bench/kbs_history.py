@@ -9,14 +9,13 @@ with a history of `max_versions` versions behind it and without. SQLite file by 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+from _timing import call_times, percentile, print_figures
 from sqlalchemy import delete, insert
 
 from kbs._audit_chain import AuditRecord
@@ -29,13 +28,8 @@ ACTOR = "bench (admin)"
 
 def per_call_ms(fn: Callable[[int], object], calls: int) -> tuple[float, float]:
     """(median, p99) milliseconds of `calls` calls of fn(i)."""
-    times = []
-    for i in range(calls):
-        start = time.perf_counter()
-        fn(i)
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    return statistics.median(times), times[int(len(times) * 0.99) - 1]
+    times = call_times(fn, calls=calls)
+    return statistics.median(times) * 1e3, percentile(times, 0.99) * 1e3
 
 
 def audit(path: str, now: float) -> AuditRecord:
@@ -91,11 +85,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         url = args.database_url or f"sqlite:///{Path(folder) / 'bench.sqlite'}"
         result = measure(url, args.calls)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for name, value in result.items():
-            print(f"{name:28} {value:8.3f}")
+    print_figures(result, as_json=args.json, digits=3)
     return 0
 
 
