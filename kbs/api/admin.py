@@ -8,11 +8,13 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from ..admin_auth import Permission
 from ..errors import KbsError
 from ..protocol import BASE_PATH
+from ._params import JSON_INTEGER, IntParam, NumberParam
 from .deps import Admin, AdminCaller, JsonBody, RawBody, ResourcePath
 from .errors import error_responses
 from .schemas import (
@@ -65,7 +67,8 @@ AdminPath = Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/admin/resource/"))
 VersionsPath = Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/admin/resource-versions/"))]
 RestorePath = Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/admin/resource-restore/"))]
 Version = Annotated[
-    int | None, Query(ge=1, le=MAX_VERSION, description="a kept version (numbered from 1); absent: the current one")
+    Annotated[int, Field(ge=1, le=MAX_VERSION), JSON_INTEGER] | None,
+    Query(description="a kept version (numbered from 1); absent: the current one"),
 ]
 # The JSON bodies, each read by JsonBody (400 InvalidRequest naming the first bad field).
 ResourcePolicy = Annotated[ResourcePolicyBody, Depends(JsonBody(ResourcePolicyBody))]
@@ -346,7 +349,7 @@ async def restore_reference_value(
     responses=error_responses(400, 401, 403, 503),
     summary="The newest audit entries first (limit 1..1000)",
 )
-async def audit(_actor: Auditor, admin: Admin, limit: int = 100) -> list[AuditEntry]:
+async def audit(_actor: Auditor, admin: Admin, limit: IntParam = 100) -> list[AuditEntry]:
     return await run_in_threadpool(admin.audit_log, limit)
 
 
@@ -359,7 +362,9 @@ async def audit(_actor: Auditor, admin: Admin, limit: int = 100) -> list[AuditEn
 async def audit_verify(
     _actor: Auditor,
     admin: Admin,
-    anchor_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="an id from an earlier export")] = None,
+    anchor_id: Annotated[
+        Annotated[int, Field(ge=1, le=MAX_ID), JSON_INTEGER] | None, Query(description="an id from an earlier export")
+    ] = None,
     anchor_digest: Annotated[
         str | None, Query(pattern="^[0-9a-f]{64}$", description="that entry's digest, as exported")
     ] = None,
@@ -385,9 +390,11 @@ async def audit_verify(
 async def audit_export(
     _actor: Auditor,
     admin: Admin,
-    after_id: Annotated[int, Query(ge=0, le=MAX_ID, description="entries after this id (0: from the first)")] = 0,
-    since: Annotated[float | None, Query(description="only entries at or after this time (UNIX seconds)")] = None,
-    limit: Annotated[int, Query(description="at most this many (1..1000)")] = 1000,
+    after_id: Annotated[
+        int, Field(ge=0, le=MAX_ID), JSON_INTEGER, Query(description="entries after this id (0: from the first)")
+    ] = 0,
+    since: Annotated[NumberParam | None, Query(description="only entries at or after this time (UNIX seconds)")] = None,
+    limit: Annotated[IntParam, Query(description="at most this many (1..1000)")] = 1000,
 ) -> Response:
     entries = await run_in_threadpool(admin.audit_export, after_id, since, limit)
     return Response("".join(e.model_dump_json() + "\n" for e in entries), media_type=_NDJSON)
