@@ -26,15 +26,18 @@ With --workers N > 1 each level also runs a one-worker broker on the same databa
 ops/s over one worker's, and `kbs_cpu_ms_per_op_one_worker` the one worker's CPU per handshake.
 
 Which figure to read on a small machine (2 cores). The client, the servers and the database share the cores, so a
-rate is bounded by whichever needs the most CPU per operation. The generator costs about 1.1-1.3 ms of CPU per
-broker handshake and 0.5 ms per bare one (aiohttp, see tests/integration/_load.py), against 4.5-6 ms and 0.7-1 ms
-in the servers: a broker level is bound by the broker, but the bare app's rate still shares its cores with a client
-costing nearly as much as the app, so `bare_over_kbs` understates the gap and `cpu_ratio` (which no co-tenant moves)
-is the comparison to read. For workers: one broker worker can use at most one core, so `worker_scaling` can only
-reach N if N cores are free of the client and the database; with 2 cores, read it beside the "cores used" line
-(server share near 2 - client - database means the workers took all the machine had) and beside
-`kbs_cpu_ms_per_op` against `kbs_cpu_ms_per_op_one_worker` (equal: the workers do not contend). Pinning
-(--server-cpus 0,1 --client-cpus 1, or servers on 0 and the client on 1) makes the sharing explicit, not larger.
+rate is bounded by whichever needs the most CPU per operation. The generator (aiohttp, see
+tests/integration/_load.py) costs about a quarter of the broker's CPU per handshake (1.1-2.5 ms against 4.5-10 ms,
+as the machine's speed swings) but 0.6-0.8 of the bare app's (0.5-0.7 ms against 0.7-1 ms): a broker level is bound
+by the broker, while the bare app's rate shares its cores with a client costing nearly as much as the app. So
+`bare_over_kbs` understates the gap a little, and `cpu_ratio` (which no co-tenant moves) is the comparison to read.
+For workers: one broker worker uses at most one core, so `worker_scaling` can reach N only if N cores are free of
+the client and the database, and only if one worker is CPU-bound in the first place. Read it beside the "cores used"
+line: a one-worker server share well under 1.0 means the worker waits (on PostgreSQL, for row locks and WAL flushes)
+and a second worker adds what it overlaps of that wait, not a core; a server share near 2 - client - database means
+the workers took all the machine had; `kbs_cpu_ms_per_op` equal to `kbs_cpu_ms_per_op_one_worker` means the
+workers do not contend. Pinning (--server-cpus 0,1 --client-cpus 1, or servers on 0 and the client on 1) makes the
+sharing explicit, not larger.
 
 --json prints one object per concurrency level on stdout: concurrency, kbs_ops, kbs_p50_ms, kbs_p99_ms, bare_ops,
 bare_p50_ms, bare_p99_ms, transactions_per_handshake (write transactions; read_transactions_per_handshake beside
