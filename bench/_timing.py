@@ -1,6 +1,6 @@
 """The timing loop the micro-benches share, and how they print their figures.
 
-    from _timing import call_times, percentile, print_figures
+    from bench._timing import call_times, percentile, print_figures
     times = call_times(lambda i: work(i), calls=300)  # or seconds=1.0: as many calls as that holds
     print_figures({"work_p99_ms": percentile(times, 0.99) * 1e3}, as_json=False, digits=3)
 

@@ -11,16 +11,20 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from _timing import call_times, percentile, print_figures
-from sqlalchemy import delete, insert
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT)]  # bench._timing, and this checkout's kbs
 
-from kbs._audit_chain import AuditRecord
-from kbs.storage import Retention, Store
-from kbs.tables import Resource
+from sqlalchemy import delete, insert  # noqa: E402
+
+from bench._timing import call_times, percentile, print_figures  # noqa: E402
+from kbs._audit_chain import AuditRecord  # noqa: E402
+from kbs.storage import Retention, Store  # noqa: E402
+from kbs.tables import Resource  # noqa: E402
 
 SEALED = os.urandom(92)  # a 64-byte secret once sealed (nonce, key id and tag around it)
 ACTOR = "bench (admin)"

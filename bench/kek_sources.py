@@ -12,16 +12,19 @@ import argparse
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from _timing import call_times, print_figures
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT)]  # bench._timing, and this checkout's kbs
 
-from kbs._kek_sources import Pkcs11Key, key_source
-from kbs.sealing import Sealer
-from kbs.settings import Pkcs11Settings, StorageSettings
-from kbs.storage import Store
+from bench._timing import call_times, print_figures  # noqa: E402
+from kbs._kek_sources import Pkcs11Key, key_source  # noqa: E402
+from kbs.sealing import Sealer  # noqa: E402
+from kbs.settings import Pkcs11Settings, StorageSettings  # noqa: E402
+from kbs.storage import Store  # noqa: E402
 
 SOFTHSM = Path("/usr/lib/softhsm/libsofthsm2.so")
 SECRET = os.urandom(64)
