@@ -34,6 +34,14 @@ def unchained(engine: Engine) -> int:
         return int(connection.execute(text("SELECT count(*) FROM kbs_audit WHERE seq IS NULL")).scalar_one())
 
 
+def chained_within_the_grace(engine: Engine) -> bool:
+    """Whether the replicas' own chainers (not a verify's pass) chain every committed entry within the grace."""
+    deadline = time.monotonic() + CHAIN_GRACE_SECONDS
+    while unchained(engine) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return unchained(engine) == 0
+
+
 def chain_transactions(server: KbsServer) -> int:
     found = _CHAIN_COUNTER.search(httpx.get(server.url + "/metrics").text)
     assert found is not None
@@ -58,7 +66,9 @@ def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[K
             yield first, second
 
 
-def test_two_replicas_chain_every_entry_within_the_grace(replicas: tuple[KbsServer, KbsServer]) -> None:
+def test_two_replicas_and_concurrent_writers_keep_one_linear_chain(replicas: tuple[KbsServer, KbsServer]) -> None:
+    """Admin writes and handshakes on both replicas at once: one linear chain, every entry chained within the grace
+    by the replicas' chainers, in batches."""
     first, second = replicas
     engine = database(first)
     chained_before = chain_transactions(first) + chain_transactions(second)
@@ -77,11 +87,7 @@ def test_two_replicas_chain_every_entry_within_the_grace(replicas: tuple[KbsServ
             done = [pool.submit(put, n) for n in range(60)] + [pool.submit(handshake, n) for n in range(60)]
             for future in done:
                 future.result()
-        # The replicas' own chainers, not verify's pass: every committed entry chained within the grace.
-        deadline = time.monotonic() + CHAIN_GRACE_SECONDS
-        while unchained(engine) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert unchained(engine) == 0
+        assert chained_within_the_grace(engine)
     finally:
         engine.dispose()
     chain_passes = chain_transactions(first) + chain_transactions(second) - chained_before
@@ -108,10 +114,7 @@ def test_entries_a_killed_replica_committed_are_chained_by_the_other(replicas: t
                 first.admin.put_resource(path, b"v")
             assert unchained(engine) == len(paths)
             os.kill(first.pid, signal.SIGKILL)
-        deadline = time.monotonic() + CHAIN_GRACE_SECONDS
-        while unchained(engine) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert unchained(engine) == 0
+        assert chained_within_the_grace(engine)
     finally:
         engine.dispose()
     code, _, message = verify(second)
