@@ -13,12 +13,13 @@ The chain's order is this seq, not the id: PostgreSQL hands ids out before commi
 become visible after a higher one was chained; it then simply gets the next seq. A step chains only what it reads:
 what the entry says is hashed as it is stored, when the step runs.
 
-What the chain cannot vouch for, then: an entry between its commit and its chaining. Whoever can write the database
-in that window can edit or delete it unseen. Measured (bench/audit_chain.py: two replicas, eight writers committing
-the resource step's audited write, about 860 a second on PostgreSQL, which is about 430 handshakes a second and more
-than the broker serves on this 2-core machine; load average 6 to 10): from commit to chained, p50 28 ms and p99
-155 ms (the medians of 4 rounds). An entry left unchained for longer than CHAIN_GRACE_SECONDS is what `kbs admin
-audit verify` reports as a failure: every replica runs a pass every second (kbs._audit_chainer), so such an entry
+What the chain cannot vouch for, then: an entry between its commit and its chaining. Whoever can write the database in
+that window can edit or delete it unseen. Measured (bench/audit_chain.py: two replicas, eight writers committing the
+resource step's audited write, about 900 a second on PostgreSQL, which is about 450 handshakes a second and more than
+the broker serves on this 2-core machine; load average 5 to 7): from commit to chained, p50 114 ms and p99 430 ms (the
+medians of 3 rounds), most of it the chainer's BATCH_SECONDS (kbs._audit_chainer) between passes and, with two replicas,
+a pass tried again after the other replica's. An entry left unchained for longer than CHAIN_GRACE_SECONDS is what `kbs
+admin audit verify` reports as a failure: every replica runs a pass every second (kbs._audit_chainer), so such an entry
 means no chainer is running, or one is stuck holding the head.
 """
 
