@@ -20,11 +20,25 @@ Also measured, because they hold on a shared, loaded machine where rates swing:
 - the server CPU time per operation, broker against bare app, from /proc of the server processes (`cpu_ratio`:
   how many times the bare app's CPU a handshake costs the broker, whatever else runs on the machine);
 - the load generator's own CPU share (1.0 = one core) and its CPU time per operation: above 0.85 the level is run
-  again with a second client process, so the generator is not what is measured. On a machine whose cores the client
-  and the servers share, a client costing more per operation than the server bounds the bare app's rate: then the
-  rates' ratio flatters the broker and `cpu_ratio` is the comparison to read.
+  again with a second client process, so the generator is not what is measured;
+- how the cores were shared (`*_cpu_shares`, the "cores used" line): CPU time over wall time of the servers, the
+  load generator and, on PostgreSQL, the backends serving the run's database (found by their process title).
 With --workers N > 1 each level also runs a one-worker broker on the same database: `worker_scaling` is N workers'
 ops/s over one worker's, and `kbs_cpu_ms_per_op_one_worker` the one worker's CPU per handshake.
+
+Which figure to read on a small machine (2 cores). The client, the servers and the database share the cores, so a
+rate is bounded by whichever needs the most CPU per operation. The generator (aiohttp, see
+tests/integration/_load.py) costs about a quarter of the broker's CPU per handshake (1.1-2.5 ms against 4.5-10 ms,
+as the machine's speed swings) but 0.6-0.8 of the bare app's (0.5-0.7 ms against 0.7-1 ms): a broker level is bound
+by the broker, while the bare app's rate shares its cores with a client costing nearly as much as the app. So
+`bare_over_kbs` understates the gap a little, and `cpu_ratio` (which no co-tenant moves) is the comparison to read.
+For workers: one broker worker uses at most one core, so `worker_scaling` can reach N only if N cores are free of
+the client and the database, and only if one worker is CPU-bound in the first place. Read it beside the "cores used"
+line: a one-worker server share well under 1.0 means the worker waits (on PostgreSQL, for row locks and WAL flushes)
+and a second worker adds what it overlaps of that wait, not a core; a server share near 2 - client - database means
+the workers took all the machine had; `kbs_cpu_ms_per_op` equal to `kbs_cpu_ms_per_op_one_worker` means the
+workers do not contend. Pinning (--server-cpus 0,1 --client-cpus 1, or servers on 0 and the client on 1) makes the
+sharing explicit, not larger.
 
 --json prints one object per concurrency level on stdout: concurrency, kbs_ops, kbs_p50_ms, kbs_p99_ms, bare_ops,
 bare_p50_ms, bare_p99_ms, transactions_per_handshake (write transactions; read_transactions_per_handshake beside
@@ -98,6 +112,23 @@ def cpu_seconds(root: int) -> float:
     return total / _TICKS
 
 
+def database_cpu_seconds(database: str) -> dict[int, float]:
+    """CPU time of each PostgreSQL backend serving `database`, by pid: its process title is
+    `postgres: <cluster>: <user> <database> <client address> <state>` (the broker's pool keeps them alive)."""
+    out: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace").split()
+                if not title or title[0] != "postgres:" or database not in title[3:5]:
+                    continue
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[int(entry.name)] = (int(fields[11]) + int(fields[12])) / _TICKS
+    return out
+
+
 def pin(root: int, cpus: set[int] | None) -> None:
     if cpus:
         for pid in process_tree(root):
@@ -119,9 +150,13 @@ class Target:
     pids: list[int]
     real: bool
     counts_transactions: bool
+    database: str | None = None  # a PostgreSQL database name: its backends' CPU is measured too
 
     def cpu(self) -> float:
         return sum(cpu_seconds(pid) for pid in self.pids)
+
+    def database_cpu(self) -> dict[int, float]:
+        return database_cpu_seconds(self.database) if self.database else {}
 
 
 def start_bare(workers: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -150,6 +185,7 @@ def _client_process(urls: list[str], concurrency: int, seconds: float, real: boo
 class Measure:
     result: LoadResult
     server_cpu: float
+    database_cpu: float
     client_processes: int
     transactions: dict[str, int] | None
 
@@ -157,19 +193,30 @@ class Measure:
     def cpu_ms_per_op(self) -> float:
         return self.server_cpu / self.result.ops * 1e3 if self.result.ops else float("nan")
 
+    def shares(self) -> dict[str, float]:
+        """How the cores were shared over the level: each process group's CPU time over the wall time (1.0 = one
+        core busy throughout), the servers, the load generator and the database's backends."""
+        elapsed = self.result.elapsed or float("nan")
+        return {
+            "server": round(self.server_cpu / elapsed, 2),
+            "client": round(self.result.cpu_share, 2),
+            "database": round(self.database_cpu / elapsed, 2),
+        }
+
 
 def measure(target: Target, level: int, seconds: float, pool: ProcessPoolExecutor, client_cpus: list[int]) -> Measure:
     """One level against one target, with a second client process when one saturates its core."""
     processes = 1
     while True:
         before_tx = transactions(target.urls) if target.counts_transactions else None
-        before_cpu = target.cpu()
+        before_cpu, before_db = target.cpu(), target.database_cpu()
         shares = [level // processes + (1 if i < level % processes else 0) for i in range(processes)]
         futures = [
             pool.submit(_client_process, target.urls, share, seconds, target.real, client_cpus) for share in shares
         ]
         results = [f.result() for f in futures]
         server_cpu = target.cpu() - before_cpu
+        database_cpu = sum(t - before_db.get(pid, 0.0) for pid, t in target.database_cpu().items())
         after_tx = transactions(target.urls) if target.counts_transactions else None
         result = results[0]
         for other in results[1:]:
@@ -183,7 +230,7 @@ def measure(target: Target, level: int, seconds: float, pool: ProcessPoolExecuto
             counted = {k: after_tx[k] - before_tx[k] for k in after_tx}
         if result.errors:
             print(f"{target.name} c={level}: errors {dict(result.errors)}", file=sys.stderr)
-        return Measure(result, server_cpu, processes, counted)
+        return Measure(result, server_cpu, database_cpu, processes, counted)
 
 
 def row(level: int, kbs: Measure, bare: Measure, one_worker: Measure | None) -> dict[str, Any]:
@@ -212,6 +259,8 @@ def row(level: int, kbs: Measure, bare: Measure, one_worker: Measure | None) -> 
         "bare_client_cpu_ms_per_op": round(b.cpu_seconds / b.ops * 1e3, 2) if b.ops else None,
         "bare_client_processes": bare.client_processes,
         "kbs_errors": sum(k.errors.values()),
+        "kbs_cpu_shares": kbs.shares(),
+        "bare_cpu_shares": bare.shares(),
     }
     if one_worker is not None:
         out["kbs_ops_one_worker"] = round(one_worker.result.ops_per_second, 1)
@@ -219,6 +268,7 @@ def row(level: int, kbs: Measure, bare: Measure, one_worker: Measure | None) -> 
         # Where the cores are too few for N workers to scale, CPU per handshake not rising with N shows the workers
         # do not contend (they share only the database).
         out["kbs_cpu_ms_per_op_one_worker"] = round(one_worker.cpu_ms_per_op, 2)
+        out["kbs_cpu_shares_one_worker"] = one_worker.shares()
     return out
 
 
@@ -269,6 +319,15 @@ def print_table(rows: list[dict[str, Any]], header: str) -> None:
             f"{r['kbs_client_cpu_share']:>4.2f}x{r['kbs_client_processes']}" + scaling,
             flush=True,
         )
+        shares = [("kbs", r["kbs_cpu_shares"]), ("bare", r["bare_cpu_shares"])]
+        if "kbs_cpu_shares_one_worker" in r:
+            shares.append(("kbs 1 worker", r["kbs_cpu_shares_one_worker"]))
+        print(
+            "    cores used: "
+            + "; ".join(f"{name} " + ", ".join(f"{k} {v}" for k, v in s.items()) for name, s in shares)
+            + f" | client cpu ms/op kbs {r['kbs_client_cpu_ms_per_op']}, bare {r['bare_client_cpu_ms_per_op']}",
+            flush=True,
+        )
         if r["rounds"] > 1:
             ranged = [(key, r[f"{key}_range"]) for key in RANGED if r.get(f"{key}_range")]
             ranges = ", ".join(f"{key} {lo}-{hi}" for key, (lo, hi) in ranged)
@@ -302,8 +361,9 @@ def brokers(args: argparse.Namespace, folder: Path) -> Iterator[tuple[Target, Ta
         for server in servers + ([single] if single else []):
             pin(server.pid, args.server_cpus)
         counts = args.workers == 1
-        kbs = Target("kbs", [s.url for s in servers], [s.pid for s in servers], True, counts)
-        yield kbs, (Target("kbs-1", [single.url], [single.pid], True, True) if single else None)
+        database = url.rsplit("/", 1)[-1].split("?")[0] if url and url.startswith("postgresql") else None
+        kbs = Target("kbs", [s.url for s in servers], [s.pid for s in servers], True, counts, database)
+        yield kbs, (Target("kbs-1", [single.url], [single.pid], True, True, database) if single else None)
     finally:
         for server in made:
             server.admin.close()
