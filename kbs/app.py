@@ -20,6 +20,7 @@ from functools import partial
 from fastapi import FastAPI
 
 from . import __version__
+from ._audit_chainer import AuditChainer
 from ._limits import BodyLimit, ClientAddress, Metrics, RequestTimer, build_limiter
 from .admin_auth import AdminAuthority
 from .api import admin, decisions, openapi, operations, rcar, tpm
@@ -80,7 +81,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         description=DESCRIPTION,
         docs_url=None,
         redoc_url=None,
-        lifespan=partial(_lifespan, context),
+        lifespan=partial(_lifespan, context, AuditChainer(store)),
     )
     app.state.context = context
     ErrorAnswers(legacy_401=settings.server.legacy_401, metrics=metrics).install(app)
@@ -100,13 +101,14 @@ def create_app_from_environment() -> FastAPI:
 def _transactions(store: Store) -> dict[str, dict[str, int]]:
     counts = store.transactions()
     return {
-        "kbs_db_transactions_total": {"read": counts.read, "write": counts.write},
+        "kbs_db_transactions_total": {"read": counts.read, "write": counts.write, "chain": counts.chain},
         "kbs_db_rollbacks_total": {"any": counts.rolled_back},
     }
 
 
 @asynccontextmanager
-async def _lifespan(context: ApiContext, _app: FastAPI) -> AsyncIterator[None]:
+async def _lifespan(context: ApiContext, chainer: AuditChainer, _app: FastAPI) -> AsyncIterator[None]:
+    chainer.start()
     sweepers = [
         asyncio.create_task(_sweep_sessions(context, context.services.rcar)),
         asyncio.create_task(_sweep_decisions(context, context.services.decisions)),
@@ -123,6 +125,7 @@ async def _lifespan(context: ApiContext, _app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
         context.executor.shutdown(wait=True, cancel_futures=True)
+        await asyncio.to_thread(chainer.stop)  # after the requests: their entries get a last pass
 
 
 async def _sweep_sessions(context: ApiContext, rcar: RcarService) -> None:
