@@ -15,7 +15,8 @@ the real thing is); with --rounds N each level runs N times, the round with the 
 range over the rounds beside it (`*_range`: [min, max]), since a shared machine swings between rounds.
 
 Also measured, because they hold on a shared, loaded machine where rates swing:
-- the write (and read) transactions per handshake, from the broker's own counters (/metrics);
+- the write (and read) transactions per handshake, from the broker's own counters (/metrics), and the audit
+  chainer's transactions per handshake (`chain`: one serves many handshakes, off their path);
 - the server CPU time per operation, broker against bare app, from /proc of the server processes (`cpu_ratio`:
   how many times the bare app's CPU a handshake costs the broker, whatever else runs on the machine);
 - the load generator's own CPU share (1.0 = one core) and its CPU time per operation: above 0.85 the level is run
@@ -75,7 +76,7 @@ SECRET = os.urandom(32)
 LEVELS = (1, 16, 64)
 CLIENT_SATURATED = 0.85
 _TICKS = os.sysconf("SC_CLK_TCK")
-_COUNTER = re.compile(r'^kbs_db_transactions_total\{kind="(read|write)"\} (\d+)$', re.MULTILINE)
+_COUNTER = re.compile(r'^kbs_db_transactions_total\{kind="(read|write|chain)"\} (\d+)$', re.MULTILINE)
 
 
 # -- the server side: processes, their CPU time, the broker's transaction counters ---------------------------------
@@ -135,7 +136,7 @@ def pin(root: int, cpus: set[int] | None) -> None:
 
 
 def transactions(urls: list[str]) -> dict[str, int]:
-    out = {"read": 0, "write": 0}
+    out = {"read": 0, "write": 0, "chain": 0}
     for url in urls:
         for kind, n in _COUNTER.findall(httpx.get(url + "/metrics").text):
             out[kind] += int(n)
@@ -245,6 +246,7 @@ def row(level: int, kbs: Measure, bare: Measure, one_worker: Measure | None) -> 
         "bare_p99_ms": round(b.quantile(0.99) * 1e3, 1),
         "transactions_per_handshake": round(tx["write"] / k.ops, 2) if tx and k.ops else None,
         "read_transactions_per_handshake": round(tx["read"] / k.ops, 2) if tx and k.ops else None,
+        "chain_transactions_per_handshake": round(tx["chain"] / k.ops, 3) if tx and k.ops else None,
         "bare_over_kbs": round(b.ops_per_second / k.ops_per_second, 2) if k.ops else None,
         "kbs_p99_over_p50": round(k.quantile(0.99) / k.quantile(0.5), 2) if k.ops else None,
         "kbs_cpu_ms_per_op": round(kbs.cpu_ms_per_op, 2),
@@ -297,8 +299,8 @@ def print_table(rows: list[dict[str, Any]], header: str) -> None:
     print(header)
     print(
         f"{'c':>3} | {'kbs ops/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'bare ops/s':>10} {'p50 ms':>7} {'p99 ms':>7} | "
-        f"{'bare/kbs':>8} {'p99/p50':>7} | {'writes/hs':>9} {'reads/hs':>8} | {'cpu ms/op kbs':>13} {'bare':>6} "
-        f"{'ratio':>6} | {'client cpu':>10}"
+        f"{'bare/kbs':>8} {'p99/p50':>7} | {'writes/hs':>9} {'reads/hs':>8} {'chain/hs':>8} | {'cpu ms/op kbs':>13} "
+        f"{'bare':>6} {'ratio':>6} | {'client cpu':>10}"
     )
     for r in rows:
         scaling = ""
@@ -311,7 +313,8 @@ def print_table(rows: list[dict[str, Any]], header: str) -> None:
             f"{r['concurrency']:>3} | {r['kbs_ops']:>9.1f} {r['kbs_p50_ms']:>7.1f} {r['kbs_p99_ms']:>7.1f} | "
             f"{r['bare_ops']:>10.1f} {r['bare_p50_ms']:>7.1f} {r['bare_p99_ms']:>7.1f} | "
             f"{r['bare_over_kbs']:>7.2f}x {r['kbs_p99_over_p50']:>7.2f} | {r['transactions_per_handshake']!s:>9} "
-            f"{r['read_transactions_per_handshake']!s:>8} | {r['kbs_cpu_ms_per_op']:>13.2f} "
+            f"{r['read_transactions_per_handshake']!s:>8} {r['chain_transactions_per_handshake']!s:>8} | "
+            f"{r['kbs_cpu_ms_per_op']:>13.2f} "
             f"{r['bare_cpu_ms_per_op']:>6.2f} {r['cpu_ratio']!s:>6} | "
             f"{r['kbs_client_cpu_share']:>4.2f}x{r['kbs_client_processes']}" + scaling,
             flush=True,

@@ -321,12 +321,16 @@ def _reference_values(sub: Any) -> None:
 
 
 def _audit_verify(args: argparse.Namespace, client: AdminClient) -> int:
-    """Exit 0 when the chain is intact, 1 naming the first broken or missing entry."""
+    """Exit 0 when the chain is intact, 1 naming the first broken or missing entry, or the entries left unchained
+    past the grace."""
     result = client.audit_verify(args.anchor)
     _out(result)
     if result["intact"]:
         return _ok(f"audit log intact: {result['entries']} entries, head {result['head_digest']}")
-    print(f"audit log broken at entry {result['broken_at']}: {result['problem']}", file=sys.stderr)
+    if result["broken_at"] is None:
+        print(f"audit log not verified: {result['problem']}", file=sys.stderr)
+    else:
+        print(f"audit log broken at entry {result['broken_at']}: {result['problem']}", file=sys.stderr)
     return 1
 
 

@@ -3,8 +3,8 @@
 Entry n (n = 1, 2, ...) stores `prev` = the digest of entry n-1 (GENESIS for entry 1) and its own
 `digest = SHA-256("veritee-audit-v1\\n" || canonical JSON of {seq, at, actor, action, target, outcome, reason,
 claims_digest, prev})`. A one-row head (the newest entry's number and digest) is kept beside the log and moved in
-the transaction that appends, so removing entries at the tail is caught as well as an edited, removed or reordered
-entry in the middle:
+the transaction that appends (a chain step after the entries' own commit, kbs._audit_sequencer), so removing
+entries at the tail is caught as well as an edited, removed or reordered entry in the middle:
 
 >>> a = Entry.make(1, AuditRecord("admin (admin)", "resource.put", "repo/key/1", "ok", 1.5), GENESIS)
 >>> b = Entry.make(2, AuditRecord("admin (admin)", "resource.delete", "repo/key/1", "ok", 2.5), a.digest)

@@ -9,7 +9,8 @@
 
 `TransactionCounter` listens to the engine's events and counts committed transactions, read and write (a write is
 one that ran an INSERT, UPDATE or DELETE, through SQLAlchemy or a `Prepared` statement): the benchmark prints them
-and a test asserts the handshake's budget.
+and a test asserts the handshake's budget. The audit chainer's transactions (kbs._audit_sequencer) are counted
+apart, as `chain`: they serve many handshakes each, off the handshake's path.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from sqlalchemy.pool import QueuePool, StaticPool
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
-__all__ = ["WRITE", "Prepared", "Rows", "TransactionCounter", "TransactionCounts", "make_engine"]
+__all__ = ["CHAIN", "WRITE", "Prepared", "Rows", "TransactionCounter", "TransactionCounts", "make_engine"]
 
 # Execution option of a connection whose transaction will write (SQLite begins it IMMEDIATE).
 WRITE = "veritee_write"
+# Execution option of a connection whose transaction is a chain step of the audit log (counted as `chain`).
+CHAIN = "veritee_chain"
 _DML = ("INSERT", "UPDATE", "DELETE")
 _SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Connections beyond the worker's threads, for the framework's own thread pool (admin and operations routes).
@@ -148,9 +151,15 @@ class TransactionCounts:
     read: int = 0
     write: int = 0
     rolled_back: int = 0
+    chain: int = 0
 
     def __sub__(self, other: TransactionCounts) -> TransactionCounts:
-        return TransactionCounts(self.read - other.read, self.write - other.write, self.rolled_back - other.rolled_back)
+        return TransactionCounts(
+            self.read - other.read,
+            self.write - other.write,
+            self.rolled_back - other.rolled_back,
+            self.chain - other.chain,
+        )
 
 
 class TransactionCounter:
@@ -158,7 +167,7 @@ class TransactionCounter:
 
     def __init__(self, engine: Engine) -> None:
         self._lock = threading.Lock()
-        self._read = self._write = self._rolled_back = 0
+        self._read = self._write = self._rolled_back = self._chain = 0
         event.listen(engine, "begin", self._begin)
         event.listen(engine, "before_cursor_execute", self._execute)
         event.listen(engine, "commit", self._commit)
@@ -175,7 +184,9 @@ class TransactionCounter:
 
     def _commit(self, connection: Connection) -> None:
         with self._lock:
-            if connection.info.get(WRITE):
+            if connection.get_execution_options().get(CHAIN):
+                self._chain += 1
+            elif connection.info.get(WRITE):
                 self._write += 1
             else:
                 self._read += 1
@@ -186,4 +197,4 @@ class TransactionCounter:
 
     def counts(self) -> TransactionCounts:
         with self._lock:
-            return TransactionCounts(self._read, self._write, self._rolled_back)
+            return TransactionCounts(self._read, self._write, self._rolled_back, self._chain)

@@ -111,6 +111,8 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
             grace_seconds=args.grace_seconds or DEFAULT_GRACE_SECONDS,
             progress=lambda line: print(f"kbs kek rotate: {line}", file=sys.stderr, flush=True),
         )
+        # Its audit entries chained now, when no broker runs (a running broker's chainer would chain them too).
+        store.chain_audit()
     except (SealError, ConflictError) as exc:
         print(f"kbs kek rotate: {exc}", file=sys.stderr)
         return 1

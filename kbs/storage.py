@@ -17,9 +17,10 @@ moves by conditional UPDATEs, so two replicas can never both accept one nonce.
             ...  # another request spent the nonce first
         writes.add_audit(AuditRecord(...))
 
-Audit entries are chained (kbs._audit_chain): a transaction's entries are appended when its block ends, last, under
-the lock of the chain's one-row head, so the lock is held only from there to the commit. If appending fails, the
-whole transaction rolls back: the operation fails with its audit.
+Audit entries are stored unchained with the transaction's changes, when its block ends: if that fails, the whole
+transaction rolls back and the operation fails with its audit. After the commit the store sets `audit_committed`,
+and a chain pass (`chain_audit`, run by kbs._audit_chainer off the request's path) appends the committed entries to
+the hash chain (kbs._audit_sequencer) in one short transaction per batch.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -47,7 +49,8 @@ from sqlmodel import Session as DbSession
 from sqlmodel import col, delete, select, update
 
 from ._audit_chain import AuditRecord, Entry
-from ._engine import WRITE, Prepared, TransactionCounter, TransactionCounts, make_engine
+from ._audit_sequencer import ChainHeadError, ChainStep, chain_batch
+from ._engine import CHAIN, WRITE, Prepared, TransactionCounter, TransactionCounts, make_engine
 from ._history import POLICIES, REFERENCE_VALUES, RESOURCES, Kind, VersionRow
 from .tables import (
     Audit,
@@ -238,30 +241,17 @@ _SPEND_NONCE = (
 )
 _SWEEP_SESSIONS = core_delete(_SESSION).where(_SESSION.c.expires_at <= bindparam("now"))
 _COUNT_SESSIONS = core_select(text("count(*)")).select_from(_SESSION)
-_AUDIT_COLUMNS = (  # the id is the database's
-    "seq",
-    "at",
-    "actor",
-    "action",
-    "target",
-    "outcome",
-    "reason",
-    "claims_digest",
-    "prev_digest",
-    "digest",
-)
+# The id is the database's; seq, prev_digest and digest are the chainer's (null until it chains the entry).
+_AUDIT_COLUMNS = ("at", "actor", "action", "target", "outcome", "reason", "claims_digest")
 _INSERT_AUDIT = core_insert(_AUDIT).values({name: bindparam(name) for name in _AUDIT_COLUMNS})
 _HEAD_ID = 1
-# FOR UPDATE on PostgreSQL; SQLite's write transaction (BEGIN IMMEDIATE) already holds the database's one write lock.
-_LOCK_AUDIT_HEAD = (
-    core_select(_AUDIT_HEAD.c.seq, _AUDIT_HEAD.c.digest).where(_AUDIT_HEAD.c.id == _HEAD_ID).with_for_update()
-)
-_MOVE_AUDIT_HEAD = (
-    core_update(_AUDIT_HEAD)
-    .where(_AUDIT_HEAD.c.id == _HEAD_ID)
-    .values(seq=bindparam("head_seq"), digest=bindparam("head_digest"))
-)
 _AUDIT_PAGE = 1000
+# Entries one chain transaction appends at most: the head's lock is held for one batch, then let go.
+_CHAIN_BATCH = 500
+# How often a chain pass told to wait tries again for the head another chainer holds.
+_CHAIN_RETRY_SECONDS = 0.01
+# The connection's info key: this transaction stored audit entries (the chainer is told after its commit).
+_AUDITED = "veritee_audited"
 _DECISION_COLUMNS = tuple(DecisionRecord.__dataclass_fields__)  # the id is the database's
 _INSERT_DECISION = core_insert(_DECISION).values({name: bindparam(f"v_{name}") for name in _DECISION_COLUMNS})
 
@@ -287,8 +277,6 @@ class _Statements:
         self.sweep_sessions = Prepared(_SWEEP_SESSIONS, dialect)
         self.count_sessions = Prepared(_COUNT_SESSIONS, dialect)
         self.insert_audit = Prepared(_INSERT_AUDIT, dialect)
-        self.lock_audit_head = Prepared(_LOCK_AUDIT_HEAD, dialect)
-        self.move_audit_head = Prepared(_MOVE_AUDIT_HEAD, dialect)
         self.insert_decision = Prepared(_INSERT_DECISION, dialect)
         self._select_policies: dict[int, Prepared] = {}
         self._lock = threading.Lock()
@@ -359,41 +347,21 @@ class Writes:
         return int(self._sql.sweep_sessions(self.connection, {"now": now}).rowcount)
 
     def add_audit(self, record: AuditRecord) -> None:
-        """Audit `record` with this transaction's changes (appended to the chain when the block ends)."""
+        """Audit `record` with this transaction's changes (stored when the block ends, chained after the commit)."""
         self.audit.append(record)
 
     def add_decision(self, decision: DecisionRecord) -> None:
         self._sql.insert_decision(self.connection, {f"v_{name}": getattr(decision, name) for name in _DECISION_COLUMNS})
 
 
-def _append_audit(connection: Connection, sql: _Statements, records: Sequence[AuditRecord]) -> None:
-    """Chain `records` after the head and move the head: the last statements of their transaction, so the head's
-    row lock (PostgreSQL) is held only until the commit that follows."""
-    if not records:
-        return
-    head = sql.lock_audit_head(connection, {}).first()
-    if head is None:
-        raise StorageError("the audit chain's head row is missing: run the migrations (kbs serve does)")
-    seq, prev = int(head[0]), str(head[1])
+def _insert_audit(connection: Connection, sql: _Statements, records: Sequence[AuditRecord]) -> None:
+    """Store `records` unchained, cut to their columns' sizes (what is stored is what the chainer hashes), and mark
+    the transaction audited so that its commit wakes the chainer."""
     for record in records:
-        seq += 1
-        entry = Entry.make(seq, record, prev)
-        fitted = entry.record
-        values = (
-            seq,
-            fitted.at,
-            fitted.actor,
-            fitted.action,
-            fitted.target,
-            fitted.outcome,
-            fitted.reason,
-            fitted.claims_digest,
-            prev,
-            entry.digest,
-        )
-        sql.insert_audit(connection, dict(zip(_AUDIT_COLUMNS, values, strict=True)))
-        prev = entry.digest
-    sql.move_audit_head(connection, {"head_seq": seq, "head_digest": prev})
+        fitted = record.fitted()
+        sql.insert_audit(connection, {name: getattr(fitted, name) for name in _AUDIT_COLUMNS})
+    if records:
+        connection.info[_AUDITED] = True
 
 
 @dataclass(frozen=True)
@@ -403,6 +371,14 @@ class Retention:
 
     seconds: float = 30 * 86400
     max_versions: int = 50
+
+
+def _chained(row: Audit) -> Entry:
+    """A chained entry as stored (its digest as stored too: `check` recomputes it)."""
+    if row.seq is None or row.prev_digest is None or row.digest is None:
+        raise StorageError(f"audit entry with database id {row.id} is not chained")  # the queries ask for chained
+    record = AuditRecord(row.actor, row.action, row.target, row.outcome, row.at, row.reason, row.claims_digest)
+    return Entry(row.seq, record, row.prev_digest, row.digest)
 
 
 class NotInHistoryError(Exception):
@@ -480,6 +456,8 @@ class Store:
         # handler, which sleeps up to 100 ms between tries. A database in memory is one shared connection.
         self._shared_connection = ":memory:" in self.url
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        # Set after every commit that stored audit entries: a chain pass has work (kbs._audit_chainer waits on it).
+        self.audit_committed = threading.Event()
 
     def transactions(self) -> TransactionCounts:
         """Transactions committed (read, write) and rolled back since this store was made."""
@@ -487,14 +465,16 @@ class Store:
 
     # -- transactions -----------------------------------------------------------------------------------------
     @contextmanager
-    def _connection(self, write: bool) -> Iterator[Connection]:
+    def _connection(self, write: bool, chain: bool = False) -> Iterator[Connection]:
         lock = self._write_lock if self._write_lock is not None and (write or self._shared_connection) else None
         try:
             with lock or nullcontext(), self.engine.connect() as connection:
-                if write:
-                    connection.execution_options(**{WRITE: True})
+                connection.execution_options(**{WRITE: write, CHAIN: chain})
+                connection.info[_AUDITED] = False
                 with connection.begin():
                     yield connection
+                if connection.info[_AUDITED]:
+                    self.audit_committed.set()
         except OperationalError as exc:
             raise StorageError(f"database unavailable: {exc.orig}") from exc
         except (InternalError, ProgrammingError) as exc:
@@ -513,7 +493,7 @@ class Store:
         with self._connection(write=True) as connection:
             writes = Writes(connection, self._sql)
             yield writes
-            _append_audit(connection, self._sql, writes.audit)
+            _insert_audit(connection, self._sql, writes.audit)
 
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[DbSession]:
@@ -522,9 +502,9 @@ class Store:
             db.flush()
 
     def _audited(self, db: DbSession, *records: AuditRecord) -> None:
-        """The last step of an admin write's transaction: its changes flushed, then its audit entries chained."""
+        """The last step of an admin write's transaction: its changes flushed, then its audit entries stored."""
         db.flush()
-        _append_audit(db.connection(), self._sql, records)
+        _insert_audit(db.connection(), self._sql, records)
 
     # -- schema -----------------------------------------------------------------------------------------------
     def migrate(self) -> None:
@@ -834,42 +814,60 @@ class Store:
             if decision is not None:
                 writes.add_decision(decision)
 
-    def audit_log(self, limit: int = 100) -> Sequence[Audit]:
-        """The newest entries first."""
-        with self._tx(write=False) as db:
-            return db.exec(select(Audit).order_by(col(Audit.seq).desc()).limit(limit)).all()
+    def chain_audit(self, wait_seconds: float = 0.0) -> ChainStep:
+        """Append the committed, unchained audit entries to the chain, a batch a transaction, until none is left.
+        When another chainer holds the head (another replica's pass), give up at once, or after `wait_seconds` of
+        retrying (`kbs admin audit verify` waits, so that it sees every entry committed before it was asked). What
+        was done: the entries chained, and whether it stopped at a held head."""
+        deadline = time.monotonic() + wait_seconds
+        chained = 0
+        while True:
+            try:
+                with self._connection(write=True, chain=True) as connection:
+                    step = chain_batch(connection, _CHAIN_BATCH)
+            except ChainHeadError as exc:
+                raise StorageError(f"{exc}: `kbs admin audit verify` names the break") from exc
+            chained += step.chained
+            if step.held and time.monotonic() < deadline:
+                time.sleep(_CHAIN_RETRY_SECONDS)
+            elif step.held or step.chained < _CHAIN_BATCH:
+                return ChainStep(chained, step.held)
 
-    def audit_entries(self, after_seq: int, since: float | None, limit: int) -> Sequence[Audit]:
+    def unchained_audit(self, limit: int) -> Sequence[tuple[int, float]]:
+        """(database id, at) of up to `limit` entries not chained yet, oldest id first."""
+        with self._connection(write=False) as connection:
+            query = core_select(_AUDIT.c.id, _AUDIT.c.at).where(_AUDIT.c.seq.is_(None)).order_by(_AUDIT.c.id)
+            return [(int(row[0]), float(row[1])) for row in connection.execute(query.limit(limit))]
+
+    def audit_log(self, limit: int = 100) -> Sequence[Entry]:
+        """The newest chained entries first."""
+        with self._tx(write=False) as db:
+            query = select(Audit).where(col(Audit.seq).is_not(None)).order_by(col(Audit.seq).desc()).limit(limit)
+            return [_chained(row) for row in db.exec(query).all()]
+
+    def audit_entries(self, after_seq: int, since: float | None, limit: int) -> Sequence[Entry]:
         """Up to `limit` entries after entry `after_seq`, in chain order; with `since`, only those at or after it."""
         with self._tx(write=False) as db:
             query = select(Audit).where(col(Audit.seq) > after_seq)
             if since is not None:
                 query = query.where(col(Audit.at) >= since)
-            return db.exec(query.order_by(col(Audit.seq)).limit(limit)).all()
+            return [_chained(row) for row in db.exec(query.order_by(col(Audit.seq)).limit(limit)).all()]
 
     def audit_chain(self) -> tuple[tuple[int, str] | None, Iterator[Entry]]:
-        """The chain's head (None when its row is gone) and every stored entry in `seq` order, read in pages."""
+        """The chain's head (None when its row is gone) and every chained entry in `seq` order, read in pages."""
         with self._tx(write=False) as db:
             head_row = db.get(AuditHead, _HEAD_ID)
             head = None if head_row is None else (head_row.seq, head_row.digest)
         return head, self._audit_pages()
 
     def _audit_pages(self) -> Iterator[Entry]:
-        after: int | None = None
+        after = 0
         while True:
-            with self._tx(write=False) as db:
-                query = select(Audit).order_by(col(Audit.seq)).limit(_AUDIT_PAGE)
-                if after is not None:
-                    query = query.where(col(Audit.seq) > after)
-                rows = db.exec(query).all()
-            for row in rows:
-                record = AuditRecord(
-                    row.actor, row.action, row.target, row.outcome, row.at, row.reason, row.claims_digest
-                )
-                yield Entry(row.seq, record, row.prev_digest, row.digest)
-            if len(rows) < _AUDIT_PAGE:
+            entries = self.audit_entries(after, None, _AUDIT_PAGE)
+            yield from entries
+            if len(entries) < _AUDIT_PAGE:
                 return
-            after = rows[-1].seq
+            after = entries[-1].seq
 
     # -- decisions (recorded on the protocol's path by `Writes.add_decision`) -------------------------------------
     def decisions(self, where: DecisionFilter) -> Sequence[Decision]:

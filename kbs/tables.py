@@ -3,6 +3,7 @@ serve any step of a guest's handshake. Times are UNIX seconds (float) so SQLite 
 
 from __future__ import annotations
 
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -80,13 +81,24 @@ class SigningKey(SQLModel, table=True):
 
 
 class Audit(SQLModel, table=True):
-    """One entry of the hash-chained audit log (kbs._audit_chain): `seq` is its place in the chain, 1, 2, ...;
-    unique, so two writers can never both append entry n."""
+    """One entry of the hash-chained audit log (kbs._audit_chain). The audited transaction stores it unchained
+    (`seq`, `prev_digest` and `digest` null); the chainer (kbs._audit_chainer) then gives it its place in the chain,
+    `seq` 1, 2, ..., unique, so two chainers can never both append entry n. `id` is the database's and is not the
+    chain's order (PostgreSQL hands ids out before commit)."""
 
     __tablename__ = "kbs_audit"
+    # The chainer's query: the unchained entries, oldest id first, without reading the chained ones.
+    __table_args__ = (
+        Index(
+            "ix_kbs_audit_unchained",
+            "id",
+            sqlite_where=text("seq IS NULL"),
+            postgresql_where=text("seq IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    seq: int = Field(unique=True, index=True)
+    seq: int | None = Field(default=None, unique=True, index=True)
     at: float = Field(index=True)
     actor: str = Field(max_length=200)
     action: str = Field(max_length=64)
@@ -94,14 +106,14 @@ class Audit(SQLModel, table=True):
     outcome: str = Field(max_length=32)
     reason: str | None = Field(default=None, max_length=200)
     claims_digest: str | None = Field(default=None, max_length=64)
-    prev_digest: str = Field(max_length=64)
-    digest: str = Field(max_length=64)
+    prev_digest: str | None = Field(default=None, max_length=64)
+    digest: str | None = Field(default=None, max_length=64)
 
 
 class AuditHead(SQLModel, table=True):
-    """The chain's head, one row (id 1): the newest entry's seq and digest. Appending locks it (SELECT ... FOR
-    UPDATE) at the end of the appending transaction, which keeps the chain linear across writers and replicas; and
-    it is the anchor that shows entries removed at the tail."""
+    """The chain's head, one row (id 1): the newest chained entry's seq and digest. A chain pass locks it (SELECT
+    ... FOR UPDATE SKIP LOCKED) for the length of its one short transaction, which keeps the chain linear across
+    replicas; and it is the anchor that shows entries removed at the tail."""
 
     __tablename__ = "kbs_audit_head"
 

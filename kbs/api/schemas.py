@@ -278,8 +278,13 @@ class AuditVerification(_Body):
     intact: bool
     entries: int | None = Field(description="entries the chain head records (null when the head row is gone)")
     head_digest: str | None
-    broken_at: int | None = Field(default=None, description="the first broken or missing entry's id")
-    problem: str | None = Field(default=None, description="what is wrong at that entry")
+    unchained: int = Field(
+        description="entries committed but not chained yet (counted up to 1000); those older than the grace fail"
+    )
+    broken_at: int | None = Field(
+        default=None, description="the first broken or missing entry's id (null when only unchained entries fail)"
+    )
+    problem: str | None = Field(default=None, description="what is wrong at that entry, or which entries are late")
 
 
 class DecisionInfo(_Body):

@@ -1,20 +1,31 @@
 """The audit log: every admin write (in the write's own transaction), every secret read, every resource release or
 refusal, every attestation outcome, every TPM enrolment and every refused admin call, with who, what, the outcome
 (and why, when refused) and the claims digest of the token acted on; never a secret. The entries are hash-chained
-(kbs._audit_chain); `verify` walks the chain, `export` pages through it for a log pipeline."""
+(kbs._audit_chain) after their commit (kbs._audit_sequencer); `verify` walks the chain and looks for entries left
+unchained, `export` pages through the chain for a log pipeline. Each first runs a chain pass, so that it sees every
+entry committed before it was asked."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 
-from .._audit_chain import AuditRecord, check
+from .._audit_chain import AuditRecord, Entry, check
+from .._audit_sequencer import CHAIN_GRACE_SECONDS
 from ..api.schemas import AuditEntry, AuditVerification
-from ..storage import DecisionRecord, Store
-from ..tables import Audit
+from ..storage import DecisionRecord, StorageError, Store
 
 __all__ = ["MAX_ENTRIES", "AuditLog", "AuditRecord", "guest"]
 
 MAX_ENTRIES = 1000
+# How long a read of the log waits for the chain's head that another replica's chain pass holds (a pass holds it
+# for one batch, milliseconds): past it, the read goes on and entries that pass had not reached stay unchained.
+CHAIN_WAIT_SECONDS = 2.0
+# Entries left unchained past the grace that `verify` names (it counts them all).
+_NAMED = 10
+
+log = logging.getLogger("kbs")
 
 
 def guest(client: str, session_id: str | None = None) -> str:
@@ -24,18 +35,19 @@ def guest(client: str, session_id: str | None = None) -> str:
     return f"guest {client} session {hashlib.sha256(session_id.encode()).hexdigest()[:16]}"
 
 
-def _entry(row: Audit) -> AuditEntry:
+def _entry(entry: Entry) -> AuditEntry:
+    record = entry.record
     return AuditEntry(
-        id=row.seq,
-        at=row.at,
-        actor=row.actor,
-        action=row.action,
-        target=row.target,
-        outcome=row.outcome,
-        reason=row.reason,
-        claims_digest=row.claims_digest,
-        prev_digest=row.prev_digest,
-        digest=row.digest,
+        id=entry.seq,
+        at=record.at,
+        actor=record.actor,
+        action=record.action,
+        target=record.target,
+        outcome=record.outcome,
+        reason=record.reason,
+        claims_digest=record.claims_digest,
+        prev_digest=entry.prev,
+        digest=entry.digest,
     )
 
 
@@ -49,23 +61,46 @@ class AuditLog:
         self._store.audit(record, decision)
 
     def newest(self, limit: int) -> list[AuditEntry]:
-        """The newest entries first; `limit` is clamped to 1..MAX_ENTRIES."""
+        """The newest chained entries first; `limit` is clamped to 1..MAX_ENTRIES."""
+        self._chain()
         return [_entry(r) for r in self._store.audit_log(max(1, min(limit, MAX_ENTRIES)))]
 
     def export(self, after_id: int, since: float | None, limit: int) -> list[AuditEntry]:
-        """The entries after entry `after_id` (and at or after `since`), oldest first, `limit` clamped to
-        1..MAX_ENTRIES: a caller pages on with the last entry's id."""
+        """The chained entries after entry `after_id` (its place in the chain, not the database's id), and at or
+        after `since`, in chain order, `limit` clamped to 1..MAX_ENTRIES: a caller pages on with the last entry's
+        id. Entries not chained yet are left out: the chain only grows at its end, so the next page has them."""
+        self._chain()
         return [_entry(r) for r in self._store.audit_entries(after_id, since, max(1, min(limit, MAX_ENTRIES)))]
 
     def verify(self, anchor: tuple[int, str] | None = None) -> AuditVerification:
+        """The chain checked from entry 1 to its head; then the entries committed more than CHAIN_GRACE_SECONDS ago
+        and still unchained, a failure too (a live chainer never leaves one)."""
+        self._chain()
         head, entries = self._store.audit_chain()
         found = check(entries, head, anchor=anchor)
-        if found is None:
-            return AuditVerification(intact=True, entries=head[0] if head else 0, head_digest=head[1] if head else None)
+        unchained = self._store.unchained_audit(MAX_ENTRIES)
+        problem = None if found is None else found.problem
+        late = [(row_id, at) for row_id, at in unchained if at < time.time() - CHAIN_GRACE_SECONDS]
+        if problem is None and late:
+            named = ", ".join(str(row_id) for row_id, _ in late[:_NAMED]) + (", ..." if len(late) > _NAMED else "")
+            problem = (
+                f"{len(late)} entries committed more than {CHAIN_GRACE_SECONDS:.0f} s ago are not chained (database "
+                f"ids {named}; the oldest at {min(at for _, at in late):.3f}): no chainer is running, or one is stuck "
+                "holding the chain's head"
+            )
         return AuditVerification(
-            intact=False,
+            intact=problem is None,
             entries=head[0] if head else None,
             head_digest=head[1] if head else None,
-            broken_at=found.seq,
-            problem=found.problem,
+            unchained=len(unchained),
+            broken_at=None if found is None else found.seq,
+            problem=problem,
         )
+
+    def _chain(self) -> None:
+        """A chain pass before a read of the log; when it cannot run (the head row gone or behind, the database
+        refusing), the read goes on and `verify` shows what is wrong."""
+        try:
+            self._store.chain_audit(wait_seconds=CHAIN_WAIT_SECONDS)
+        except StorageError as exc:
+            log.warning("audit chain pass before a read failed: %s", exc)
