@@ -449,7 +449,10 @@ class Store:
         self.url = normalise_url(url)
         self.retention = retention or Retention()
         self.is_sqlite = self.url.startswith("sqlite")
-        self.engine = make_engine(self.url, threads)
+        # One connection more than the service threads, for the audit chainer's thread (kbs._audit_chainer): with a
+        # pool of exactly `threads`, its passes took an overflow connection, closed on return, so under load
+        # PostgreSQL forked a new backend for about every chain pass and the pool's connections rotated.
+        self.engine = make_engine(self.url, threads + 1)
         self._counter = TransactionCounter(self.engine)
         self._sql = _Statements(self.engine.dialect)
         # SQLite has one writer at a time: the threads of this process queue here rather than in SQLite's busy
