@@ -22,7 +22,8 @@ Also measured, because they hold on a shared, loaded machine where rates swing:
 - the load generator's own CPU share (1.0 = one core) and its CPU time per operation: above 0.85 the level is run
   again with a second client process, so the generator is not what is measured;
 - how the cores were shared (`*_cpu_shares`, the "cores used" line): CPU time over wall time of the servers, the
-  load generator and, on PostgreSQL, the backends serving the run's database (found by their process title).
+  load generator and, on PostgreSQL, the backends serving the run's database (found by their process title; a
+  backend that exits within the level, as with a connection opened per transaction, is missed).
 With --workers N > 1 each level also runs a one-worker broker on the same database: `worker_scaling` is N workers'
 ops/s over one worker's, and `kbs_cpu_ms_per_op_one_worker` the one worker's CPU per handshake.
 
@@ -114,7 +115,8 @@ def cpu_seconds(root: int) -> float:
 
 def database_cpu_seconds(database: str) -> dict[int, float]:
     """CPU time of each PostgreSQL backend serving `database`, by pid: its process title is
-    `postgres: <cluster>: <user> <database> <client address> <state>` (the broker's pool keeps them alive)."""
+    `postgres: <cluster>: <user> <database> <client address> <state>`. A backend that exits before the level ends
+    is not counted: the figure holds while the broker's pool keeps its connections."""
     out: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():

@@ -9,19 +9,22 @@ with a history of `max_versions` versions behind it and without. SQLite file by 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
+import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import delete, insert
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT)]  # bench._timing, and this checkout's kbs
 
-from kbs._audit_chain import AuditRecord
-from kbs.storage import Retention, Store
-from kbs.tables import Resource
+from sqlalchemy import delete, insert  # noqa: E402
+
+from bench._timing import call_times, percentile, print_figures  # noqa: E402
+from kbs._audit_chain import AuditRecord  # noqa: E402
+from kbs.storage import Retention, Store  # noqa: E402
+from kbs.tables import Resource  # noqa: E402
 
 SEALED = os.urandom(92)  # a 64-byte secret once sealed (nonce, key id and tag around it)
 ACTOR = "bench (admin)"
@@ -29,13 +32,8 @@ ACTOR = "bench (admin)"
 
 def per_call_ms(fn: Callable[[int], object], calls: int) -> tuple[float, float]:
     """(median, p99) milliseconds of `calls` calls of fn(i)."""
-    times = []
-    for i in range(calls):
-        start = time.perf_counter()
-        fn(i)
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    return statistics.median(times), times[int(len(times) * 0.99) - 1]
+    times = call_times(fn, calls=calls)
+    return statistics.median(times) * 1e3, percentile(times, 0.99) * 1e3
 
 
 def audit(path: str, now: float) -> AuditRecord:
@@ -91,11 +89,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         url = args.database_url or f"sqlite:///{Path(folder) / 'bench.sqlite'}"
         result = measure(url, args.calls)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for name, value in result.items():
-            print(f"{name:28} {value:8.3f}")
+    print_figures(result, as_json=args.json, digits=3)
     return 0
 
 

@@ -12,3 +12,9 @@ class KbsClientError(Exception):
         super().__init__(message)
         self.status = status
         self.error_type = error_type
+
+    @property
+    def session_lost(self) -> bool:
+        """A /attest answered 401 `UnAuthorized`: the session is gone (expired, or its nonce already used), so a
+        fresh handshake may pass; a 401 `AttestationFailed` is a judgement, and is not retried."""
+        return self.status == 401 and (self.error_type or "").endswith("/UnAuthorized")

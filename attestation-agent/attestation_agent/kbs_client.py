@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import json
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from verifier.binding import expected_report_data
 from ._errors import KbsClientError
 from ._http import HttpClient, Response, TransportError
 from ._jwe import EphemeralKey, JweError
+from ._retry import Backoff
 from .attesters import Attester, detect
 
 __all__ = [
@@ -81,7 +81,6 @@ TOKEN_SKEW_SECONDS = 10
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 FIRST_DELAY_SECONDS = 0.2
 MAX_DELAY_SECONDS = 5.0
-MAX_RETRY_AFTER_SECONDS = 30.0
 
 
 class _Unavailable(Exception):  # noqa: N818 (a condition the retry loop handles, never raised to callers)
@@ -200,7 +199,7 @@ class KbsClient:
             raise KbsClientError("no broker URL given")
         self._attester = attester
         self._init_data = init_data
-        self._retries = max(1, retries)
+        self._backoff = Backoff(max(1, retries), FIRST_DELAY_SECONDS, MAX_DELAY_SECONDS, jitter=True)
         self._clients = [HttpClient(base, timeout=timeout, verify=verify) for base in self.brokers]
         self._current = 0
         self._attested: _Attested | None = None
@@ -240,19 +239,16 @@ class KbsClient:
 
     def _with_retries(self, attempt: Callable[[], T]) -> T:
         """`attempt()` until it returns, moving to the next broker and backing off after each _Unavailable."""
-        delay = FIRST_DELAY_SECONDS
-        for number in range(self._retries):
+        waits = self._backoff.start()
+        while True:
             try:
                 return attempt()
             except _Unavailable as exc:
-                if number + 1 == self._retries:
-                    raise KbsClientError(f"{exc} (after {self._retries} attempts)") from exc
-                wait = min(exc.retry_after or 0.0, MAX_RETRY_AFTER_SECONDS)
+                wait = waits.after(exc.retry_after)
+                if wait is None:
+                    raise KbsClientError(f"{exc} (after {self._backoff.attempts} attempts)") from exc
             self._current = (self._current + 1) % len(self._clients)
-            # Jitter: guests a broker failure cut off at once do not all come back at once.
-            time.sleep(max(wait, delay * random.uniform(0.5, 1.0)))  # noqa: S311 (timing, not secrecy)
-            delay = min(delay * 2, MAX_DELAY_SECONDS)
-        raise AssertionError("unreachable")
+            time.sleep(wait)
 
     def attest(self) -> str:
         """A full handshake (auth, attest), restarted from /auth after a failure; returns the EAR token and keeps it
@@ -279,7 +275,7 @@ class KbsClient:
         try:
             token = parse_token(check_response(response, "attest"))
         except KbsClientError as exc:
-            if exc.status == 401 and (exc.error_type or "").endswith("/UnAuthorized"):
+            if exc.session_lost:
                 raise _Unavailable(f"the broker at {self.base} lost the session: {exc}") from exc
             raise
         session = client.cookies.get(SESSION_COOKIE)

@@ -8,11 +8,13 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from ..admin_auth import Permission
 from ..errors import KbsError
 from ..protocol import BASE_PATH
+from ._params import JSON_INTEGER, IntParam, NumberParam
 from .deps import Admin, AdminCaller, JsonBody, RawBody, ResourcePath
 from .errors import error_responses
 from .schemas import (
@@ -65,8 +67,20 @@ AdminPath = Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/admin/resource/"))
 VersionsPath = Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/admin/resource-versions/"))]
 RestorePath = Annotated[str, Depends(ResourcePath(f"{BASE_PATH}/admin/resource-restore/"))]
 Version = Annotated[
-    int | None, Query(ge=1, le=MAX_VERSION, description="a kept version (numbered from 1); absent: the current one")
+    Annotated[int, Field(ge=1, le=MAX_VERSION), JSON_INTEGER] | None,
+    Query(description="a kept version (numbered from 1); absent: the current one"),
 ]
+# The JSON bodies, each read by JsonBody (400 InvalidRequest naming the first bad field).
+ResourcePolicy = Annotated[ResourcePolicyBody, Depends(JsonBody(ResourcePolicyBody))]
+AttestationPolicy = Annotated[AttestationPolicyBody, Depends(JsonBody(AttestationPolicyBody))]
+ReferenceValue = Annotated[ReferenceValueBody, Depends(JsonBody(ReferenceValueBody))]
+Restore = Annotated[RestoreBody, Depends(JsonBody(RestoreBody))]
+Rollback = Annotated[RollbackBody, Depends(JsonBody(RollbackBody))]
+
+
+def _empty(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The responses of a route answering 200 with an empty body (trustee's admin writes, and Veritee's deletes)."""
+    return {200: {"description": _EMPTY}, **error_responses(*statuses)}
 
 
 # -- trustee's endpoints -------------------------------------------------------------------------------------------
@@ -75,7 +89,7 @@ Version = Annotated[
 @router.post(
     "/resource/{path:path}",
     response_class=Response,
-    responses={200: {"description": _EMPTY}, **error_responses(400, 401, 403, 413, 503)},
+    responses=_empty(400, 401, 403, 413, 503),
     openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": _BINARY}}}},
     summary="Store a resource (the body, raw bytes), sealed under the key-encryption key",
 )
@@ -87,7 +101,7 @@ async def put_resource(actor: ResourceWriter, path: TrusteePath, value: RawBody,
 @router.delete(
     "/resource/{path:path}",
     response_class=Response,
-    responses={200: {"description": _EMPTY}, **error_responses(400, 401, 403, 404, 503)},
+    responses=_empty(400, 401, 403, 404, 503),
     summary="Delete a resource",
 )
 async def delete_resource(actor: ResourceWriter, path: TrusteePath, admin: Admin) -> Response:
@@ -101,9 +115,7 @@ async def delete_resource(actor: ResourceWriter, path: TrusteePath, admin: Admin
     responses=error_responses(400, 401, 403, 413, 503),
     summary="Set the resource policy (Rego, base64url), for every path or for a scope (Veritee's `scope`)",
 )
-async def set_resource_policy(
-    actor: PolicyWriter, body: Annotated[ResourcePolicyBody, Depends(JsonBody(ResourcePolicyBody))], admin: Admin
-) -> PolicyId:
+async def set_resource_policy(actor: PolicyWriter, body: ResourcePolicy, admin: Admin) -> PolicyId:
     policy_id, version = await run_in_threadpool(
         admin.set_resource_policy, actor, body.policy, body.scope, time.time(), body.tests
     )
@@ -118,7 +130,7 @@ async def set_resource_policy(
 )
 async def set_attestation_policy(
     actor: PolicyWriter,
-    body: Annotated[AttestationPolicyBody, Depends(JsonBody(AttestationPolicyBody))],
+    body: AttestationPolicy,
     admin: Admin,
 ) -> PolicyId:
     policy_id, version = await run_in_threadpool(
@@ -136,7 +148,7 @@ async def set_attestation_policy(
 )
 async def put_reference_value(
     actor: ReferenceWriter,
-    body: Annotated[ReferenceValueBody, Depends(JsonBody(ReferenceValueBody))],
+    body: ReferenceValue,
     admin: Admin,
 ) -> ReferenceValueStored | ReferenceValuesStored:
     now = time.time()
@@ -220,7 +232,7 @@ async def resource_versions(_actor: ResourceReader, path: VersionsPath, admin: A
 async def restore_resource(
     actor: ResourceWriter,
     path: RestorePath,
-    body: Annotated[RestoreBody, Depends(JsonBody(RestoreBody))],
+    body: Restore,
     admin: Admin,
 ) -> ResourceVersionInfo:
     return await run_in_threadpool(admin.history.restore_resource, actor, path, body.version, time.time())
@@ -267,7 +279,7 @@ async def policy_versions(_actor: PolicyReader, policy_id: str, admin: Admin) ->
 async def rollback_policy(
     actor: PolicyWriter,
     policy_id: str,
-    body: Annotated[RollbackBody, Depends(JsonBody(RollbackBody))],
+    body: Rollback,
     admin: Admin,
 ) -> PolicyVersionInfo:
     return await run_in_threadpool(admin.history.rollback_policy, actor, policy_id, body.version, time.time())
@@ -276,7 +288,7 @@ async def rollback_policy(
 @router.delete(
     "/admin/policy/{policy_id:path}",
     response_class=Response,
-    responses={200: {"description": _EMPTY}, **error_responses(401, 403, 404, 503)},
+    responses=_empty(401, 403, 404, 503),
     summary="Delete a stored policy (the shipped default takes over)",
 )
 async def delete_policy(actor: PolicyWriter, policy_id: str, admin: Admin) -> Response:
@@ -297,7 +309,7 @@ async def list_reference_values(_actor: ReferenceReader, admin: Admin) -> list[R
 @router.delete(
     "/admin/reference-value/{name}",
     response_class=Response,
-    responses={200: {"description": _EMPTY}, **error_responses(401, 403, 404, 503)},
+    responses=_empty(401, 403, 404, 503),
     summary="Delete every value of a reference value name",
 )
 async def delete_reference_value(actor: ReferenceWriter, name: str, admin: Admin) -> Response:
@@ -325,7 +337,7 @@ async def reference_value_versions(_actor: ReferenceReader, name: str, admin: Ad
 async def restore_reference_value(
     actor: ReferenceWriter,
     name: str,
-    body: Annotated[RestoreBody, Depends(JsonBody(RestoreBody))],
+    body: Restore,
     admin: Admin,
 ) -> ReferenceValueVersionInfo:
     return await run_in_threadpool(admin.history.restore_reference_values, actor, name, body.version, time.time())
@@ -337,7 +349,7 @@ async def restore_reference_value(
     responses=error_responses(400, 401, 403, 503),
     summary="The newest audit entries first (limit 1..1000)",
 )
-async def audit(_actor: Auditor, admin: Admin, limit: int = 100) -> list[AuditEntry]:
+async def audit(_actor: Auditor, admin: Admin, limit: IntParam = 100) -> list[AuditEntry]:
     return await run_in_threadpool(admin.audit_log, limit)
 
 
@@ -350,7 +362,9 @@ async def audit(_actor: Auditor, admin: Admin, limit: int = 100) -> list[AuditEn
 async def audit_verify(
     _actor: Auditor,
     admin: Admin,
-    anchor_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="an id from an earlier export")] = None,
+    anchor_id: Annotated[
+        Annotated[int, Field(ge=1, le=MAX_ID), JSON_INTEGER] | None, Query(description="an id from an earlier export")
+    ] = None,
     anchor_digest: Annotated[
         str | None, Query(pattern="^[0-9a-f]{64}$", description="that entry's digest, as exported")
     ] = None,
@@ -376,9 +390,11 @@ async def audit_verify(
 async def audit_export(
     _actor: Auditor,
     admin: Admin,
-    after_id: Annotated[int, Query(ge=0, le=MAX_ID, description="entries after this id (0: from the first)")] = 0,
-    since: Annotated[float | None, Query(description="only entries at or after this time (UNIX seconds)")] = None,
-    limit: Annotated[int, Query(description="at most this many (1..1000)")] = 1000,
+    after_id: Annotated[
+        int, Field(ge=0, le=MAX_ID), JSON_INTEGER, Query(description="entries after this id (0: from the first)")
+    ] = 0,
+    since: Annotated[NumberParam | None, Query(description="only entries at or after this time (UNIX seconds)")] = None,
+    limit: Annotated[IntParam, Query(description="at most this many (1..1000)")] = 1000,
 ) -> Response:
     entries = await run_in_threadpool(admin.audit_export, after_id, since, limit)
     return Response("".join(e.model_dump_json() + "\n" for e in entries), media_type=_NDJSON)

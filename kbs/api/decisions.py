@@ -5,30 +5,25 @@ configured redactions, never a secret; a replay stores nothing."""
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from ..admin_auth import Permission
 from ..protocol import BASE_PATH
 from ..services import resource_path, split_resource_path
 from ..services.admin import b64url_text
 from ..storage import DecisionFilter
-from .deps import RESOURCE_PATH_PATTERN, AdminCaller, Authoring, Decisions, JsonBody
+from ._params import JSON_INTEGER, BoolParam, NumberParam
+from .admin import PolicyReader
+from .deps import RESOURCE_PATH_PATTERN, Authoring, Decisions, JsonBody
 from .errors import error_responses
 from .schemas import MAX_ID, DecisionDocument, DecisionExplanation, DecisionInfo, ImpactReport, ImpactRequest
 
 __all__ = ["router"]
 
 router = APIRouter(prefix=BASE_PATH, tags=["admin"])
-
-
-def _caller(permission: Permission) -> Any:
-    return Depends(AdminCaller(permission))
-
-
-PolicyReader = Annotated[str, _caller(Permission.POLICY_READ)]
 
 
 @router.get(
@@ -41,13 +36,13 @@ async def list_decisions(
     _actor: PolicyReader,
     decisions: Decisions,
     kind: Literal["attestation", "resource"] | None = None,
-    denied: bool = False,
-    since: Annotated[float | None, Query(description="UNIX seconds")] = None,
+    denied: BoolParam = False,
+    since: Annotated[NumberParam | None, Query(description="UNIX seconds")] = None,
     path: Annotated[
         str | None,
         Query(description="a resource path, repo/type/tag", json_schema_extra={"pattern": RESOURCE_PATH_PATTERN}),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Field(ge=1, le=1000), JSON_INTEGER, Query()] = 100,
 ) -> list[DecisionInfo]:
     if path is not None:  # the broker's check, naming the segment at fault (the pattern only documents it)
         path = resource_path(*split_resource_path(path))
@@ -55,7 +50,7 @@ async def list_decisions(
     return await run_in_threadpool(decisions.list, where, time.time())
 
 
-DecisionId = Annotated[int, Path(ge=1, le=MAX_ID)]
+DecisionId = Annotated[int, Field(ge=1, le=MAX_ID), JSON_INTEGER, Path()]
 
 
 @router.get(

@@ -1,6 +1,8 @@
 """Real registries for the guest's pull tests: Debian's `docker-registry` (the CNCF distribution registry) on a free
 loopback port with a private storage folder, optionally behind htpasswd (Basic) or token (Bearer) authentication;
-a token server for the latter; and a hostile proxy in front of a real registry that alters what it serves.
+a token server for the latter; a hostile proxy in front of a real registry that alters what it serves; and what
+puts images in them: skopeo (with ocicrypt key providers), cosign, and `publish_signed` (a one-layer image, encrypted,
+signed into sigstore attachments and pushed).
 
 A missing tool fails the test that needs it, with the reason: nothing here skips.
 """
@@ -27,13 +29,29 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, cli_env
+from tests.guest._images import dir_, file_, tar_bytes, write_image
 from tests.integration._kbs_server import free_port
 
-__all__ = ["HostileProxy", "RegistryServer", "Response", "TokenServer", "tool"]
+__all__ = [
+    "PASSPHRASE",
+    "SKOPEO",
+    "HostileProxy",
+    "RegistryServer",
+    "Response",
+    "TokenServer",
+    "auth_json",
+    "cosign",
+    "htpasswd",
+    "publish_signed",
+    "signing_key",
+    "skopeo",
+    "tool",
+]
 
 TOOLS = ROOT / "scripts" / "trixie-tools"
 SKOPEO = ROOT / "scripts" / "skopeo-keyprovider"
+PASSPHRASE = "test-only-passphrase"  # of every cosign key the tests make
 
 
 def tool(name: str) -> str:
@@ -95,6 +113,43 @@ class RegistryServer:
         if self._process is not None:
             self._process.terminate()
             self._process.wait(timeout=10)
+
+
+def skopeo(*args: str, env: dict[str, str] | None = None, check: bool = False) -> subprocess.CompletedProcess[bytes]:
+    """skopeo with ocicrypt key providers (scripts/skopeo-keyprovider), the host's containers policy ignored; with
+    `check`, a failure fails the test with skopeo's message."""
+    done = subprocess.run(
+        [str(SKOPEO), "--insecure-policy", *args], capture_output=True, env=cli_env(env), timeout=300, check=False
+    )
+    assert not check or done.returncode == 0, f"skopeo {args}: {done.stderr.decode()}"
+    return done
+
+
+def cosign(*args: str, cwd: Path) -> None:
+    """cosign in `cwd` (where its keys are, and its HOME), keys under PASSPHRASE; a failure fails the test."""
+    env = cli_env({"COSIGN_PASSWORD": PASSPHRASE, "HOME": str(cwd), "TUF_ROOT": str(cwd / "tuf")})
+    done = subprocess.run([tool("cosign"), *args], capture_output=True, env=env, timeout=300, check=False, cwd=cwd)
+    assert done.returncode == 0, f"cosign {args}: {done.stderr.decode()}"
+
+
+def signing_key(folder: Path) -> list[str]:
+    """A new cosign key pair in folder (cosign.key, cosign.pub), and the arguments of a skopeo copy that signs with it
+    into sigstore attachments (what the guest's policy reads)."""
+    cosign("generate-key-pair", cwd=folder)
+    (folder / "pass").write_text(PASSPHRASE)
+    (folder / "registries.d").mkdir()
+    (folder / "registries.d" / "default.yaml").write_text("default-docker:\n  use-sigstore-attachments: true\n")
+    return ["--registries.d", str(folder / "registries.d"), "--sign-passphrase-file", str(folder / "pass"),
+            "--sign-by-sigstore-private-key", str(folder / "cosign.key")]  # fmt: skip
+
+
+def publish_signed(folder: Path, motd: bytes, public_key: Path, destination: str, *flags: str) -> None:
+    """An image of one layer (etc/motd), its layer encrypted to `public_key` (JWE) and signed by a new cosign key
+    (folder/cosign.pub), pushed to `destination` (docker://host/repo:tag) with skopeo's `flags` added."""
+    write_image(folder / "plain", [tar_bytes([dir_("etc"), file_("etc/motd", motd)])], tag="v1")
+    sign = signing_key(folder)
+    skopeo("copy", *sign, "--dest-tls-verify=false", "--encryption-key", f"jwe:{public_key}", *flags,
+           f"oci:{folder / 'plain'}:v1", destination, check=True)  # fmt: skip
 
 
 def htpasswd(path: Path, user: str, password: str) -> Path:

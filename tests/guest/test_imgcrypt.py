@@ -20,14 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli_env, run_cli
+from tests.conftest import run_cli
 from tests.guest._images import dir_, file_, tar_bytes, write_image
-from tests.guest._registry import RegistryServer, tool
+from tests.guest._registry import RegistryServer, cosign, tool
 
 pytestmark = pytest.mark.skopeo
 
 INDEX = "application/vnd.oci.image.index.v1+json"
-PASSWORD = "test-only-passphrase"
 
 
 class Containerd:
@@ -123,17 +122,10 @@ def test_pushed_multi_platform_image_needs_its_platform_manifest_signed(
         remote = f"{registry.host}/multi:enc"
         encrypted.ctr("images", "tag", "--force", "localhost/multi:enc", remote)
         encrypted.ctr("images", "push", "--plain-http", remote)
-        env = cli_env({"COSIGN_PASSWORD": PASSWORD})
-
-        def cosign(*args: str) -> None:
-            done = subprocess.run([tool("cosign"), *args], cwd=tmp_path, env=env, capture_output=True, timeout=120,
-                                  check=False)  # fmt: skip
-            assert done.returncode == 0, done.stderr.decode()
-
-        cosign("generate-key-pair")
+        cosign("generate-key-pair", cwd=tmp_path)
         flags = ["--key", "cosign.key", "--tlog-upload=false", "--allow-http-registry", "--allow-insecure-registry",
                  "-y"]  # fmt: skip
-        cosign("sign", *flags, remote)  # the index only
+        cosign("sign", *flags, remote, cwd=tmp_path)  # the index only
         policy = {"default": [{"type": "sigstoreSigned", "keyPath": str(tmp_path / "cosign.pub"),
                                "signedIdentity": {"type": "matchRepository"}}]}  # fmt: skip
         (tmp_path / "policy.json").write_text(json.dumps(policy))
@@ -144,7 +136,7 @@ def test_pushed_multi_platform_image_needs_its_platform_manifest_signed(
         assert "unsigned: no sigstore signature is attached to manifest" in done.stderr.decode()
         assert not (tmp_path / "root").exists()
 
-        cosign("sign", "--recursive", *flags, remote)  # the index and each platform's manifest
+        cosign("sign", "--recursive", *flags, remote, cwd=tmp_path)  # the index and each platform's manifest
         done = run_cli("guest", "unpack", *args, str(tmp_path / "root"))
         assert done.returncode == 0, done.stderr.decode()
         assert (tmp_path / "root/etc/motd").read_text() == "encrypted by imgcrypt\n"

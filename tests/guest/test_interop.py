@@ -18,21 +18,15 @@ from pathlib import Path
 import pytest
 
 from guest._encrypt import encrypt_image, provider_recipient
-from tests.conftest import ROOT, cli_env, run_cli
+from tests.conftest import ROOT, run_cli
 from tests.guest._images import dir_, file_, tar_bytes, write_image
+from tests.guest._registry import SKOPEO, skopeo
 from tests.integration._kbs_server import KbsServer
 
-SKOPEO = ROOT / "scripts" / "skopeo-keyprovider"
 ALLOW_SAMPLE = ROOT / "policies" / "demo_resource_allow_sample.rego"
 KID = "kbs:///default/key/1"
 
 pytestmark = pytest.mark.skopeo
-
-
-def skopeo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [str(SKOPEO), "--insecure-policy", *args], capture_output=True, env=cli_env(env), timeout=300, check=False
-    )
 
 
 @pytest.fixture(scope="session")

@@ -16,28 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import cli_env, run_cli
+from tests.conftest import run_cli
 from tests.guest._images import dir_, file_, tar_bytes, write_image
-from tests.guest._registry import SKOPEO, RegistryServer, tool
+from tests.guest._registry import RegistryServer, cosign, signing_key, skopeo
 
 pytestmark = pytest.mark.skopeo
 
-PASSWORD = "test-only-passphrase"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def skopeo(*args: str, cwd: Path | None = None) -> None:
-    done = subprocess.run(
-        [str(SKOPEO), "--insecure-policy", *args], capture_output=True, env=cli_env(), timeout=300, check=False,
-        cwd=cwd,
-    )  # fmt: skip
-    assert done.returncode == 0, f"skopeo {args}: {done.stderr.decode()}"
-
-
-def cosign(*args: str, cwd: Path) -> None:
-    env = cli_env({"COSIGN_PASSWORD": PASSWORD, "HOME": str(cwd), "TUF_ROOT": str(cwd / "tuf")})
-    done = subprocess.run([tool("cosign"), *args], capture_output=True, env=env, timeout=300, check=False, cwd=cwd)
-    assert done.returncode == 0, f"cosign {args}: {done.stderr.decode()}"
 
 
 @dataclass
@@ -78,28 +63,24 @@ def published(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, tuple[Pa
                   tar_bytes([file_("etc/second", b"layer two")])]  # fmt: skip
         write_image(folder / "plain", layers, tag="v1")
         write_image(folder / "plain2", [tar_bytes([file_("unsigned", b"nobody signed this")])], tag="v1")
-        cosign("generate-key-pair", cwd=folder)
+        sign = signing_key(folder)
         cosign("generate-key-pair", "--output-key-prefix", "wrong", cwd=folder)
-        (folder / "pass").write_text(PASSWORD)
-        (folder / "registries.d").mkdir()
-        (folder / "registries.d" / "default.yaml").write_text("default-docker:\n  use-sigstore-attachments: true\n")
         _, public = keys["rsa"]
-        common = ["copy", "--registries.d", str(folder / "registries.d"), "--dest-tls-verify=false"]
-        sign = ["--sign-by-sigstore-private-key", str(folder / "cosign.key"), "--sign-passphrase-file",
-                str(folder / "pass")]  # fmt: skip
+        common = ["copy", "--dest-tls-verify=false"]
         encrypt = ["--encryption-key", f"jwe:{public}"]
         # Encrypted and signed by skopeo, in one copy.
-        skopeo(*common, *encrypt, *sign, f"oci:{folder / 'plain'}:v1", f"docker://{host}/app:signed")
+        skopeo(*common, *encrypt, *sign, f"oci:{folder / 'plain'}:v1", f"docker://{host}/app:signed", check=True)
         # Encrypted, unsigned (other content: a signature is per manifest digest).
-        skopeo(*common, *encrypt, f"oci:{folder / 'plain2'}:v1", f"docker://{host}/app:unsigned")
+        skopeo(*common, *encrypt, f"oci:{folder / 'plain2'}:v1", f"docker://{host}/app:unsigned", check=True)
         # Encrypted by skopeo, signed by cosign (identity: the repository, no tag).
-        skopeo(*common, *encrypt, f"oci:{folder / 'plain'}:v1", f"docker://{host}/cosigned:v1")
+        skopeo(*common, *encrypt, f"oci:{folder / 'plain'}:v1", f"docker://{host}/cosigned:v1", check=True)
         cosigned = _digest(host, "cosigned", "v1")
         cosign("sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-http-registry",
                "--allow-insecure-registry", "-y", f"{host}/cosigned@{cosigned}", cwd=folder)  # fmt: skip
         # Signed for repository `other`, then copied with its signature to `stolen`.
-        skopeo(*common, *sign, f"oci:{folder / 'plain2'}:v1", f"docker://{host}/other:v1")
-        skopeo(*common, "--src-tls-verify=false", f"docker://{host}/other:v1", f"docker://{host}/stolen:v1")
+        skopeo(*common, *sign, f"oci:{folder / 'plain2'}:v1", f"docker://{host}/other:v1", check=True)
+        skopeo(*common, "--registries.d", str(folder / "registries.d"), "--src-tls-verify=false",
+               f"docker://{host}/other:v1", f"docker://{host}/stolen:v1", check=True)  # fmt: skip
         digests = {name: _digest(host, *name.split(":")) for name in ("app:signed", "app:unsigned", "stolen:v1")}
         digests["cosigned:v1"] = cosigned
         yield Published(registry, folder, keys["rsa"][0], folder / "cosign.pub", folder / "wrong.pub", digests)

@@ -7,42 +7,25 @@ default/credential), pulling an encrypted, signed image.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, cli_env, run_cli
-from tests.guest._images import dir_, file_, tar_bytes, write_image
-from tests.guest._registry import SKOPEO, RegistryServer, TokenServer, auth_json, htpasswd, tool
+from tests.conftest import ROOT, run_cli
+from tests.guest._registry import RegistryServer, TokenServer, auth_json, htpasswd, publish_signed
 from tests.integration._kbs_server import KbsServer
 
 pytestmark = pytest.mark.skopeo
 
 USER, SECRET = "puller", "test-only-registry-password"
-PASSWORD = "test-only-passphrase"
 ALLOW_SAMPLE = ROOT / "policies" / "demo_resource_allow_sample.rego"
 
 
 def _publish(folder: Path, host: str, public_key: Path) -> None:
     """An image encrypted to `public_key` and signed with folder/cosign.key, pushed with credentials."""
-    write_image(folder / "plain", [tar_bytes([dir_("etc"), file_("etc/motd", b"behind a login\n")])], tag="v1")
-    env = cli_env({"COSIGN_PASSWORD": PASSWORD})
-    done = subprocess.run([tool("cosign"), "generate-key-pair"], cwd=folder, env=env, capture_output=True,
-                          timeout=120, check=False)  # fmt: skip
-    assert done.returncode == 0, done.stderr.decode()
-    (folder / "pass").write_text(PASSWORD)
-    (folder / "registries.d").mkdir()
-    (folder / "registries.d" / "default.yaml").write_text("default-docker:\n  use-sigstore-attachments: true\n")
-    done = subprocess.run(
-        [str(SKOPEO), "--insecure-policy", "copy", "--registries.d", str(folder / "registries.d"),
-         "--dest-tls-verify=false", "--dest-creds", f"{USER}:{SECRET}", "--encryption-key", f"jwe:{public_key}",
-         "--sign-by-sigstore-private-key", str(folder / "cosign.key"), "--sign-passphrase-file", str(folder / "pass"),
-         f"oci:{folder / 'plain'}:v1", f"docker://{host}/private/app:v1"],
-        capture_output=True, env=cli_env(), timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr.decode()
+    publish_signed(folder, b"behind a login\n", public_key, f"docker://{host}/private/app:v1",
+                   "--dest-creds", f"{USER}:{SECRET}")  # fmt: skip
 
 
 def _policy(folder: Path, key_path: str) -> Path:

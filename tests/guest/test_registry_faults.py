@@ -15,35 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import cli_env, run_cli
-from tests.guest._images import dir_, file_, tar_bytes, write_image
-from tests.guest._registry import SKOPEO, HostileProxy, RegistryServer, Response, tool
+from tests.conftest import run_cli
+from tests.guest._registry import HostileProxy, RegistryServer, Response, publish_signed
 
 pytestmark = pytest.mark.skopeo
-
-PASSWORD = "test-only-passphrase"
 
 
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, tuple[Path, Path]]) -> Iterator[HostileProxy]:
     folder = tmp_path_factory.mktemp("hostile")
     with RegistryServer(folder / "registry") as registry:
-        write_image(folder / "plain", [tar_bytes([dir_("etc"), file_("etc/motd", b"mirrored\n")])], tag="v1")
-        env = cli_env({"COSIGN_PASSWORD": PASSWORD})
-        done = subprocess.run([tool("cosign"), "generate-key-pair"], cwd=folder, env=env, capture_output=True,
-                              timeout=120, check=False)  # fmt: skip
-        assert done.returncode == 0, done.stderr.decode()
-        (folder / "pass").write_text(PASSWORD)
-        (folder / "registries.d").mkdir()
-        (folder / "registries.d" / "default.yaml").write_text("default-docker:\n  use-sigstore-attachments: true\n")
-        done = subprocess.run(
-            [str(SKOPEO), "--insecure-policy", "copy", "--registries.d", str(folder / "registries.d"),
-             "--dest-tls-verify=false", "--encryption-key", f"jwe:{keys['ec'][1]}",
-             "--sign-by-sigstore-private-key", str(folder / "cosign.key"), "--sign-passphrase-file",
-             str(folder / "pass"), f"oci:{folder / 'plain'}:v1", f"docker://{registry.host}/app:v1"],
-            capture_output=True, env=cli_env(), timeout=300, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr.decode()
+        publish_signed(folder, b"mirrored\n", keys["ec"][1], f"docker://{registry.host}/app:v1")
         with HostileProxy(registry.host, folder) as hostile:
             yield hostile
 

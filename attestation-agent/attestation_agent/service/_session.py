@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -32,6 +32,7 @@ from kbs_protocol import SESSION_COOKIE
 
 from .._http import HttpClient, Response, TransportError
 from .._jwe import EphemeralKey
+from .._retry import Backoff
 from ..attesters import Attester
 from ..kbs_client import (
     BASE_PATH,
@@ -52,7 +53,7 @@ __all__ = ["Attested", "KbsSession", "KbsUnavailable"]
 T = TypeVar("T")
 
 REFRESH_MARGIN_SECONDS = 10.0
-RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8)
+RETRIES = Backoff(attempts=5, first=0.1, most=0.8)  # waits of 0.1, 0.2, 0.4 and 0.8 s: a guest's workload is waiting
 # Resource requests in flight at the broker at once; more wait here. One guest is one client: a broker answers
 # a few concurrent requests from it faster than many (measured on kbs serve: throughput peaks near 4 and halves
 # by 16), so the agent queues rather than pile up 16 workloads' fetches on it.
@@ -160,17 +161,22 @@ class KbsSession:
             raise KbsUnavailable(f"the KBS at {broker.base} answered HTTP {response.status}; retry later")
         return response
 
-    async def _attest(self) -> Attested:
-        for delay in (*RETRY_DELAYS, None):
+    async def _retrying(self, attempt: Callable[[_Broker], Awaitable[T]]) -> T:
+        """`attempt(broker)` until it returns, on the next broker and after a backoff after each KbsUnavailable."""
+        waits = RETRIES.start()
+        while True:
             broker = self._brokers[self._current]
             try:
-                return await self._handshake(broker)
+                return await attempt(broker)
             except KbsUnavailable:
-                if delay is None:
+                wait = waits.after()
+                if wait is None:
                     raise
                 self._next(broker)
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+            await asyncio.sleep(wait)
+
+    async def _attest(self) -> Attested:
+        return await self._retrying(self._handshake)
 
     async def _handshake(self, broker: _Broker) -> Attested:
         client = broker.handshakes
@@ -183,7 +189,7 @@ class KbsSession:
         try:
             token = parse_token(check_response(answer, "attest"))
         except KbsClientError as exc:
-            if exc.status == 401 and (exc.error_type or "").endswith("/UnAuthorized"):
+            if exc.session_lost:
                 raise KbsUnavailable(f"the KBS at {broker.base} lost the session: {exc}") from exc
             raise
         self.attestations += 1
@@ -192,19 +198,15 @@ class KbsSession:
 
     async def _fetch(self, path: str, headers: dict[str, str]) -> Response:
         """A resource GET, retried as it is (it may be sent twice), on the next broker after a failure."""
-        for delay in (*RETRY_DELAYS, None):
-            broker = self._brokers[self._current]
+
+        async def get(broker: _Broker) -> Response:
             client = await broker.resources.get()
             try:
                 return await self._once(broker, client, "GET", path, headers=headers)
-            except KbsUnavailable:
-                if delay is None:
-                    raise
-                self._next(broker)
             finally:
                 broker.resources.put_nowait(client)
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+
+        return await self._retrying(get)
 
     async def resource(self, repo: str, kind: str, tag: str) -> bytes:
         """The plaintext of kbs:///repo/kind/tag (segments already checked by the caller)."""
