@@ -44,14 +44,10 @@ from bench._bare_app import app as bare_app  # noqa: E402
 from kbs.app import create_app  # noqa: E402
 from kbs.protocol import BASE_PATH, SESSION_COOKIE  # noqa: E402
 from kbs.settings import load  # noqa: E402
-from kbs_protocol import runtime_digest  # noqa: E402
 from tests.integration._kbs_server import UNLIMITED, KbsServer  # noqa: E402
-from verifier.binding import expected_report_data  # noqa: E402
+from tests.integration._load import AUTH_BODY, JWE_FIELDS, RESOURCE, attest_body  # noqa: E402
 
-RESOURCE = "default/key/1"
 SECRET = os.urandom(32)
-_AUTH = json.dumps({"version": "0.4.0", "tee": "sample", "extra-params": ""}).encode()
-_JWE_FIELDS = ("protected", "encrypted_key", "iv", "ciphertext", "tag")
 
 Message = MutableMapping[str, Any]
 Asgi = Callable[[Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
@@ -125,19 +121,11 @@ class Guest:
         self.pubkey = self.key.as_dict(private=False)
 
     async def handshake(self) -> dict[str, str]:
-        challenge = await call(self.app, "POST", f"{BASE_PATH}/auth", _AUTH)
+        challenge = await call(self.app, "POST", f"{BASE_PATH}/auth", AUTH_BODY)
         nonce = challenge.json()["nonce"]
         cookie = challenge.cookie(SESSION_COOKIE)
-        evidence: dict[str, str] = {}
-        if self.real:
-            report_data = expected_report_data("sample", runtime_digest(nonce, self.pubkey))
-            evidence = {"svn": "1", "report_data": base64.b64encode(report_data).decode()}
-        body = {
-            "init-data": None,
-            "runtime-data": {"nonce": nonce, "tee-pubkey": self.pubkey},
-            "tee-evidence": {"primary_evidence": evidence, "additional_evidence": ""},
-        }
-        (await call(self.app, "POST", f"{BASE_PATH}/attest", json.dumps(body).encode(), cookie)).json()
+        body = attest_body(nonce, self.pubkey, self.real)
+        (await call(self.app, "POST", f"{BASE_PATH}/attest", body, cookie)).json()
         released: dict[str, str] = (
             await call(self.app, "GET", f"{BASE_PATH}/resource/{RESOURCE}", cookie=cookie)
         ).json()
@@ -182,7 +170,7 @@ async def measure(args: argparse.Namespace, folder: Path) -> list[tuple[float, f
         kbs = [Guest(app, real=True) for _ in range(args.concurrency)]
         bare = [Guest(bare_app, real=False) for _ in range(args.concurrency)]
         released = await kbs[0].handshake()
-        compact = ".".join(released[k] for k in _JWE_FIELDS)
+        compact = ".".join(released[k] for k in JWE_FIELDS)
         if jwe.decrypt_compact(compact, kbs[0].key).plaintext != SECRET:
             raise SystemExit("the broker did not release the provisioned secret")
         for guests in (kbs, bare):  # warm both paths (imports, compiled policies, prepared statements)

@@ -24,7 +24,9 @@ import json
 import statistics
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from joserfc import jwe
@@ -35,12 +37,22 @@ from kbs.storage import Store
 from kbs_protocol import runtime_digest
 from verifier.binding import expected_report_data
 
-__all__ = ["LoadResult", "SoakReport", "run_load", "session_states", "soak"]
+__all__ = [
+    "AUTH_BODY",
+    "JWE_FIELDS",
+    "RESOURCE",
+    "LoadResult",
+    "SoakReport",
+    "attest_body",
+    "run_load",
+    "session_states",
+    "soak",
+]
 
 RESOURCE = "default/key/1"
-_AUTH = json.dumps({"version": "0.4.0", "tee": "sample", "extra-params": ""}).encode()
+AUTH_BODY = json.dumps({"version": "0.4.0", "tee": "sample", "extra-params": ""}).encode()
 _JSON = {"Content-Type": "application/json"}
-_FIELDS = ("protected", "encrypted_key", "iv", "ciphertext", "tag")
+JWE_FIELDS = ("protected", "encrypted_key", "iv", "ciphertext", "tag")
 
 
 @dataclass
@@ -76,6 +88,21 @@ class LoadResult:
         )
 
 
+def attest_body(nonce: str, pubkey: Mapping[str, Any], real: bool) -> bytes:
+    """The /attest request of a sample-TEE guest: evidence bound to `nonce` and `pubkey` (SVN 1), or, for the bare
+    app (`real` false), the same shape with empty evidence."""
+    evidence: dict[str, str] = {}
+    if real:
+        report_data = expected_report_data("sample", runtime_digest(nonce, pubkey))
+        evidence = {"svn": "1", "report_data": base64.b64encode(report_data).decode()}
+    body = {
+        "init-data": None,
+        "runtime-data": {"nonce": nonce, "tee-pubkey": pubkey},
+        "tee-evidence": {"primary_evidence": evidence, "additional_evidence": ""},
+    }
+    return json.dumps(body).encode()
+
+
 class _Client:
     def __init__(self, http: aiohttp.ClientSession, real: bool, secret: bytes | None) -> None:
         self.http = http
@@ -85,27 +112,19 @@ class _Client:
         self.pubkey = self.key.as_dict(private=False) if self.key is not None else {}
 
     async def handshake(self) -> None:
-        async with self.http.post("/kbs/v0/auth", data=_AUTH, headers=_JSON) as challenge:
+        async with self.http.post("/kbs/v0/auth", data=AUTH_BODY, headers=_JSON) as challenge:
             challenge.raise_for_status()
             nonce = (await challenge.json())["nonce"]
             session = {"Cookie": "; ".join(f"{c.key}={c.value}" for c in challenge.cookies.values())}
-        evidence: dict[str, str] = {}
-        if self.real:
-            report_data = expected_report_data("sample", runtime_digest(nonce, self.pubkey))
-            evidence = {"svn": "1", "report_data": base64.b64encode(report_data).decode()}
-        body = {
-            "init-data": None,
-            "runtime-data": {"nonce": nonce, "tee-pubkey": self.pubkey},
-            "tee-evidence": {"primary_evidence": evidence, "additional_evidence": ""},
-        }
-        async with self.http.post("/kbs/v0/attest", data=json.dumps(body), headers=_JSON | session) as attested:
+        body = attest_body(nonce, self.pubkey, self.real)
+        async with self.http.post("/kbs/v0/attest", data=body, headers=_JSON | session) as attested:
             attested.raise_for_status()
             await attested.read()
         async with self.http.get(f"/kbs/v0/resource/{RESOURCE}", headers=session) as response:
             response.raise_for_status()
             parts = await response.json()
         if self.key is not None:
-            plaintext = jwe.decrypt_compact(".".join(parts[k] for k in _FIELDS), self.key).plaintext
+            plaintext = jwe.decrypt_compact(".".join(parts[k] for k in JWE_FIELDS), self.key).plaintext
             if self.secret is not None and plaintext != self.secret:
                 raise ValueError("the released resource is not the provisioned secret")
 
