@@ -15,6 +15,7 @@ class KbsClientError(Exception):
 
     @property
     def session_lost(self) -> bool:
-        """A /attest answered 401 `UnAuthorized`: the session is gone (expired, or its nonce already used), so a
-        fresh handshake may pass; a 401 `AttestationFailed` is a judgement, and is not retried."""
+        """A /attest (or /tpm/activate) answered 401 `UnAuthorized`: the session (or TPM challenge) is gone, expired
+        or already used, so a fresh handshake (or enrolment) may pass; a 401 `AttestationFailed` is a judgement, and
+        is not retried."""
         return self.status == 401 and (self.error_type or "").endswith("/UnAuthorized")

@@ -33,7 +33,12 @@ _STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, Broke
 
 
 class TransportError(Exception):
-    """The broker could not be reached, or the connection failed mid-exchange."""
+    """The broker could not be reached, or the connection failed mid-exchange. `unsent` when the connection was
+    refused: the request never reached a broker, so even a step that must not run twice may be sent elsewhere."""
+
+    def __init__(self, message: str, *, unsent: bool = False) -> None:
+        super().__init__(message)
+        self.unsent = unsent
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,7 @@ class HttpClient:
             send["Content-Type"] = "application/json"
         if self.cookies and "Cookie" not in send:  # a cookie the caller names (another replica's session) wins
             send["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        tried = False  # the request went out on a kept-alive connection that then failed: it may have arrived
         for fresh in (self._connection is None, True):
             if self._connection is None:
                 self._connection = self._connect()
@@ -141,7 +147,9 @@ class HttpClient:
                 if fresh or not isinstance(
                     exc, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError
                 ):
-                    raise TransportError(str(exc) or type(exc).__name__) from exc
+                    unsent = isinstance(exc, ConnectionRefusedError) and not tried
+                    raise TransportError(str(exc) or type(exc).__name__, unsent=unsent) from exc
+                tried = True
                 continue
             for cookie in reply.headers.get_all("Set-Cookie") or ():
                 name, _, value = cookie.split(";", 1)[0].partition("=")

@@ -18,7 +18,7 @@ from .attesters import Attester, AttesterError
 
 __all__ = ["main", "pick_attester"]
 
-# Commands that talk to the broker (but tpm-enroll) take several replicas' URLs and fail over between them.
+# Commands that talk to the broker take several replicas' URLs and fail over between them.
 KBS_HELP = "broker URL, e.g. http://127.0.0.1:8080; several, comma-separated, are replicas to fail over between"
 
 
@@ -80,12 +80,11 @@ def _cmd_get_resource(args: argparse.Namespace) -> int:
 
 
 def _cmd_tpm_enroll(args: argparse.Namespace) -> int:
-    from .attesters.tpm import TpmAttester  # noqa: PLC0415
+    from .kbs_client import KbsClient  # noqa: PLC0415
     from .tpm_enroll import enroll  # noqa: PLC0415
 
-    attester = pick_attester("tpm")
-    assert isinstance(attester, TpmAttester)
-    ak_sha256 = enroll(args.kbs, attester, verify=args.cacert or True)
+    with KbsClient(args.kbs, pick_attester("tpm"), verify=args.cacert or True) as client:
+        ak_sha256 = enroll(client)
     print(json.dumps({"ak_sha256": ak_sha256}) if args.json else ak_sha256)
     print(f"attestation-agent: AK {ak_sha256} enrolled by credential activation", file=sys.stderr)
     return 0
@@ -236,7 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--cacert", help="CA certificate for the broker's TLS")
     gr.set_defaults(func=_cmd_get_resource)
     te = sub.add_parser("tpm-enroll", help="enrol this TPM's AK with a KBS by EK credential activation")
-    te.add_argument("--kbs", required=True, help="broker URL, e.g. http://127.0.0.1:8080")
+    te.add_argument("--kbs", required=True, help=KBS_HELP)
     te.add_argument("--cacert", help="CA certificate for the broker's TLS")
     te.add_argument("--json", action="store_true")
     te.set_defaults(func=_cmd_tpm_enroll)

@@ -84,11 +84,13 @@ MAX_DELAY_SECONDS = 5.0
 
 
 class _Unavailable(Exception):  # noqa: N818 (a condition the retry loop handles, never raised to callers)
-    """This broker could not be reached or asked to be retried; another attempt (maybe another replica) may work."""
+    """This broker could not be reached or asked to be retried; another attempt (maybe another replica) may work.
+    `unsent`: the request surely never reached a broker (TransportError.unsent)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, *, unsent: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.unsent = unsent
 
 
 @dataclass
@@ -232,7 +234,7 @@ class KbsClient:
         try:
             response = self._clients[self._current].request(method, path, **kwargs)
         except TransportError as exc:
-            raise _Unavailable(f"cannot reach the broker at {self.base}: {exc}") from exc
+            raise _Unavailable(f"cannot reach the broker at {self.base}: {exc}", unsent=exc.unsent) from exc
         if response.status in RETRY_STATUSES:
             raise _Unavailable(f"the broker at {self.base} answered HTTP {response.status}", response.retry_after)
         return response

@@ -121,5 +121,25 @@ def test_unreachable_broker_is_a_transport_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, never listening: connections are refused
-        with pytest.raises(TransportError):
+        with pytest.raises(TransportError) as refused:
             HttpClient(f"http://127.0.0.1:{port}", timeout=5).request("GET", "/")
+    assert refused.value.unsent  # no broker read the request: even a single-use step may go elsewhere
+
+
+def test_a_request_cut_off_after_it_was_read_may_have_arrived() -> None:
+    import socket
+    import threading
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def read_then_hang_up() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(65536)
+
+        reader = threading.Thread(target=read_then_hang_up)
+        reader.start()
+        with pytest.raises(TransportError) as cut_off:
+            HttpClient(f"http://127.0.0.1:{server.getsockname()[1]}", timeout=5).request("POST", "/", json_body={})
+        reader.join()
+    assert not cut_off.value.unsent
