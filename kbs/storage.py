@@ -918,19 +918,25 @@ class Store:
             db.exec(delete(TpmEnrollment).where(col(TpmEnrollment.expires_at) <= row.created_at))
             db.add(row)
 
-    def take_tpm_enrollment(self, enrollment_id: str, now: float) -> TpmEnrollment | None:
-        """The open challenge, removed in the same transaction: each is answered at most once."""
-        with self._tx() as db:
-            row = db.get(TpmEnrollment, enrollment_id)
-            if row is None:
-                return None
-            db.delete(row)
-            return row if row.expires_at > now else None
+    def tpm_enrollment(self, enrollment_id: str) -> TpmEnrollment | None:
+        """The challenge `enrollment_id` as stored (expired or not), read without taking it: the answer is checked
+        with no transaction open, then settled by `answer_tpm_enrollment`."""
+        with self._tx(write=False) as db:
+            return db.get(TpmEnrollment, enrollment_id)
 
-    def enroll_tpm_ak(self, row: TpmAk, audit: AuditRecord) -> None:
+    def answer_tpm_enrollment(
+        self, enrollment_id: str, ak: TpmAk | None, audit: AuditRecord, already_answered: AuditRecord
+    ) -> bool:
+        """Settle an answer to a challenge in one write transaction: the challenge is consumed if it is still there
+        (compare-and-delete: another answer may have taken it since it was read), and then `ak` is enrolled (None: the
+        answer was refused) with `audit`; if it was gone, nothing but `already_answered` is stored. True when this
+        answer consumed the challenge. A failed write stores nothing, so the challenge stays open for a retry."""
         with self._tx() as db:
-            db.merge(row)
-            self._audited(db, audit)
+            taken = db.exec(delete(TpmEnrollment).where(col(TpmEnrollment.id) == enrollment_id)).rowcount == 1
+            if taken and ak is not None:
+                db.merge(ak)
+            self._audited(db, audit if taken else already_answered)
+            return taken
 
     def tpm_ak_enrolled(self, ak_sha256: str) -> bool:
         with self._tx(write=False) as db:

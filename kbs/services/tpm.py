@@ -106,20 +106,41 @@ class TpmEnrollmentService:
         )
 
     def activate(self, request: TpmActivateRequest, now: float) -> TpmEnrolled:
-        """The enrolled AK, audited in the enrolment's transaction; a refusal audited in a write of its own."""
+        """The enrolled AK. The challenge is read, the answer checked with no transaction open, then one write
+        settles it: an answer to an open challenge consumes it whatever its outcome (a wrong secret or an expired
+        challenge refused, the AK enrolled otherwise), audited in the same write. An answer that cannot be checked (a
+        missing or malformed secret, an unknown challenge) consumes nothing; its refusal is audited in a write of its
+        own."""
+        target = f"enrollment:{request.id[:16]}"
         try:
             secret = _decode(request.secret, "secret")
-            row = self.store.take_tpm_enrollment(request.id, now)
+            row = self.store.tpm_enrollment(request.id)
             if row is None:
-                raise KbsError.unauthorized("unknown, expired or already answered TPM enrolment: enroll again")
-            if not hmac.compare_digest(hashlib.sha256(secret).hexdigest(), row.secret_sha256):
-                raise KbsError.attestation_failed("TPM credential activation failed: the secret does not match")
+                raise _already_answered()
         except KbsError as exc:
-            target = f"enrollment:{request.id[:16]}"
-            self._audit.record(AuditRecord("tpm-guest", "tpm.enroll", target, "refused", now, reason=exc.variant))
+            self._audit.record(_refusal(target, exc, now))
             raise
-        self.store.enroll_tpm_ak(
-            TpmAk(ak_sha256=row.ak_sha256, ek_certificate_sha256=row.ek_certificate_sha256, enrolled_at=now),
-            AuditRecord("tpm-guest", "tpm.enroll", f"ak:{row.ak_sha256}", "ok", now),
-        )
+        refused: KbsError | None = None
+        if row.expires_at <= now:
+            refused = _already_answered()
+        elif not hmac.compare_digest(hashlib.sha256(secret).hexdigest(), row.secret_sha256):
+            refused = KbsError.attestation_failed("TPM credential activation failed: the secret does not match")
+        if refused is None:
+            ak = TpmAk(ak_sha256=row.ak_sha256, ek_certificate_sha256=row.ek_certificate_sha256, enrolled_at=now)
+            outcome = AuditRecord("tpm-guest", "tpm.enroll", f"ak:{row.ak_sha256}", "ok", now)
+        else:
+            ak, outcome = None, _refusal(target, refused, now)
+        lost = _already_answered()
+        if not self.store.answer_tpm_enrollment(row.id, ak, outcome, _refusal(target, lost, now)):
+            raise lost  # another answer took the challenge between the read and this write
+        if refused is not None:
+            raise refused
         return TpmEnrolled(ak_sha256=row.ak_sha256)
+
+
+def _already_answered() -> KbsError:
+    return KbsError.unauthorized("unknown, expired or already answered TPM enrolment: enroll again")
+
+
+def _refusal(target: str, error: KbsError, now: float) -> AuditRecord:
+    return AuditRecord("tpm-guest", "tpm.enroll", target, "refused", now, reason=error.variant)
