@@ -42,6 +42,8 @@ from sqlalchemy import delete as core_delete
 from sqlalchemy import insert as core_insert
 from sqlalchemy import select as core_select
 from sqlalchemy import update as core_update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError, InternalError, OperationalError, ProgrammingError
 from sqlalchemy.sql.expression import BindParameter, ClauseElement
@@ -934,7 +936,17 @@ class Store:
         with self._tx() as db:
             taken = db.exec(delete(TpmEnrollment).where(col(TpmEnrollment.id) == enrollment_id)).rowcount == 1
             if taken and ak is not None:
-                db.merge(ak)
+                # An upsert, not a merge (SELECT, then INSERT): an agent that restarted its exchange on another
+                # replica may enrol the same AK through a second challenge at the same moment, and the two INSERTs
+                # would meet on the key (a 500). Enrolling an AK again only renews its row.
+                insert = (sqlite_insert if self.is_sqlite else postgresql_insert)(TpmAk)
+                values = ak.model_dump()
+                db.exec(
+                    insert.values(values).on_conflict_do_update(
+                        index_elements=[col(TpmAk.ak_sha256)],
+                        set_={k: v for k, v in values.items() if k != "ak_sha256"},
+                    )
+                )
             self._audited(db, audit if taken else already_answered)
             return taken
 

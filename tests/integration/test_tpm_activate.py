@@ -153,6 +153,44 @@ def test_concurrent_answers_to_one_challenge_enrol_once(request: pytest.FixtureR
         store.engine.dispose()
 
 
+def test_one_ak_enrolled_through_two_challenges_at_once(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Two challenges for the same AK (an agent that restarted its exchange on another replica) answered at the same
+    time: the second answer's AK row meets the first's uncommitted one. Here a transaction holds that row until the
+    answer waits on it, then commits: the answer still enrols (200, the AK's row updated), where an INSERT would
+    fail on the duplicate key (a 500)."""
+    store = Store(new_database_url(request, "postgres", tmp_path), threads=4)
+    try:
+        store.migrate()
+        tpm = TpmEnrollmentService(store, (), AuditLog(store))
+        now = time.time()
+        _challenge(store, "second", now)
+        holder = store.engine.connect()
+        try:
+            holder.execute(
+                text("INSERT INTO kbs_tpm_ak VALUES (:ak, :ek, :at)"), {"ak": AK_SHA256, "ek": "e0" * 32, "at": now}
+            )
+            with ThreadPoolExecutor(1) as pool:
+                answer = pool.submit(tpm.activate, _answer("second"), now + 1)
+                waiting = (
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+                deadline = time.monotonic() + 30
+                while _count(store.engine, waiting) < 1:
+                    assert time.monotonic() < deadline, "the answer never waited on the AK's row"
+                    time.sleep(0.02)
+                holder.commit()
+                enrolled = answer.result()
+        finally:
+            holder.close()
+        assert isinstance(enrolled, TpmEnrolled)
+        assert _count(store.engine, "SELECT count(*) FROM kbs_tpm_ak") == 1
+        assert _count(store.engine, f"SELECT count(*) FROM kbs_tpm_ak WHERE enrolled_at = {now + 1}") == 1
+        assert _count(store.engine, "SELECT count(*) FROM kbs_tpm_enrollment") == 0
+    finally:
+        store.engine.dispose()
+
+
 def test_a_refused_write_consumes_nothing_and_the_answer_is_retried(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
