@@ -11,7 +11,6 @@ import os
 import signal
 import threading
 import time
-import tomllib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,13 +21,14 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from kbs._audit_chain import AuditRecord, Entry
 from kbs.admin_auth import mint_token
 from kbs.admin_client import AdminClient, AdminError
-from kbs.storage import Store, normalise_url
+from kbs.storage import Store
 from tests.conftest import run_cli
+from tests.integration._audit import database, export, provision, verify
 from tests.integration._guest import Guest
 from tests.integration._helpers import SECRET, assert_error
 from tests.integration._kbs_server import KbsServer
@@ -44,33 +44,8 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KbsServer
         yield server
 
 
-def database(server: KbsServer) -> Engine:
-    """The broker's database, to tamper with."""
-    return create_engine(normalise_url(tomllib.loads(server.config_file.read_text())["database"]["url"]))
-
-
-def verify(server: KbsServer, *extra: str) -> tuple[int, dict[str, Any], str]:
-    """`kbs admin audit verify`: its exit code, its JSON and its message."""
-    admin = ("admin", "--url", server.url, "--token", str(server.config_dir / "admin.token"))
-    done = run_cli("kbs", *admin, "audit", "verify", *extra)
-    return done.returncode, json.loads(done.stdout), done.stderr.decode()
-
-
-def export(server: KbsServer, *extra: str) -> list[dict[str, Any]]:
-    admin = ("admin", "--url", server.url, "--token", str(server.config_dir / "admin.token"))
-    done = run_cli("kbs", *admin, "audit", "export", *extra)
-    assert done.returncode == 0, done.stderr.decode()
-    return [json.loads(line) for line in done.stdout.decode().splitlines()]
-
-
 def admin_key(server: KbsServer) -> Any:
     return serialization.load_pem_private_key((server.config_dir / "admin.key").read_bytes(), password=None)
-
-
-def provision(server: KbsServer) -> None:
-    server.admin.put_resource("default/key/1", SECRET)
-    server.admin.put_reference_value("sample_svn", ["1"])
-    server.admin.set_resource_policy((Path("policies") / "demo_resource_allow_sample.rego").read_text())
 
 
 def test_every_outcome_is_audited_and_the_chain_verifies(broker: KbsServer) -> None:

@@ -21,10 +21,10 @@ from sqlalchemy import Connection, Engine, text
 
 from kbs._audit_sequencer import CHAIN_GRACE_SECONDS
 from kbs.admin_client import AdminClient
+from tests.integration._audit import database, export, provision, verify
 from tests.integration._guest import Guest
 from tests.integration._kbs_server import KbsServer
 from tests.integration.conftest import new_database_url
-from tests.integration.test_audit import database, export, provision, verify
 
 _CHAIN_COUNTER = re.compile(r'^kbs_db_transactions_total\{kind="chain"\} (\d+)$', re.MULTILINE)
 
